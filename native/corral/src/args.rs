@@ -1,0 +1,105 @@
+//! The command line: port mode for the BEAM (`docs/helper.md`) and the
+//! options shared with the launcher for people.
+
+use clap::{Parser, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where one of the child's standard streams goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stdio {
+    /// `/dev/null`.
+    Null,
+    /// A pipe the helper serves: stdin from `I` frames, output to `O`/`E` frames.
+    Pipe,
+    /// stderr only: into the stdout pipe, as `2>&1`.
+    Stdout,
+    /// The helper's own stream.
+    Inherit,
+}
+
+/// `corral` options. See `docs/helper.md` for port mode.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "corral",
+    version,
+    about = "Run a program with its whole process tree contained and limited",
+    trailing_var_arg = true
+)]
+pub struct Args {
+    /// Speak the Corral protocol on stdin/stdout (used by the BEAM).
+    #[arg(long, hide = true)]
+    pub port: bool,
+
+    /// Protocol version the BEAM speaks.
+    #[arg(long, hide = true)]
+    pub protocol: Option<u8>,
+
+    /// The child's working directory.
+    #[arg(long, value_name = "DIR")]
+    pub cd: Option<PathBuf>,
+
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<OsString>,
+
+    /// Remove an environment variable (repeatable).
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<OsString>,
+
+    /// Start the child with an empty environment.
+    #[arg(long)]
+    pub clear_env: bool,
+
+    /// The child's argv[0].
+    #[arg(long, value_name = "NAME")]
+    pub arg0: Option<OsString>,
+
+    /// Run as this user (name or number).
+    #[arg(long, value_name = "USER")]
+    pub uid: Option<String>,
+
+    /// Run with this group (name or number).
+    #[arg(long, value_name = "GROUP")]
+    pub gid: Option<String>,
+
+    /// A supplementary group (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    /// The child's stdin.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub stdin: Option<Stdio>,
+
+    /// The child's stdout.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub stdout: Option<Stdio>,
+
+    /// The child's stderr.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub stderr: Option<Stdio>,
+
+    /// Most unacknowledged output bytes in flight to the BEAM.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub stdio_window: u64,
+
+    /// Milliseconds between SIGTERM and SIGKILL when the tree is ended.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub delay_to_sigkill: u64,
+
+    /// Wall-time limit in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+
+    /// The program and its arguments.
+    #[arg(required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+impl Args {
+    /// The grace period between SIGTERM and SIGKILL.
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.delay_to_sigkill)
+    }
+}

@@ -1,0 +1,114 @@
+//! From parsed arguments to an exit status: contain, spawn, serve, report.
+
+use crate::args::{Args, Stdio};
+use crate::exit_code;
+use crate::session::{Config, Outcome, Session};
+use crate::spawn::{self, Spec};
+use crate::stdio::Sink;
+use crate::tree::Tree;
+use corral_proto::{key, Fields, Up, VERSION};
+use nix::errno::Errno;
+use std::time::{Duration, Instant};
+
+/// Runs the child described by `args` and returns the helper's exit status.
+pub fn run(args: Args) -> i32 {
+    if args.port && args.protocol != Some(VERSION) {
+        eprintln!(
+            "corral: this helper speaks protocol {VERSION}; the BEAM asked for {:?}",
+            args.protocol
+        );
+        return exit_code::USAGE;
+    }
+    // Orphaned grandchildren re-parent to us, not to init, so the tree
+    // can always be found and reaped (prctl(2), PR_SET_CHILD_SUBREAPER).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("corral: cannot become a subreaper: {e}");
+        return exit_code::INTERNAL;
+    }
+    let default = if args.port {
+        [Stdio::Null, Stdio::Pipe, Stdio::Inherit]
+    } else {
+        [Stdio::Inherit; 3]
+    };
+    let spec = Spec {
+        command: args.command.clone(),
+        arg0: args.arg0.clone(),
+        cwd: args.cd.clone(),
+        clear_env: args.clear_env,
+        set_env: args.env.clone(),
+        unset_env: args.unset.clone(),
+        uid: args.uid.clone(),
+        gid: args.gid.clone(),
+        groups: args.groups.clone(),
+        stdio: [
+            args.stdin.unwrap_or(default[0]),
+            args.stdout.unwrap_or(default[1]),
+            args.stderr.unwrap_or(default[2]),
+        ],
+        new_process_group: true,
+        cgroup_procs: Vec::new(),
+    };
+    let containment = 0;
+    let mut sink = Sink::stdout();
+    let started = Instant::now();
+    let child = match spawn::spawn(&spec) {
+        Ok(child) => child,
+        Err(e) => return failed(args.port, &mut sink, &e),
+    };
+    let tree = Tree::new(Some(child.pid));
+    if args.port {
+        sink.send_up(&Up::Started {
+            version: VERSION,
+            os_pid: child.pid.as_raw() as u32,
+            containment,
+            paths: Vec::new(),
+        });
+    }
+    let cfg = Config {
+        window: args.stdio_window,
+        grace: args.grace(),
+        timeout: args.timeout.map(Duration::from_millis),
+        control: args.port,
+        containment,
+    };
+    let session = match Session::new(cfg, child, tree, started) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            return exit_code::INTERNAL;
+        }
+    };
+    match session.run() {
+        Outcome::Finished(report) | Outcome::Orphaned(report) => report.status.code(),
+        Outcome::ProtocolError(e) => {
+            eprintln!("corral: protocol error: {e}");
+            exit_code::PROTOCOL
+        }
+    }
+}
+
+/// Tells the BEAM (or the person) that the child never ran.
+fn failed(port: bool, sink: &mut Sink, e: &spawn::Error) -> i32 {
+    if port {
+        let fields = Fields::default()
+            .int(key::ERRNO, e.errno as i32 as u64)
+            .text(key::ERRNO_NAME, &errno_name(e.errno))
+            .text(key::STAGE, e.stage)
+            .text(key::MESSAGE, &e.message);
+        sink.send_up(&Up::Failed {
+            version: VERSION,
+            fields,
+        });
+    } else {
+        eprintln!("corral: {}: {}", e.stage, e.message);
+    }
+    match (e.stage, e.errno) {
+        ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
+        _ => exit_code::CANNOT_EXECUTE,
+    }
+}
+
+/// `ENOENT` → `"enoent"`, the spelling of Elixir's `File.posix()` atoms.
+fn errno_name(e: Errno) -> String {
+    format!("{e:?}").to_ascii_lowercase()
+}

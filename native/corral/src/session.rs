@@ -1,0 +1,439 @@
+//! One run of one child: the event loop that serves the control channel,
+//! the child's pipes, signals and deadlines until the tree is gone.
+//!
+//! Nothing here polls while the child runs without limits: the loop sleeps
+//! in `epoll_wait` with no timeout until a pipe, a signal or the BEAM has
+//! something. Only while the tree is being ended does it tick (every
+//! [`TEARDOWN_TICK`]) to see whether the last member has gone.
+
+use crate::report::{self, Report, Status, Usage};
+use crate::stdio::{self, Input, Output, Sink};
+use crate::tree::Tree;
+use corral_proto::{Deframer, Down, Reason, Window};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const CONTROL: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const OUTPUT: [Token; 2] = [Token(2), Token(3)];
+const INPUT: Token = Token(4);
+
+/// How often the loop looks at the tree while waiting for it to empty.
+pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
+
+/// Where the run is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// The child runs (or has exited and its tree was found empty).
+    Running,
+    /// SIGTERM was sent; SIGKILL follows at `kill_at` unless the tree empties.
+    Terminating { kill_at: Instant },
+    /// Nobody in the tree is alive.
+    Gone,
+}
+
+/// How a session ended, for `main` to turn into an exit status.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The child ran; here is its report.
+    Finished(Report),
+    /// The BEAM went away; the tree was ended and nobody can be told.
+    Orphaned(Report),
+    /// The BEAM sent something that is not the protocol.
+    ProtocolError(String),
+}
+
+/// Limits and timings for one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Flow-control window in bytes.
+    pub window: u64,
+    /// SIGTERM to SIGKILL.
+    pub grace: Duration,
+    /// Wall-time limit.
+    pub timeout: Option<Duration>,
+    /// Whether the helper's stdin is the BEAM's control channel.
+    pub control: bool,
+    /// Containment mode for the report.
+    pub containment: u8,
+}
+
+/// The state of one run.
+pub struct Session {
+    cfg: Config,
+    poll: Poll,
+    signals: Signals,
+    sink: Sink,
+    control: Option<Deframer>,
+    outputs: [Option<Output>; 2],
+    input: Option<Input>,
+    window: Window,
+    buf: Vec<u8>,
+    child: Pid,
+    tree: Tree,
+    started: Instant,
+    status: Option<(Status, Instant)>,
+    phase: Phase,
+    reason: Option<Reason>,
+    orphaned: bool,
+    protocol_error: Option<String>,
+}
+
+impl Session {
+    /// Takes over a freshly spawned child.
+    ///
+    /// # Errors
+    /// The OS errors of setting up epoll and the signal pipe.
+    pub fn new(
+        cfg: Config,
+        child: crate::spawn::Child,
+        tree: Tree,
+        started: Instant,
+    ) -> std::io::Result<Session> {
+        let poll = Poll::new()?;
+        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let control = if cfg.control {
+            stdio::set_nonblocking(0)?;
+            poll.registry()
+                .register(&mut SourceFd(&0), CONTROL, Interest::READABLE)?;
+            Some(Deframer::default())
+        } else {
+            None
+        };
+        let mut outputs = [None, None];
+        for (i, fd) in [child.stdout, child.stderr].into_iter().enumerate() {
+            if let Some(fd) = fd {
+                stdio::set_nonblocking(fd.as_raw_fd())?;
+                poll.registry().register(
+                    &mut SourceFd(&fd.as_raw_fd()),
+                    OUTPUT[i],
+                    Interest::READABLE,
+                )?;
+                outputs[i] = Some(Output::new(fd, stdio::tag_for(i)));
+            }
+        }
+        let input = match child.stdin {
+            Some(fd) => {
+                stdio::set_nonblocking(fd.as_raw_fd())?;
+                poll.registry().register(
+                    &mut SourceFd(&fd.as_raw_fd()),
+                    INPUT,
+                    Interest::WRITABLE,
+                )?;
+                Some(Input::new(fd))
+            }
+            None => None,
+        };
+        Ok(Session {
+            cfg,
+            poll,
+            signals,
+            sink: Sink::stdout(),
+            control,
+            outputs,
+            input,
+            window: Window::new(cfg.window),
+            buf: vec![0; corral_proto::HEADER + 1 + stdio::MAX_CHUNK],
+            child: child.pid,
+            tree,
+            started,
+            status: None,
+            phase: Phase::Running,
+            reason: None,
+            orphaned: false,
+            protocol_error: None,
+        })
+    }
+
+    /// Runs until the tree is gone and its output delivered.
+    pub fn run(mut self) -> Outcome {
+        let mut events = Events::with_capacity(16);
+        loop {
+            self.reap();
+            self.advance();
+            self.pump();
+            if self.finished() {
+                break;
+            }
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.protocol_error = Some(format!("epoll: {e}"));
+                    self.end(Reason::Stopped);
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    CONTROL => self.read_control(),
+                    SIGNALS => self.take_signals(),
+                    INPUT => self.write_input(true),
+                    t => {
+                        if let Some(out) = OUTPUT
+                            .iter()
+                            .position(|o| *o == t)
+                            .and_then(|i| self.outputs[i].as_mut())
+                        {
+                            out.readable = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// Starts ending the tree for `reason`, unless it is already ending.
+    fn end(&mut self, reason: Reason) {
+        if self.reason.is_none() && self.status.is_none() {
+            self.reason = Some(reason);
+        }
+        if self.phase == Phase::Running {
+            self.tree.terminate();
+            self.phase = Phase::Terminating {
+                kill_at: Instant::now() + self.cfg.grace,
+            };
+        }
+    }
+
+    /// Moves the phase on: limits, the child's exit, the tree emptying.
+    fn advance(&mut self) {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Running => {
+                if let Some(t) = self.cfg.timeout {
+                    if self.status.is_none() && now >= self.started + t {
+                        self.end(Reason::Timeout);
+                        return;
+                    }
+                }
+                if self.status.is_some() {
+                    // The child is gone; whatever it left behind goes too.
+                    if self.tree.is_empty() {
+                        self.phase = Phase::Gone;
+                    } else {
+                        self.end(Reason::Exit);
+                    }
+                }
+            }
+            Phase::Terminating { kill_at } => {
+                if self.tree.is_empty() {
+                    self.phase = Phase::Gone;
+                } else if now >= kill_at {
+                    self.tree.kill_all();
+                    self.phase = Phase::Gone;
+                }
+            }
+            Phase::Gone => {}
+        }
+        if self.phase == Phase::Gone {
+            self.reap();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Running if self.status.is_none() => self.cfg.timeout.map(|t| self.started + t),
+            // The child exited but its tree is still being looked at.
+            Phase::Running => Some(Instant::now()),
+            Phase::Terminating { kill_at } => Some(kill_at.min(Instant::now() + TEARDOWN_TICK)),
+            Phase::Gone => None,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.phase == Phase::Gone
+            && self.status.is_some()
+            && (self.orphaned || self.outputs.iter().flatten().all(|o| o.eof))
+    }
+
+    /// Reaps every exited child; the main child's status is kept.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
+                    self.status = Some((Status::Exited(code), Instant::now()));
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.child => {
+                    self.status = Some((Status::Signaled(sig), Instant::now()));
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn take_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for sig in pending {
+            if sig != SIGCHLD {
+                self.end(Reason::Stopped);
+            }
+        }
+    }
+
+    fn read_control(&mut self) {
+        let Some(deframer) = self.control.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; 64 << 10];
+        let mut closed = false;
+        loop {
+            match nix::unistd::read(0, &mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => deframer.push(&chunk[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        while let Some(deframer) = self.control.as_mut() {
+            match deframer
+                .next_frame()
+                .and_then(|b| b.map(|b| Down::decode(&b)).transpose())
+            {
+                Ok(Some(frame)) => self.handle(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_error = Some(e.to_string());
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed {
+            self.control = None;
+            let _ = self.poll.registry().deregister(&mut SourceFd(&0));
+            self.orphan();
+        }
+    }
+
+    /// The BEAM is gone: end the tree and stop sending.
+    fn orphan(&mut self) {
+        self.orphaned = true;
+        self.sink.open = false;
+        self.end(Reason::Stopped);
+    }
+
+    fn handle(&mut self, frame: Down) {
+        match frame {
+            Down::Ack(n) => self.window.acked(n),
+            Down::Stdin(data) => {
+                if let Some(input) = self.input.as_mut() {
+                    input.push(data);
+                    self.write_input(false);
+                }
+            }
+            Down::CloseStdin => {
+                if let Some(input) = self.input.as_mut() {
+                    input.closing = true;
+                    self.write_input(false);
+                }
+            }
+            Down::Signal(name) => {
+                let name = if name.starts_with("SIG") {
+                    name
+                } else {
+                    format!("SIG{name}")
+                };
+                if let Ok(sig) = name.parse::<Signal>() {
+                    let _ = nix::sys::signal::kill(self.child, sig);
+                }
+            }
+            Down::Stop => self.end(Reason::Stopped),
+        }
+    }
+
+    fn write_input(&mut self, now_writable: bool) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        if now_writable {
+            input.writable = true;
+        }
+        if !input.flush() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&input.fd.as_raw_fd()));
+            self.input = None;
+        }
+    }
+
+    fn pump(&mut self) {
+        if !self.sink.open && !self.orphaned {
+            // A write to the BEAM failed: it is gone.
+            self.orphan();
+        }
+        if self.orphaned {
+            for out in self.outputs.iter_mut().flatten() {
+                out.discard(&mut self.buf);
+            }
+            return;
+        }
+        stdio::pump(
+            &mut self.outputs,
+            &mut self.window,
+            &mut self.buf,
+            &mut self.sink,
+        );
+    }
+
+    fn finish(mut self) -> Outcome {
+        // Every tree member is dead; reap the last zombies so their CPU
+        // time lands in RUSAGE_CHILDREN before it is read.
+        self.reap();
+        let (status, ended) = self
+            .status
+            .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));
+        let (user, system, peak_rss) = report::reaped_children();
+        let reason = self.reason.unwrap_or(match status {
+            Status::Exited(_) => Reason::Exit,
+            Status::Signaled(_) => Reason::Signal,
+        });
+        let report = Report {
+            reason,
+            status,
+            usage: Usage {
+                wall: ended.duration_since(self.started),
+                user,
+                system,
+                peak_memory: Some(peak_rss),
+                ..Usage::default()
+            },
+            containment: self.cfg.containment,
+        };
+        if let Some(e) = self.protocol_error.take() {
+            return Outcome::ProtocolError(e);
+        }
+        if self.orphaned {
+            return Outcome::Orphaned(report);
+        }
+        if self.cfg.control {
+            self.sink.send_up(&corral_proto::Up::Exit {
+                reason: report.reason,
+                fields: report.fields(),
+            });
+        }
+        Outcome::Finished(report)
+    }
+}

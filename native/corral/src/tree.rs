@@ -1,0 +1,248 @@
+//! The child's process tree: finding every member and ending them all.
+//!
+//! The tree is the child's process group, plus every descendant of the
+//! helper found in `/proc` (the helper is a child subreaper, see
+//! `PR_SET_CHILD_SUBREAPER` in `prctl(2)`, so orphans re-parent to it instead
+//! of escaping to init), plus the members of its cgroup when it has one.
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::{HashMap, HashSet};
+
+/// One process as read from `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process id.
+    pub pid: i32,
+    /// Parent's pid.
+    pub ppid: i32,
+    /// Process group.
+    pub pgrp: i32,
+    /// `R`, `S`, `Z`, ...
+    pub state: u8,
+    /// User CPU in clock ticks.
+    pub utime: u64,
+    /// System CPU in clock ticks.
+    pub stime: u64,
+    /// Resident pages.
+    pub rss_pages: u64,
+}
+
+/// Parses the text of `/proc/<pid>/stat` (`proc(5)`). The command name may
+/// hold spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let rest: Vec<&str> = text.get(close + 2..)?.split_ascii_whitespace().collect();
+    // rest[0] is field 3 (state); field n is rest[n - 3].
+    let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+    Some(ProcStat {
+        pid,
+        state: *rest.first()?.as_bytes().first()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        pgrp: rest.get(2)?.parse().ok()?,
+        utime: field(14)?,
+        stime: field(15)?,
+        rss_pages: field(24)?,
+    })
+}
+
+/// Every process on the system, read from `/proc`. Processes that vanish
+/// while being read are skipped.
+pub fn scan_all() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let name = e.ok()?.file_name();
+        let name = name.to_str()?;
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        parse_stat(&std::fs::read_to_string(format!("/proc/{name}/stat")).ok()?)
+    })
+    .collect()
+}
+
+/// The live (not zombie) members of the tree rooted at `root`: its
+/// descendants by parent links, and every process in group `pgrp`.
+pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> {
+    let mut children: HashMap<i32, Vec<&ProcStat>> = HashMap::new();
+    for p in all {
+        children.entry(p.ppid).or_default().push(p);
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        for c in children.get(&pid).into_iter().flatten() {
+            if seen.insert(c.pid) {
+                stack.push(c.pid);
+                out.push(**c);
+            }
+        }
+    }
+    if let Some(g) = pgrp {
+        out.extend(
+            all.iter()
+                .filter(|p| p.pgrp == g && seen.insert(p.pid))
+                .copied(),
+        );
+    }
+    out.retain(|p| p.state != b'Z' && p.pid != root);
+    out
+}
+
+/// The tree of one child, as the helper sees it.
+///
+/// Dropping a `Tree` that may still have members kills them all, so an
+/// early return or a panic in the helper cannot leak processes.
+#[derive(Debug)]
+pub struct Tree {
+    /// The helper's own pid: the root of the subreaper tree.
+    pub root: i32,
+    /// The child's process group, when it has its own.
+    pub pgrp: Option<i32>,
+    /// False once the tree was seen empty.
+    armed: bool,
+}
+
+impl Tree {
+    /// The tree of the current process's descendants and group `pgrp`.
+    pub fn new(pgrp: Option<Pid>) -> Tree {
+        Tree {
+            root: std::process::id() as i32,
+            pgrp: pgrp.map(Pid::as_raw),
+            armed: true,
+        }
+    }
+
+    /// The live members now.
+    pub fn members(&self) -> Vec<ProcStat> {
+        members(&scan_all(), self.root, self.pgrp)
+    }
+
+    /// True when no live member is left.
+    pub fn is_empty(&mut self) -> bool {
+        let empty = self.members().is_empty();
+        self.armed = !empty;
+        empty
+    }
+
+    /// Stops every member with SIGSTOP, rescanning until no new member
+    /// appears, so nothing can fork behind the kill. Returns the pids stopped.
+    pub fn stop_all(&self) -> Vec<i32> {
+        let mut stopped = HashSet::new();
+        for _ in 0..100 {
+            let fresh: Vec<i32> = self
+                .members()
+                .iter()
+                .map(|p| p.pid)
+                .filter(|p| !stopped.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                signal(pid, Signal::SIGSTOP);
+                stopped.insert(pid);
+            }
+        }
+        stopped.into_iter().collect()
+    }
+
+    /// The polite half of ending the tree: stop everyone, SIGTERM everyone,
+    /// then SIGCONT so stopped processes can act on the SIGTERM.
+    pub fn terminate(&self) {
+        let pids = self.stop_all();
+        for &pid in &pids {
+            signal(pid, Signal::SIGTERM);
+        }
+        for &pid in &pids {
+            signal(pid, Signal::SIGCONT);
+        }
+    }
+
+    /// SIGKILL every member, stopping first and repeating until a scan
+    /// finds nobody. Zombies are left for the caller to reap.
+    pub fn kill_all(&mut self) {
+        for _ in 0..1000 {
+            let pids = self.stop_all();
+            if pids.is_empty() {
+                self.armed = false;
+                return;
+            }
+            for pid in pids {
+                signal(pid, Signal::SIGKILL);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        if self.armed {
+            self.kill_all();
+        }
+    }
+}
+
+fn signal(pid: i32, sig: Signal) {
+    match kill(Pid::from_raw(pid), sig) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_command_name() {
+        let text = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 100 1000 55 18446744073709551615";
+        let s = parse_stat(text).expect("parses");
+        assert_eq!((s.pid, s.state, s.ppid, s.pgrp), (4242, b'S', 1, 4242));
+        assert_eq!((s.utime, s.stime, s.rss_pages), (7, 3, 55));
+    }
+
+    fn p(pid: i32, ppid: i32, pgrp: i32, state: u8) -> ProcStat {
+        ProcStat {
+            pid,
+            ppid,
+            pgrp,
+            state,
+            utime: 0,
+            stime: 0,
+            rss_pages: 0,
+        }
+    }
+
+    #[test]
+    fn members_follow_parents_and_the_group() {
+        let all = [
+            p(10, 1, 10, b'S'),  // the helper
+            p(11, 10, 11, b'S'), // the child
+            p(12, 11, 11, b'S'), // grandchild
+            p(13, 10, 13, b'S'), // orphan re-parented to the helper, setsid
+            p(14, 13, 13, b'Z'), // zombie: not counted
+            p(15, 1, 11, b'S'),  // escaped to init but still in the group
+            p(16, 1, 16, b'S'),  // unrelated
+        ];
+        let mut got: Vec<i32> = members(&all, 10, Some(11)).iter().map(|p| p.pid).collect();
+        got.sort();
+        assert_eq!(got, vec![11, 12, 13, 15]);
+    }
+
+    #[test]
+    fn own_stat_parses() {
+        let me = std::process::id() as i32;
+        let s =
+            parse_stat(&std::fs::read_to_string("/proc/self/stat").expect("read")).expect("parses");
+        assert_eq!(s.pid, me);
+        assert!(scan_all().iter().any(|p| p.pid == me));
+    }
+}
