@@ -1,0 +1,286 @@
+defmodule Corral.Port do
+  @moduledoc false
+  # The helper's path and argv, and the wire protocol of docs/protocol.md:
+  # frame encoding and decoding, pure functions checked against the golden
+  # vectors in test/fixtures/proto/.
+
+  alias Corral.Options
+
+  @version 1
+  @max_stdin_chunk 65_536
+
+  @containment %{0 => :none, 1 => :cgroup_v2, 2 => :cgroup_v1, 3 => :hybrid}
+  @reasons %{
+    0 => :exit,
+    1 => :signal,
+    2 => :timeout,
+    3 => :cpu_time,
+    4 => :memory,
+    5 => :max_processes,
+    6 => :idle,
+    7 => :stopped
+  }
+
+  # {key, name, type} for the fields that end X frames; usage fields go into
+  # the report's :usage map.
+  @exit_fields [
+    {1, :exit_status, :int},
+    {2, :exit_code, :int},
+    {3, :signal, :int},
+    {4, :signal_name, :text}
+  ]
+  @usage_fields [
+    {5, :wall_time_us, :int},
+    {6, :user_time_us, :int},
+    {7, :system_time_us, :int},
+    {8, :peak_memory, :int},
+    {9, :peak_processes, :int},
+    {10, :oom_kills, :int},
+    {11, :pids_limit_hits, :int},
+    {12, :containment, :containment}
+  ]
+  @failed_fields [
+    {32, :errno, :int},
+    {33, :errno_name, :text},
+    {34, :stage, :text},
+    {35, :message, :text}
+  ]
+
+  @typedoc "A decoded frame, in either direction."
+  @type frame ::
+          {:started, started()}
+          | {:stdout, binary()}
+          | {:stderr, binary()}
+          | {:failed, failed()}
+          | {:exit, exit_report()}
+          | {:ack, non_neg_integer()}
+          | {:stdin, iodata()}
+          | :close_stdin
+          | {:signal, String.t()}
+          | :stop
+
+  @type containment :: :none | :cgroup_v2 | :cgroup_v1 | :hybrid | non_neg_integer()
+
+  @type started :: %{
+          version: non_neg_integer(),
+          os_pid: non_neg_integer(),
+          containment: containment(),
+          paths: [String.t()]
+        }
+
+  @type failed :: %{
+          version: non_neg_integer(),
+          errno: non_neg_integer() | nil,
+          errno_name: String.t() | nil,
+          stage: String.t() | nil,
+          message: String.t() | nil
+        }
+
+  @type exit_report :: %{
+          reason: atom() | non_neg_integer(),
+          exit_status: non_neg_integer() | nil,
+          exit_code: non_neg_integer() | nil,
+          signal: non_neg_integer() | nil,
+          signal_name: String.t() | nil,
+          usage: %{atom() => non_neg_integer() | containment() | nil}
+        }
+
+  @doc "The protocol version this module speaks."
+  @spec version() :: pos_integer()
+  def version, do: @version
+
+  @doc "The helper binary: $CORRAL_HELPER, or priv/corral of the :corral app."
+  @spec helper_path() :: String.t()
+  def helper_path do
+    case System.get_env("CORRAL_HELPER") do
+      nil -> Application.app_dir(:corral, "priv/corral")
+      "" -> Application.app_dir(:corral, "priv/corral")
+      path -> path
+    end
+  end
+
+  @doc "The helper's argv in port mode, as in docs/helper.md."
+  @spec argv(String.t(), [String.t()], Options.t()) :: [String.t()]
+  def argv(program, args, %Options{} = opts) do
+    ["--port", "--protocol", Integer.to_string(@version)] ++
+      option_argv(opts) ++ ["--", program | args]
+  end
+
+  defp option_argv(%Options{} = o) do
+    List.flatten([
+      if(o.cd, do: ["--cd", o.cd], else: []),
+      Enum.map(o.env, fn
+        {key, nil} -> ["--unset", key]
+        {key, value} -> ["--env", key <> "=" <> value]
+      end),
+      if(o.arg0, do: ["--arg0", o.arg0], else: []),
+      if(o.uid, do: ["--uid", id_arg(o.uid)], else: []),
+      if(o.gid, do: ["--gid", id_arg(o.gid)], else: []),
+      Enum.map(o.groups, &["--group", id_arg(&1)]),
+      ["--stdin", stdin_mode(o)],
+      ["--stdout", stdout_mode(o)],
+      ["--stderr", stderr_mode(o)],
+      ["--stdio-window", Integer.to_string(o.stdio_window)],
+      ["--delay-to-sigkill", Integer.to_string(o.delay_to_sigkill)],
+      if(o.timeout == :infinity, do: [], else: ["--timeout", Integer.to_string(o.timeout)])
+    ])
+  end
+
+  defp id_arg(id) when is_integer(id), do: Integer.to_string(id)
+  defp id_arg(name) when is_binary(name), do: name
+
+  defp stdin_mode(%Options{input: nil}), do: "null"
+  defp stdin_mode(%Options{}), do: "pipe"
+
+  defp stdout_mode(%Options{capture_stderr_only: true}), do: "null"
+  defp stdout_mode(%Options{}), do: "pipe"
+
+  defp stderr_mode(%Options{stderr_to_stdout: true}), do: "stdout"
+  defp stderr_mode(%Options{capture_stderr_only: true}), do: "pipe"
+  defp stderr_mode(%Options{}), do: "inherit"
+
+  @doc """
+  How many consumed bytes to gather before sending one ack: a quarter of the
+  window, so one `A` covers many data frames and the helper never stalls.
+  """
+  @spec ack_threshold(pos_integer()) :: pos_integer()
+  def ack_threshold(window), do: max(div(window, 4), 1)
+
+  @doc "Splits the payload of the next `I` frame, at most 64 KiB, off `data`."
+  @spec split_stdin(binary()) :: {binary(), binary()}
+  def split_stdin(<<chunk::binary-size(@max_stdin_chunk), rest::binary>>), do: {chunk, rest}
+  def split_stdin(data) when is_binary(data), do: {data, <<>>}
+
+  @doc """
+  Encodes a frame body: tag and payload, without the length prefix, which
+  `{:packet, 4}` adds. `frame/1` adds it for readers without the port driver.
+  """
+  @spec encode(frame()) :: iodata()
+  def encode({:ack, bytes}) when bytes in 0..0xFFFF_FFFF, do: <<?A, bytes::32>>
+  def encode({:stdin, data}), do: [?I, data]
+  def encode(:close_stdin), do: "C"
+  def encode({:signal, name}) when is_binary(name), do: [?K, name]
+  def encode(:stop), do: "Q"
+
+  def encode({:started, %{} = s}) do
+    [
+      <<?S, s.version, s.os_pid::32, containment_code(s.containment)>>,
+      Enum.intersperse(s.paths, "\n")
+    ]
+  end
+
+  def encode({:stdout, data}), do: [?O, data]
+  def encode({:stderr, data}), do: [?E, data]
+
+  def encode({:failed, %{} = f}),
+    do: [?F, f.version, encode_fields(f, @failed_fields)]
+
+  def encode({:exit, %{} = x}) do
+    [
+      ?X,
+      reason_code(x.reason),
+      encode_fields(x, @exit_fields),
+      encode_fields(x.usage, @usage_fields)
+    ]
+  end
+
+  @doc "Prefixes a frame body with its 4-byte length, as `{:packet, 4}` does."
+  @spec frame(iodata()) :: binary()
+  def frame(body), do: IO.iodata_to_binary([<<IO.iodata_length(body)::32>>, body])
+
+  @doc """
+  Decodes one frame body (tag and payload, without the length prefix).
+  Unknown field keys are skipped; an unknown exit reason or containment
+  stays an integer.
+  """
+  @spec decode(binary()) :: {:ok, frame()} | {:error, term()}
+  def decode(<<?O, data::binary>>), do: {:ok, {:stdout, data}}
+  def decode(<<?E, data::binary>>), do: {:ok, {:stderr, data}}
+
+  def decode(<<?S, version, os_pid::32, containment, paths::binary>>) do
+    {:ok,
+     {:started,
+      %{
+        version: version,
+        os_pid: os_pid,
+        containment: Map.get(@containment, containment, containment),
+        paths: if(paths == "", do: [], else: String.split(paths, "\n"))
+      }}}
+  end
+
+  def decode(<<?X, reason, fields::binary>>) do
+    with {:ok, exit} <- decode_fields(fields, @exit_fields),
+         {:ok, usage} <- decode_fields(fields, @usage_fields) do
+      {:ok, {:exit, Map.merge(exit, %{reason: Map.get(@reasons, reason, reason), usage: usage})}}
+    end
+  end
+
+  def decode(<<?F, version, fields::binary>>) do
+    with {:ok, failed} <- decode_fields(fields, @failed_fields) do
+      {:ok, {:failed, Map.put(failed, :version, version)}}
+    end
+  end
+
+  def decode(<<?A, bytes::32>>), do: {:ok, {:ack, bytes}}
+  def decode(<<?I, data::binary>>), do: {:ok, {:stdin, data}}
+  def decode(<<?C>>), do: {:ok, :close_stdin}
+  def decode(<<?K, name::binary>>), do: {:ok, {:signal, name}}
+  def decode(<<?Q>>), do: {:ok, :stop}
+  def decode(<<>>), do: {:error, :empty_frame}
+  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFAIKCQ", do: {:error, {:bad_frame, body}}
+  def decode(<<tag, _::binary>>), do: {:error, {:unknown_tag, tag}}
+
+  # Reads the whole key/length/value list, keeping the keys `spec` knows, so
+  # every known name is in the result (nil when absent).
+  defp decode_fields(bin, spec) do
+    empty = Map.new(spec, fn {_, name, _} -> {name, nil} end)
+    by_key = Map.new(spec, fn {key, name, type} -> {key, {name, type}} end)
+    decode_fields(bin, by_key, empty)
+  end
+
+  defp decode_fields(<<>>, _by_key, acc), do: {:ok, acc}
+
+  defp decode_fields(<<key, len::16, value::binary-size(len), rest::binary>>, by_key, acc) do
+    case {Map.get(by_key, key), value} do
+      {nil, _} ->
+        decode_fields(rest, by_key, acc)
+
+      {{name, :text}, text} ->
+        decode_fields(rest, by_key, Map.put(acc, name, text))
+
+      {{name, :int}, <<n::64>>} ->
+        decode_fields(rest, by_key, Map.put(acc, name, n))
+
+      {{name, :containment}, <<n::64>>} ->
+        decode_fields(rest, by_key, Map.put(acc, name, Map.get(@containment, n, n)))
+
+      {{name, _}, _} ->
+        {:error, {:bad_field, name, value}}
+    end
+  end
+
+  defp decode_fields(bin, _by_key, _acc), do: {:error, {:truncated_fields, bin}}
+
+  defp encode_fields(map, spec) do
+    for {key, name, type} <- spec, value = Map.get(map, name), value != nil do
+      value = encode_value(type, value)
+      [<<key, IO.iodata_length(value)::16>>, value]
+    end
+  end
+
+  defp encode_value(:int, n), do: <<n::64>>
+  defp encode_value(:text, text), do: text
+  defp encode_value(:containment, c), do: <<containment_code(c)::64>>
+
+  for {code, name} <- @containment do
+    defp containment_code(unquote(name)), do: unquote(code)
+  end
+
+  defp containment_code(code) when is_integer(code), do: code
+
+  for {code, name} <- @reasons do
+    defp reason_code(unquote(name)), do: unquote(code)
+  end
+
+  defp reason_code(code) when is_integer(code), do: code
+end

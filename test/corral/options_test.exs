@@ -1,0 +1,149 @@
+defmodule Corral.OptionsTest do
+  use ExUnit.Case, async: true
+
+  alias Corral.Options
+
+  defp assert_invalid(opts, message) do
+    assert_raise ArgumentError, message, fn -> Options.new!(opts) end
+  end
+
+  test "defaults" do
+    assert %Options{
+             into: "",
+             env: [],
+             stderr_to_stdout: false,
+             timeout: :infinity,
+             delay_to_sigkill: 500,
+             stdio_window: 1_048_576,
+             capture_stderr_only: false,
+             input: nil,
+             groups: []
+           } = Options.new!([])
+  end
+
+  test "an unknown option raises naming it and its value, as System.cmd/3 does" do
+    assert_invalid([foo: 1], "invalid option :foo with value 1")
+
+    assert_raise ArgumentError, "invalid option :foo with value 1", fn ->
+      System.cmd("true", [], foo: 1)
+    end
+  end
+
+  test "options must be a keyword list" do
+    assert_raise ArgumentError, ~r/expected a keyword list/, fn -> Options.new!(:cd) end
+    assert_raise ArgumentError, ~r/expected a keyword list/, fn -> Options.new!([:cd]) end
+  end
+
+  test ":into takes any term; Collectable checks it" do
+    assert Options.new!(into: []).into == []
+    assert Options.new!(into: %{}).into == %{}
+  end
+
+  test ":cd" do
+    assert Options.new!(cd: "/tmp").cd == "/tmp"
+    assert_invalid([cd: ~c"/tmp"], "invalid option :cd with value '/tmp'")
+    assert_invalid([cd: "/t\0mp"], "invalid option :cd with value #{inspect("/t\0mp")}")
+  end
+
+  test ":env" do
+    assert Options.new!(env: [{"A", "1"}, {"B", nil}]).env == [{"A", "1"}, {"B", nil}]
+    assert Options.new!(env: %{"A" => "1"}).env == [{"A", "1"}]
+    assert_invalid([env: "A=1"], ~s(invalid option :env with value "A=1"))
+    assert_invalid([env: [{"A", 1}]], ~s(invalid environment key-value {"A", 1}))
+    assert_invalid([env: [{:A, "1"}]], ~s(invalid environment key-value {:A, "1"}))
+    assert_invalid([env: ["A=1"]], ~s(invalid environment key-value "A=1"))
+    assert_invalid([env: [{"A=B", "1"}]], ~s(invalid environment key-value {"A=B", "1"}))
+    assert_invalid([env: [{"", "1"}]], ~s(invalid environment key-value {"", "1"}))
+    assert_invalid([env: [{"A", "\0"}]], "invalid environment key-value #{inspect({"A", "\0"})}")
+  end
+
+  test ":arg0" do
+    assert Options.new!(arg0: "zero").arg0 == "zero"
+    assert_invalid([arg0: :zero], "invalid option :arg0 with value :zero")
+    assert_invalid([arg0: "a\0"], "invalid option :arg0 with value #{inspect("a\0")}")
+  end
+
+  test ":stderr_to_stdout, :capture_stderr_only and :parallelism are booleans" do
+    for key <- [:stderr_to_stdout, :capture_stderr_only, :parallelism] do
+      assert Map.fetch!(Options.new!([{key, true}]), key) == true
+      assert Map.fetch!(Options.new!([{key, false}]), key) == false
+      assert_invalid([{key, 1}], "invalid option #{inspect(key)} with value 1")
+      assert_invalid([{key, nil}], "invalid option #{inspect(key)} with value nil")
+    end
+  end
+
+  test ":stderr_to_stdout and :capture_stderr_only exclude each other" do
+    assert_raise ArgumentError, ~r/exclude each other/, fn ->
+      Options.new!(stderr_to_stdout: true, capture_stderr_only: true)
+    end
+
+    assert Options.new!(stderr_to_stdout: false, capture_stderr_only: true).capture_stderr_only
+  end
+
+  test ":timeout is a positive integer or :infinity" do
+    assert Options.new!(timeout: 1).timeout == 1
+    assert Options.new!(timeout: :infinity).timeout == :infinity
+    assert_invalid([timeout: 0], "invalid option :timeout with value 0")
+    assert_invalid([timeout: -1], "invalid option :timeout with value -1")
+    assert_invalid([timeout: 1.5], "invalid option :timeout with value 1.5")
+    assert_invalid([timeout: :never], "invalid option :timeout with value :never")
+  end
+
+  test ":uid and :gid are ids or names" do
+    for key <- [:uid, :gid] do
+      assert Map.fetch!(Options.new!([{key, 0}]), key) == 0
+      assert Map.fetch!(Options.new!([{key, "nobody"}]), key) == "nobody"
+      assert_invalid([{key, -1}], "invalid option #{inspect(key)} with value -1")
+      assert_invalid([{key, ""}], ~s(invalid option #{inspect(key)} with value ""))
+      assert_invalid([{key, :root}], "invalid option #{inspect(key)} with value :root")
+    end
+  end
+
+  test ":groups is a list of ids or names" do
+    assert Options.new!(groups: [0, "adm"]).groups == [0, "adm"]
+    assert Options.new!(groups: []).groups == []
+    assert_invalid([groups: "adm"], ~s(invalid option :groups with value "adm"))
+    assert_invalid([groups: [-1]], "invalid option :groups with value [-1]")
+    assert_invalid([groups: [:adm]], "invalid option :groups with value [:adm]")
+  end
+
+  test ":delay_to_sigkill is a non-negative integer of milliseconds" do
+    assert Options.new!(delay_to_sigkill: 0).delay_to_sigkill == 0
+    assert Options.new!(delay_to_sigkill: 2000).delay_to_sigkill == 2000
+    assert_invalid([delay_to_sigkill: -1], "invalid option :delay_to_sigkill with value -1")
+
+    assert_invalid(
+      [delay_to_sigkill: :infinity],
+      "invalid option :delay_to_sigkill with value :infinity"
+    )
+  end
+
+  test ":stdio_window is a positive integer that fits an ack frame" do
+    assert Options.new!(stdio_window: 1).stdio_window == 1
+    assert Options.new!(stdio_window: 0xFFFF_FFFF).stdio_window == 0xFFFF_FFFF
+    assert_invalid([stdio_window: 0], "invalid option :stdio_window with value 0")
+
+    assert_invalid(
+      [stdio_window: 0x1_0000_0000],
+      "invalid option :stdio_window with value 4294967296"
+    )
+
+    assert_invalid([stdio_window: "1M"], ~s(invalid option :stdio_window with value "1M"))
+  end
+
+  test ":input is a binary, iodata or an enumerable" do
+    assert Options.new!(input: "abc").input == "abc"
+    assert Options.new!(input: ["a", ?b, ["c"]]).input == "abc"
+    assert Options.new!(input: ~c"abc").input == "abc"
+    assert Options.new!(input: [:not_iodata]).input == [:not_iodata]
+    stream = Stream.map(1..2, &Integer.to_string/1)
+    assert Options.new!(input: stream).input == stream
+    assert_invalid([input: nil], "invalid option :input with value nil")
+    assert_invalid([input: 1], "invalid option :input with value 1")
+    assert_invalid([input: {:a}], "invalid option :input with value {:a}")
+  end
+
+  test "the last occurrence of an option wins, as in System.cmd/3" do
+    assert Options.new!(cd: "/a", cd: "/b").cd == "/b"
+  end
+end
