@@ -1,0 +1,187 @@
+//! Small cgroupfs file helpers: every read, write, mkdir and rmdir of the
+//! crate goes through here so errors always carry the path.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{IoContext, Result};
+
+/// Reads a whole cgroup file.
+pub(crate) fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).at("read", path)
+}
+
+/// Reads a one-value cgroup file and trims the trailing newline.
+pub(crate) fn read_trimmed(path: &Path) -> Result<String> {
+    read(path).map(|s| s.trim().to_owned())
+}
+
+/// Writes `value` to an existing cgroup file with a single `write(2)`.
+///
+/// The file is never created: on cgroupfs a missing file means a missing
+/// controller, and fixture tests should catch misspelt names the same way.
+pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .writing(path, value)?;
+    file.write_all(value.as_bytes()).writing(path, value)
+}
+
+/// Creates one directory. Under `cfg(test)` the new directory is filled the
+/// way the kernel would fill a new cgroup (see [`populate_like_parent`]).
+pub(crate) fn mkdir(path: &Path) -> io::Result<()> {
+    fs::create_dir(path)?;
+    #[cfg(test)]
+    populate_like_parent(path)?;
+    Ok(())
+}
+
+/// Removes a cgroup directory, retrying on `EBUSY` until `patience` runs out
+/// (a group whose last task is still exiting is briefly busy). A directory
+/// that is already gone counts as removed.
+pub(crate) fn rmdir(path: &Path, patience: Duration) -> Result<()> {
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        #[cfg(not(test))]
+        let removed = fs::remove_dir(path);
+        #[cfg(test)]
+        let removed = empty_fixture_dir(path).and_then(|()| fs::remove_dir(path));
+        match removed {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).at("rmdir", path),
+        }
+    }
+}
+
+/// Looks up `key` in a flat-keyed file (`"key value"` per line), as used by
+/// `memory.events`, `cpu.stat`, `pids.events` and `memory.oom_control`.
+pub(crate) fn keyed(content: &str, key: &str) -> Option<u64> {
+    content.lines().find_map(|line| {
+        let (k, v) = line.split_once(char::is_whitespace)?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Polls `done` until it returns true or `patience` runs out, backing off
+/// from 1 ms to 20 ms. Returns whether `done` became true.
+pub(crate) fn poll(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The directories from the hierarchy root down to `root/rel`, inclusive.
+pub(crate) fn chain(root: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let next = out[out.len() - 1].join(part);
+        out.push(next);
+    }
+    out
+}
+
+/// Fixture trees only: like the kernel, refuse (`EBUSY`) to remove a group
+/// with processes or children, and otherwise drop its files so `rmdir`
+/// can succeed.
+#[cfg(test)]
+fn empty_fixture_dir(dir: &Path) -> io::Result<()> {
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    let busy = !procs.trim().is_empty();
+    let entries = fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
+    let children = entries.iter().any(|e| e.path().is_dir());
+    if busy || children {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    for entry in entries {
+        fs::remove_file(entry.path())?;
+    }
+    Ok(())
+}
+
+/// Fixture trees only: give a new directory the files the kernel would,
+/// copied from its parent. Task lists and `subtree_control` start empty,
+/// `cgroup.controllers` is the parent's `subtree_control`, and v1
+/// `cpuset.cpus`/`cpuset.mems` start empty as on a real kernel.
+#[cfg(test)]
+fn populate_like_parent(dir: &Path) -> io::Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let v1 = !parent.join("cgroup.subtree_control").exists();
+    for entry in fs::read_dir(parent)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let content = match &*name {
+            "cgroup.procs" | "tasks" | "cgroup.subtree_control" => String::new(),
+            "cpuset.cpus" | "cpuset.mems" if v1 => String::new(),
+            "cgroup.controllers" => fs::read_to_string(parent.join("cgroup.subtree_control"))?
+                .split_whitespace()
+                .map(|c| c.trim_start_matches('+'))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => fs::read_to_string(entry.path())?,
+        };
+        fs::write(dir.join(&*name), content)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_files() {
+        let events = "low 0\nhigh 3\nmax 0\noom 1\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(keyed(events, "oom_kill"), Some(2));
+        assert_eq!(keyed(events, "oom"), Some(1));
+        assert_eq!(keyed(events, "nope"), None);
+        assert_eq!(keyed("max 7", "max"), Some(7));
+    }
+
+    #[test]
+    fn write_never_creates_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write(&dir.path().join("memory.mxa"), "1").unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ENOENT));
+        fs::write(dir.path().join("memory.max"), "max\n").unwrap();
+        write(&dir.path().join("memory.max"), "12").unwrap();
+        assert_eq!(read(&dir.path().join("memory.max")).unwrap(), "12");
+    }
+
+    #[test]
+    fn chain_lists_root_to_leaf() {
+        let c = chain(Path::new("/r"), "/x/y/");
+        assert_eq!(c, [Path::new("/r"), Path::new("/r/x"), Path::new("/r/x/y")]);
+    }
+
+    #[test]
+    fn rmdir_of_missing_dir_is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        rmdir(&dir.path().join("gone"), Duration::ZERO).unwrap();
+    }
+}
