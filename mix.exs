@@ -26,7 +26,13 @@ defmodule Mix.Tasks.Compile.CorralNative do
       # compile.all links _build/*/lib/corral/priv before compilers run, but
       # only when priv/ existed then; link it now that it surely does.
       Mix.Project.build_structure()
-      if copied == [], do: {:noop, []}, else: {:ok, []}
+
+      if copied == [] do
+        {:noop, []}
+      else
+        Mix.shell().info("Copied #{Enum.map_join(copied, ", ", &Path.relative_to(&1, root))}")
+        {:ok, []}
+      end
     end
   end
 

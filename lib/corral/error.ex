@@ -1,0 +1,70 @@
+defmodule Corral.Error do
+  @moduledoc """
+  Raised by `Corral.cmd/3` when the child could not be run or the `corral`
+  helper failed, so that the caller never gets an exit signal from a helper.
+
+  Match on `:reason`:
+
+    * `{:spawn_failed, errno, stage}` - the helper could not start the
+      child. `errno` is a `t:File.posix/0` atom (or the helper's name for it
+      as a string when the VM knows no such atom); `stage` says which step
+      failed: `"exec"`, `"chdir"`, `"setgroups"`, `"setgid"`, `"setuid"`,
+      `"user"`, `"cgroup"` or `"spawn"`. A program that is not found at the
+      `"exec"` stage raises `ErlangError` with `:enoent` instead, as
+      `System.cmd/3` does.
+    * `{:helper_unavailable, posix, path}` - the helper binary at `path`
+      could not be started (not built, not executable). Build it with
+      `mix compile` or point `CORRAL_HELPER` at it.
+    * `{:helper_exit, status}` - the helper exited with `status` without an
+      exit report: 64 wrong usage or protocol version, 65 protocol error,
+      70 internal error.
+    * `{:helper_closed, reason}` - the port to the helper closed without an
+      exit status or report (for example `:epipe` when the helper died).
+    * `{:protocol, detail}` - the helper sent something protocol version 1
+      does not allow: `{:version, v}`, `{:unexpected_frame, frame}` or a
+      decoding error.
+
+  `:command` is the program as given to `Corral.cmd/3`, and `:details` the
+  helper's own message, when it sent one.
+  """
+
+  @type reason ::
+          {:spawn_failed, File.posix() | String.t() | nil, String.t() | nil}
+          | {:helper_unavailable, File.posix(), Path.t()}
+          | {:helper_exit, non_neg_integer()}
+          | {:helper_closed, term()}
+          | {:protocol, term()}
+
+  @type t :: %__MODULE__{reason: reason(), command: String.t() | nil, details: String.t() | nil}
+
+  defexception [:reason, :command, :details]
+
+  @impl true
+  def message(%__MODULE__{reason: reason, command: command, details: details}) do
+    text = describe(reason)
+    text = if command, do: "#{inspect(command)}: #{text}", else: text
+    if details, do: "#{text} (#{details})", else: text
+  end
+
+  defp describe({:spawn_failed, errno, stage}),
+    do: "could not start the program: #{stage} failed with #{posix(errno)}"
+
+  defp describe({:helper_unavailable, posix, path}),
+    do: "could not start the corral helper #{path}: #{posix(posix)}"
+
+  defp describe({:helper_exit, status}),
+    do: "the corral helper exited with status #{status} without an exit report"
+
+  defp describe({:helper_closed, reason}),
+    do: "the port to the corral helper closed: #{inspect(reason)}"
+
+  defp describe({:protocol, detail}),
+    do: "protocol error from the corral helper: #{inspect(detail, limit: 20)}"
+
+  defp describe(other), do: inspect(other)
+
+  defp posix(errno) when is_atom(errno) and errno != nil,
+    do: "#{errno} (#{:file.format_error(errno)})"
+
+  defp posix(errno), do: inspect(errno)
+end

@@ -1,0 +1,75 @@
+defmodule Corral.Test.OSProc do
+  @moduledoc false
+  # OS process liveness for tests, read from /proc, and polling with a
+  # deadline instead of sleeping and hoping.
+
+  @poll_ms 10
+
+  @doc "True while `pid` exists and is not a zombie."
+  def alive?(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      # The state follows the command name, which may itself hold ") ".
+      {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.first() != "Z"
+      {:error, _} -> false
+    end
+  end
+
+  @doc "The pids still alive among `pids`."
+  def alive(pids), do: Enum.filter(pids, &alive?/1)
+
+  @doc "Polls `fun` until it returns a truthy value or `timeout_ms` passes."
+  def wait_until(fun, timeout_ms) do
+    deadline = System.monotonic_time(:millisecond) + timeout_ms
+    poll(fun, deadline)
+  end
+
+  defp poll(fun, deadline) do
+    cond do
+      result = fun.() ->
+        result
+
+      System.monotonic_time(:millisecond) >= deadline ->
+        nil
+
+      true ->
+        Process.sleep(@poll_ms)
+        poll(fun, deadline)
+    end
+  end
+
+  @doc "Waits until `path` holds `count` pids, one a line, and returns them."
+  def wait_for_pids(path, count, timeout_ms \\ 5000) do
+    wait_until(
+      fn ->
+        pids = read_pids(path)
+        length(pids) >= count and pids
+      end,
+      timeout_ms
+    ) ||
+      raise "#{path} did not get #{count} pids in #{timeout_ms} ms: #{inspect(read_pids(path))}"
+  end
+
+  defp read_pids(path) do
+    case File.read(path) do
+      {:ok, text} -> for line <- String.split(text, "\n"), line != "", do: String.to_integer(line)
+      {:error, _} -> []
+    end
+  end
+
+  @doc "Waits up to `timeout_ms` for every pid to be gone; returns those left."
+  def wait_gone(pids, timeout_ms) do
+    wait_until(fn -> alive(pids) == [] end, timeout_ms)
+    alive(pids)
+  end
+
+  @doc "SIGKILLs the pids still alive: cleanup for a test that failed."
+  def kill(pids) do
+    for pid <- alive(pids), do: System.cmd("kill", ["-9", Integer.to_string(pid)])
+    :ok
+  end
+
+  @doc "A fresh temporary path for this test."
+  def tmp_path(name) do
+    Path.join(System.tmp_dir!(), "corral-test-#{System.unique_integer([:positive])}-#{name}")
+  end
+end
