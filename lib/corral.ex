@@ -192,9 +192,16 @@ defmodule Corral do
       try do
         Port.open({:spawn_executable, helper}, port_opts)
       catch
-        :error, posix when is_atom(posix) and posix != :badarg ->
+        kind, reason ->
           send(watcher, :done)
-          raise Error, reason: {:helper_unavailable, posix, helper}
+
+          case {kind, reason} do
+            {:error, posix} when is_atom(posix) and posix != :badarg ->
+              raise Error, reason: {:helper_unavailable, posix, helper}
+
+            _ ->
+              :erlang.raise(kind, reason, __STACKTRACE__)
+          end
       end
 
     send(watcher, {:watch, port})

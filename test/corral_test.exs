@@ -59,9 +59,10 @@ defmodule CorralTest do
     end
 
     test "a small window still delivers everything" do
-      for window <- [1, 7, 4096] do
-        assert {out, 0} = Corral.cmd("seq", ["1", "20000"], stdio_window: window)
-        assert out == elem(System.cmd("seq", ["1", "20000"]), 0)
+      # A 1-byte window costs a round trip per byte: keep that output short.
+      for {window, last} <- [{1, "1000"}, {7, "5000"}, {4096, "100000"}] do
+        assert Corral.cmd("seq", ["1", last], stdio_window: window) ==
+                 System.cmd("seq", ["1", last])
       end
     end
   end
