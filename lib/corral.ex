@@ -245,10 +245,12 @@ defmodule Corral do
   end
 
   # Port.close/1 is synchronous: nothing from the port arrives after it, but
-  # an exit status may already be waiting.
+  # an exit status may already be waiting, and so may an {:EXIT, port, _}
+  # for a caller that traps exits, if the port closed before the unlink.
   defp flush(port) do
     receive do
       {^port, _} -> flush(port)
+      {:EXIT, ^port, _} -> flush(port)
     after
       0 -> :ok
     end

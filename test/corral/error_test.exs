@@ -58,6 +58,16 @@ defmodule Corral.ErrorTest do
     assert %Corral.Error{reason: {:helper_exit, 70}} = cmd_error()
   end
 
+  test "a caller that traps exits gets no message from the port",
+       %{dir: dir} do
+    fake_helper(dir, [], "exit 64")
+    Process.flag(:trap_exit, true)
+
+    for _ <- 1..20 do
+      assert %Corral.Error{reason: {:helper_exit, 64}} = cmd_error()
+    end
+  end
+
   test "a helper of another protocol version", %{dir: dir} do
     fake_helper(dir, [put_elem(@started, 1, %{elem(@started, 1) | version: 2})], """
     cat FRAMES; exec cat >/dev/null
