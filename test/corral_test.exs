@@ -245,6 +245,8 @@ defmodule CorralTest do
   end
 
   describe "ending the tree" do
+    @describetag :system
+
     # Three background sleeps, one of them in its own session, then the
     # shell's own pid: four lines in `file` once the tree is up.
     defp tree_script(file, prelude) do
