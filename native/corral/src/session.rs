@@ -398,6 +398,33 @@ impl Session {
         );
     }
 
+    /// After `X`, waits for the BEAM to close the control channel. Exiting
+    /// first would close our stdin under the BEAM while it may still be
+    /// writing an ack, and a port whose write fails with `EPIPE` exits with
+    /// reason `:epipe`, which kills its owner.
+    fn await_close(&mut self) {
+        let mut events = Events::with_capacity(4);
+        let mut chunk = [0u8; 4096];
+        while self.control.is_some() && self.sink.open {
+            if self.poll.poll(&mut events, None).is_err() {
+                continue;
+            }
+            for ev in events.iter() {
+                if ev.token() == SIGNALS && self.signals.pending().any(|s| s != SIGCHLD) {
+                    return;
+                }
+            }
+            loop {
+                match nix::unistd::read(0, &mut chunk) {
+                    Ok(0) => return,
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
     fn finish(mut self) -> Outcome {
         // Every tree member is dead; reap the last zombies so their CPU
         // time lands in RUSAGE_CHILDREN before it is read.
@@ -433,6 +460,7 @@ impl Session {
                 reason: report.reason,
                 fields: report.fields(),
             });
+            self.await_close();
         }
         Outcome::Finished(report)
     }

@@ -5,13 +5,12 @@
 use corral_proto::{tag, Up, Window, HEADER};
 use nix::errno::Errno;
 use std::collections::VecDeque;
-use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// The most bytes one data frame carries. Big frames mean fewer messages for
 /// the BEAM and fewer system calls here; a pipe holds 64 KiB by default, and
 /// `OUTPUT_PIPE_SIZE` lets one read take more than that.
-pub const MAX_CHUNK: usize = 256 << 10;
+pub const MAX_CHUNK: usize = 1 << 20;
 
 /// The size asked for the child's output pipes (`F_SETPIPE_SZ`, `fcntl(2)`),
 /// so a fast writer fills one big read instead of many small ones.
@@ -30,26 +29,41 @@ pub fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
 /// Blocking is safe: the window bounds what is in flight, and the BEAM's
 /// port driver reads its end independently of the owning process.
 pub struct Sink {
-    out: std::io::Stdout,
     /// False once a write failed: the BEAM is gone.
     pub open: bool,
+    /// stdout is a pipe, so child output can be spliced into it.
+    splice: bool,
 }
 
+const STDOUT: RawFd = 1;
+
 impl Sink {
-    /// The helper's stdout.
+    /// The helper's stdout. When it is a pipe (as under a port) it is
+    /// enlarged so the BEAM can take a whole frame per read.
     pub fn stdout() -> Sink {
-        Sink {
-            out: std::io::stdout(),
-            open: true,
+        let splice = nix::sys::stat::fstat(STDOUT)
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+            .unwrap_or(false);
+        if splice {
+            // SAFETY: fd 1 stays open for the life of the process.
+            let out = unsafe { std::os::fd::BorrowedFd::borrow_raw(STDOUT) };
+            let _ = nix::fcntl::fcntl(
+                out.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE),
+            );
         }
+        Sink { open: true, splice }
     }
 
     /// Writes a whole frame; a failure marks the sink closed.
-    pub fn send(&mut self, frame: &[u8]) {
-        if self.open {
-            let mut out = self.out.lock();
-            if out.write_all(frame).and_then(|_| out.flush()).is_err() {
-                self.open = false;
+    pub fn send(&mut self, mut frame: &[u8]) {
+        while self.open && !frame.is_empty() {
+            // SAFETY: fd 1 stays open for the life of the process.
+            let out = unsafe { std::os::fd::BorrowedFd::borrow_raw(STDOUT) };
+            match nix::unistd::write(out, frame) {
+                Ok(n) => frame = &frame[n..],
+                Err(Errno::EINTR) => {}
+                Err(_) => self.open = false,
             }
         }
     }
@@ -57,6 +71,66 @@ impl Sink {
     /// Encodes and sends an [`Up`] frame.
     pub fn send_up(&mut self, frame: &Up) {
         self.send(&frame.encode());
+    }
+
+    /// Moves exactly `n` bytes from the pipe `from` (which holds at least
+    /// that many) to stdout with `splice(2)`: pipe to pipe, the kernel
+    /// moves page references instead of copying through this process.
+    /// Falls back to read and write if the kernel refuses.
+    fn splice_exact(&mut self, from: RawFd, mut n: usize, buf: &mut [u8]) {
+        use nix::fcntl::{splice, SpliceFFlags};
+        // SAFETY: both descriptors stay open for the duration of the call.
+        let (src, out) = unsafe {
+            (
+                std::os::fd::BorrowedFd::borrow_raw(from),
+                std::os::fd::BorrowedFd::borrow_raw(STDOUT),
+            )
+        };
+        while self.open && n > 0 {
+            if self.splice {
+                match splice(src, None, out, None, n, SpliceFFlags::SPLICE_F_MOVE) {
+                    Ok(0) => self.open = false,
+                    Ok(k) => n -= k,
+                    Err(Errno::EINTR) => {}
+                    // splice(2) is non-blocking when either end is, and the
+                    // child's pipe is: wait for room in stdout, as write would.
+                    Err(Errno::EAGAIN) => wait_writable(out),
+                    Err(Errno::EINVAL | Errno::ENOSYS) => self.splice = false,
+                    Err(_) => self.open = false,
+                }
+            } else {
+                let want = n.min(buf.len());
+                match nix::unistd::read(from, &mut buf[..want]) {
+                    Ok(0) => self.open = false,
+                    Ok(k) => {
+                        self.send(&buf[..k]);
+                        n -= k;
+                    }
+                    Err(Errno::EINTR | Errno::EAGAIN) => {}
+                    Err(_) => self.open = false,
+                }
+            }
+        }
+    }
+}
+
+/// Blocks until `fd` has room for a write (or has failed, which the next
+/// write reports).
+fn wait_writable(fd: std::os::fd::BorrowedFd) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    let _ = poll(&mut fds, PollTimeout::NONE);
+}
+
+/// Bytes ready in a pipe (`FIONREAD`, `ioctl_list(2)`).
+fn ready_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which is valid.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 && n > 0 {
+        n as usize
+    } else {
+        0
     }
 }
 
@@ -88,16 +162,30 @@ impl Output {
         }
     }
 
-    /// Reads once into `buf[HEADER + 1..]`, at most `room` bytes, and sends
-    /// the frame. Returns the payload size (0 at EOF or when nothing was ready).
+    /// Sends one frame of at most `room` bytes of what the pipe holds.
+    /// Returns the payload size (0 at EOF or when nothing was ready).
+    ///
+    /// When the pipe says how much it holds, the frame header is written
+    /// first and the payload spliced after it; otherwise one `read(2)` tells
+    /// EOF from data.
     pub fn pump_once(&mut self, buf: &mut [u8], room: usize, sink: &mut Sink) -> usize {
         if self.eof || !self.readable || room == 0 {
             return 0;
         }
+        let fd = self.fd.as_raw_fd();
+        let ready = ready_bytes(fd).min(room).min(MAX_CHUNK);
+        if ready > 0 && sink.splice {
+            let mut head = [0u8; HEADER + 1];
+            head[..HEADER].copy_from_slice(&corral_proto::header(ready + 1));
+            head[HEADER] = self.tag;
+            sink.send(&head);
+            sink.splice_exact(fd, ready, buf);
+            return ready;
+        }
         let start = HEADER + 1;
         let end = start + room.min(buf.len() - start);
         loop {
-            match nix::unistd::read(self.fd.as_raw_fd(), &mut buf[start..end]) {
+            match nix::unistd::read(fd, &mut buf[start..end]) {
                 Ok(0) => {
                     self.eof = true;
                     return 0;
