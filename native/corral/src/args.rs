@@ -92,6 +92,32 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
 
+    /// Run in exactly this cgroup (relative to each hierarchy's root).
+    #[arg(long, value_name = "PATH", conflicts_with = "cgroup_base")]
+    pub cgroup_path: Option<String>,
+
+    /// Run in a fresh cgroup under this one (relative to each hierarchy's root).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_base: Option<String>,
+
+    /// Do not use cgroups at all: subreaper containment only.
+    #[arg(long, conflicts_with_all = ["cgroup_path", "cgroup_base"])]
+    pub no_cgroup: bool,
+
+    /// A typed cgroup limit, MuonTrap 2's keys: `memory_max=67108864`,
+    /// `cpu_max=50000 100000`, `pids_max=20` (repeatable).
+    #[arg(long = "cgroup-set", value_name = "KEY=VALUE")]
+    pub cgroup_sets: Vec<String>,
+
+    /// A v1 controller to join, as MuonTrap 1's `cgroup_controllers` (repeatable).
+    #[arg(long = "cgroup-controller", value_name = "NAME")]
+    pub cgroup_controllers: Vec<String>,
+
+    /// A raw write, as MuonTrap 1's `cgroup_sets`:
+    /// `memory:memory.limit_in_bytes=268435456` (repeatable).
+    #[arg(long = "cgroup-raw", value_name = "CONTROLLER:FILE=VALUE")]
+    pub cgroup_raw: Vec<String>,
+
     /// The program and its arguments.
     #[arg(required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

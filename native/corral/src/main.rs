@@ -5,6 +5,7 @@
 //! at a terminal.
 
 mod args;
+mod contain;
 mod exit_code;
 mod report;
 mod run;

@@ -1,6 +1,7 @@
 //! From parsed arguments to an exit status: contain, spawn, serve, report.
 
 use crate::args::{Args, Stdio};
+use crate::contain;
 use crate::exit_code;
 use crate::session::{Config, Outcome, Session};
 use crate::spawn::{self, Spec};
@@ -48,20 +49,39 @@ pub fn run(args: Args) -> i32 {
         new_process_group: true,
         cgroup_procs: Vec::new(),
     };
-    let containment = 0;
     let mut sink = Sink::stdout();
+    let group = match contain::group(&args) {
+        Ok(g) => g,
+        Err(e) => {
+            let e = spawn::Error {
+                stage: "cgroup",
+                errno: Errno::from_raw(e.errno),
+                message: e.message,
+            };
+            return failed(args.port, &mut sink, &e);
+        }
+    };
+    let containment = group.as_ref().map_or(0, |g| g.containment() as u8);
+    let paths: Vec<String> = group
+        .as_ref()
+        .map(|g| g.dirs().iter().map(|d| d.display().to_string()).collect())
+        .unwrap_or_default();
+    let spec = Spec {
+        cgroup_procs: group.as_ref().map(|g| g.procs_files()).unwrap_or_default(),
+        ..spec
+    };
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,
         Err(e) => return failed(args.port, &mut sink, &e),
     };
-    let tree = Tree::new(Some(child.pid));
+    let tree = Tree::new(Some(child.pid), group);
     if args.port {
         sink.send_up(&Up::Started {
             version: VERSION,
             os_pid: child.pid.as_raw() as u32,
             containment,
-            paths: Vec::new(),
+            paths,
         });
     }
     let cfg = Config {

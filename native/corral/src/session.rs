@@ -432,8 +432,24 @@ impl Session {
         let (status, ended) = self
             .status
             .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));
-        let (user, system, peak_rss) = report::reaped_children();
+        let (mut user, mut system, peak_rss) = report::reaped_children();
+        let stats = self
+            .tree
+            .group
+            .as_ref()
+            .map(|g| g.stats())
+            .unwrap_or_default();
+        // The cgroup's CPU accounting covers every member, reaped or not.
+        if let (Some(u), Some(s)) = (stats.user_usec, stats.system_usec) {
+            user = user.max(Duration::from_micros(u));
+            system = system.max(Duration::from_micros(s));
+        }
+        if let Err(e) = self.tree.remove_group() {
+            eprintln!("corral: {e}");
+        }
+        let oom_killed = stats.oom_kills.is_some_and(|n| n > 0);
         let reason = self.reason.unwrap_or(match status {
+            Status::Signaled(_) if oom_killed => Reason::Memory,
             Status::Exited(_) => Reason::Exit,
             Status::Signaled(_) => Reason::Signal,
         });
@@ -444,8 +460,10 @@ impl Session {
                 wall: ended.duration_since(self.started),
                 user,
                 system,
-                peak_memory: Some(peak_rss),
-                ..Usage::default()
+                peak_memory: Some(stats.peak_memory.unwrap_or(peak_rss)),
+                peak_processes: stats.peak_pids,
+                oom_kills: stats.oom_kills,
+                pids_limit_hits: stats.pids_limit_hits,
             },
             containment: self.cfg.containment,
         };

@@ -5,6 +5,7 @@
 //! `PR_SET_CHILD_SUBREAPER` in `prctl(2)`, so orphans re-parent to it instead
 //! of escaping to init), plus the members of its cgroup when it has one.
 
+use corral_cgroup::Group;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -66,6 +67,47 @@ pub fn scan_all() -> Vec<ProcStat> {
     .collect()
 }
 
+/// Reads one process's stat, if it still exists.
+pub fn stat_of(pid: i32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The descendants of `root`, walked through each task's `children` file
+/// (`proc(5)`, `/proc/<pid>/task/<tid>/children`): a few reads per member
+/// instead of one per process on the system. `None` when the kernel does
+/// not provide the file, and the caller must scan all of `/proc`.
+pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
+    let probe = format!("/proc/{root}/task/{root}/children");
+    if !std::path::Path::new(&probe).exists() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in text
+                .split_ascii_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                if seen.insert(child) {
+                    stack.push(child);
+                    if let Some(st) = stat_of(child) {
+                        out.push(st);
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
 /// The live (not zombie) members of the tree rooted at `root`: its
 /// descendants by parent links, and every process in group `pgrp`.
 pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> {
@@ -98,30 +140,50 @@ pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> 
 /// The tree of one child, as the helper sees it.
 ///
 /// Dropping a `Tree` that may still have members kills them all, so an
-/// early return or a panic in the helper cannot leak processes.
+/// early return or a panic in the helper cannot leak processes; dropping its
+/// [`Group`] then removes the cgroup directories it created.
 #[derive(Debug)]
 pub struct Tree {
     /// The helper's own pid: the root of the subreaper tree.
     pub root: i32,
     /// The child's process group, when it has its own.
     pub pgrp: Option<i32>,
+    /// The child's cgroup, when it has one.
+    pub group: Option<Group>,
     /// False once the tree was seen empty.
     armed: bool,
 }
 
 impl Tree {
-    /// The tree of the current process's descendants and group `pgrp`.
-    pub fn new(pgrp: Option<Pid>) -> Tree {
+    /// The tree of the current process's descendants, group `pgrp` and
+    /// cgroup `group`.
+    pub fn new(pgrp: Option<Pid>, group: Option<Group>) -> Tree {
         Tree {
             root: std::process::id() as i32,
             pgrp: pgrp.map(Pid::as_raw),
+            group,
             armed: true,
         }
     }
 
-    /// The live members now.
+    /// The live members now: descendants, the process group (which the
+    /// subreaper keeps among the descendants, but a full scan also checks),
+    /// and whoever is in the cgroup.
     pub fn members(&self) -> Vec<ProcStat> {
-        members(&scan_all(), self.root, self.pgrp)
+        let mut found = match descendants(self.root) {
+            Some(d) => d,
+            None => members(&scan_all(), self.root, self.pgrp),
+        };
+        if let Some(pids) = self.group.as_ref().and_then(|g| g.pids().ok()) {
+            let known: HashSet<i32> = found.iter().map(|p| p.pid).collect();
+            found.extend(
+                pids.into_iter()
+                    .filter(|p| !known.contains(p))
+                    .filter_map(stat_of),
+            );
+        }
+        found.retain(|p| p.state != b'Z' && p.pid != self.root);
+        found
     }
 
     /// True when no live member is left.
@@ -131,9 +193,13 @@ impl Tree {
         empty
     }
 
-    /// Stops every member with SIGSTOP, rescanning until no new member
-    /// appears, so nothing can fork behind the kill. Returns the pids stopped.
+    /// Stops every member, rescanning until no new member appears, so
+    /// nothing can fork behind the kill: the cgroup is frozen, and every
+    /// member also gets SIGSTOP. Returns the pids stopped.
     pub fn stop_all(&self) -> Vec<i32> {
+        if let Some(g) = &self.group {
+            let _ = g.freeze();
+        }
         let mut stopped = HashSet::new();
         for _ in 0..100 {
             let fresh: Vec<i32> = self
@@ -154,7 +220,7 @@ impl Tree {
     }
 
     /// The polite half of ending the tree: stop everyone, SIGTERM everyone,
-    /// then SIGCONT so stopped processes can act on the SIGTERM.
+    /// then SIGCONT and thaw so stopped processes can act on the SIGTERM.
     pub fn terminate(&self) {
         let pids = self.stop_all();
         for &pid in &pids {
@@ -163,14 +229,24 @@ impl Tree {
         for &pid in &pids {
             signal(pid, Signal::SIGCONT);
         }
+        if let Some(g) = &self.group {
+            let _ = g.thaw();
+        }
     }
 
-    /// SIGKILL every member, stopping first and repeating until a scan
-    /// finds nobody. Zombies are left for the caller to reap.
+    /// SIGKILL every member: the cgroup's own kill first (`cgroup.kill`, or
+    /// freeze and kill), then stop and SIGKILL until a scan finds nobody.
+    /// Zombies are left for the caller to reap.
     pub fn kill_all(&mut self) {
+        if let Some(g) = &self.group {
+            let _ = g.kill();
+        }
         for _ in 0..1000 {
             let pids = self.stop_all();
             if pids.is_empty() {
+                if let Some(g) = &self.group {
+                    let _ = g.thaw();
+                }
                 self.armed = false;
                 return;
             }
@@ -178,6 +254,14 @@ impl Tree {
                 signal(pid, Signal::SIGKILL);
             }
             std::thread::yield_now();
+        }
+    }
+
+    /// Removes the cgroup directories this run created; the tree must be empty.
+    pub fn remove_group(&mut self) -> Result<(), corral_cgroup::Error> {
+        match self.group.take() {
+            Some(g) => g.remove(),
+            None => Ok(()),
         }
     }
 }
