@@ -92,6 +92,23 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
 
+    /// Cumulative CPU-time limit of the whole tree, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub cpu_time: Option<u64>,
+
+    /// Memory limit of the whole tree in bytes: the cgroup's when there is
+    /// one, else the polled sum of resident memory.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<u64>,
+
+    /// Most processes alive in the tree at once.
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<u64>,
+
+    /// End the tree after this many milliseconds with no CPU progress and no output.
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout: Option<u64>,
+
     /// Run in exactly this cgroup (relative to each hierarchy's root).
     #[arg(long, value_name = "PATH", conflicts_with = "cgroup_base")]
     pub cgroup_path: Option<String>,

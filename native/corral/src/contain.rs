@@ -1,7 +1,7 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
-use corral_cgroup::{Group, Limits, Placement, RawSet, System};
+use corral_cgroup::{Group, Limits, Max, Placement, RawSet, System};
 
 /// Why containment could not be set up as asked.
 #[derive(Debug)]
@@ -47,13 +47,14 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
     Ok((limits, raw))
 }
 
-/// The cgroup for this run, or `None` when the system offers none and
-/// nothing was asked that needs one.
+/// The cgroup for this run (or `None` when the system offers none and
+/// nothing was asked that needs one), and which of `--memory` and
+/// `--max-processes` it enforces itself.
 ///
 /// # Errors
 /// Bad limit syntax, or a cgroup that was asked for (a path, a base, a
 /// limit) and cannot be had.
-pub fn group(args: &Args) -> Result<Option<Group>, Error> {
+pub fn group(args: &Args) -> Result<Contained, Error> {
     let (limits, raw) = requested(args)?;
     let needs_cgroup = !limits.is_empty()
         || !raw.is_empty()
@@ -66,7 +67,7 @@ pub fn group(args: &Args) -> Result<Option<Group>, Error> {
                 "--no-cgroup conflicts with the cgroup options given".into(),
             ))
         } else {
-            Ok(None)
+            Ok(Contained::default())
         };
     }
     let placement = match (&args.cgroup_path, &args.cgroup_base) {
@@ -74,14 +75,54 @@ pub fn group(args: &Args) -> Result<Option<Group>, Error> {
         (None, Some(b)) => Placement::Base(b.clone()),
         (None, None) => Placement::Default,
     };
-    let created = System::detect()
-        .and_then(|sys| Group::create(&sys, &placement, &limits, &args.cgroup_controllers, &raw));
-    match created {
-        Ok(g) => Ok(Some(g)),
-        Err(e) if e.is_unavailable() && !needs_cgroup => Ok(None),
-        Err(e) => Err(Error {
-            errno: e.errno().unwrap_or(libc::EINVAL),
-            message: e.to_string(),
+    let sys = match System::detect() {
+        Ok(sys) => sys,
+        Err(e) if e.is_unavailable() && !needs_cgroup => return Ok(Contained::default()),
+        Err(e) => return Err(from_cgroup(&e)),
+    };
+    let create = |l: &Limits| Group::create(&sys, &placement, l, &args.cgroup_controllers, &raw);
+    // --memory and --max-processes prefer the kernel's enforcement; where
+    // the cgroup cannot take them the helper polls instead.
+    let mut with_tree_limits = limits.clone();
+    if let Some(m) = args.memory {
+        with_tree_limits.memory_max = Some(Max::Limit(m));
+    }
+    if let Some(n) = args.max_processes {
+        with_tree_limits.pids_max = Some(Max::Limit(n));
+    }
+    if with_tree_limits != limits {
+        if let Ok(g) = create(&with_tree_limits) {
+            return Ok(Contained {
+                group: Some(g),
+                memory: args.memory.is_some(),
+                processes: args.max_processes.is_some(),
+            });
+        }
+    }
+    match create(&limits) {
+        Ok(g) => Ok(Contained {
+            group: Some(g),
+            ..Contained::default()
         }),
+        Err(e) if e.is_unavailable() && !needs_cgroup => Ok(Contained::default()),
+        Err(e) => Err(from_cgroup(&e)),
+    }
+}
+
+/// The cgroup of a run and which tree limits it enforces.
+#[derive(Debug, Default)]
+pub struct Contained {
+    /// The cgroup, if any.
+    pub group: Option<Group>,
+    /// Its `memory_max` is `--memory`.
+    pub memory: bool,
+    /// Its `pids_max` is `--max-processes`.
+    pub processes: bool,
+}
+
+fn from_cgroup(e: &corral_cgroup::Error) -> Error {
+    Error {
+        errno: e.errno().unwrap_or(libc::EINVAL),
+        message: e.to_string(),
     }
 }

@@ -7,6 +7,7 @@
 mod args;
 mod contain;
 mod exit_code;
+mod limits;
 mod report;
 mod run;
 mod session;

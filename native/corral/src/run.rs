@@ -3,6 +3,7 @@
 use crate::args::{Args, Stdio};
 use crate::contain;
 use crate::exit_code;
+use crate::limits;
 use crate::session::{Config, Outcome, Session};
 use crate::spawn::{self, Spec};
 use crate::stdio::Sink;
@@ -50,8 +51,8 @@ pub fn run(args: Args) -> i32 {
         cgroup_procs: Vec::new(),
     };
     let mut sink = Sink::stdout();
-    let group = match contain::group(&args) {
-        Ok(g) => g,
+    let contained = match contain::group(&args) {
+        Ok(c) => c,
         Err(e) => {
             let e = spawn::Error {
                 stage: "cgroup",
@@ -61,6 +62,15 @@ pub fn run(args: Args) -> i32 {
             return failed(args.port, &mut sink, &e);
         }
     };
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let limits = limits::Limits {
+        cpu_time: ms(args.cpu_time),
+        memory: args.memory.filter(|_| !contained.memory),
+        max_processes: args.max_processes,
+        idle: ms(args.idle_timeout),
+    };
+    let cgroup_pids = contained.processes;
+    let group = contained.group;
     let containment = group.as_ref().map_or(0, |g| g.containment() as u8);
     let paths: Vec<String> = group
         .as_ref()
@@ -90,6 +100,8 @@ pub fn run(args: Args) -> i32 {
         timeout: args.timeout.map(Duration::from_millis),
         control: args.port,
         containment,
+        limits,
+        cgroup_pids,
     };
     let session = match Session::new(cfg, child, tree, started) {
         Ok(s) => s,

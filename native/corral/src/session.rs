@@ -6,6 +6,7 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
+use crate::limits::{Limits, Watch};
 use crate::report::{self, Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
 use crate::tree::Tree;
@@ -64,6 +65,10 @@ pub struct Config {
     pub control: bool,
     /// Containment mode for the report.
     pub containment: u8,
+    /// Limits the helper enforces itself.
+    pub limits: Limits,
+    /// The cgroup's `pids.max` enforces `limits.max_processes`.
+    pub cgroup_pids: bool,
 }
 
 /// The state of one run.
@@ -85,6 +90,7 @@ pub struct Session {
     reason: Option<Reason>,
     orphaned: bool,
     protocol_error: Option<String>,
+    watch: Watch,
 }
 
 impl Session {
@@ -152,6 +158,7 @@ impl Session {
             reason: None,
             orphaned: false,
             protocol_error: None,
+            watch: Watch::new(cfg.limits, cfg.cgroup_pids, started),
         })
     }
 
@@ -219,6 +226,12 @@ impl Session {
                         return;
                     }
                 }
+                if self.status.is_none() {
+                    if let Some(reason) = self.watch.check(&self.tree, now) {
+                        self.end(reason);
+                        return;
+                    }
+                }
                 if self.status.is_some() {
                     // The child is gone; whatever it left behind goes too.
                     if self.tree.is_empty() {
@@ -245,7 +258,13 @@ impl Session {
 
     fn next_deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Running if self.status.is_none() => self.cfg.timeout.map(|t| self.started + t),
+            Phase::Running if self.status.is_none() => {
+                let timeout = self.cfg.timeout.map(|t| self.started + t);
+                match (timeout, self.watch.deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             // The child exited but its tree is still being looked at.
             Phase::Running => Some(Instant::now()),
             Phase::Terminating { kill_at } => Some(kill_at.min(Instant::now() + TEARDOWN_TICK)),
@@ -390,12 +409,14 @@ impl Session {
             }
             return;
         }
-        stdio::pump(
+        if stdio::pump(
             &mut self.outputs,
             &mut self.window,
             &mut self.buf,
             &mut self.sink,
-        );
+        ) {
+            self.watch.output_seen(Instant::now());
+        }
     }
 
     /// After `X`, waits for the BEAM to close the control channel. Exiting
@@ -448,8 +469,12 @@ impl Session {
             eprintln!("corral: {e}");
         }
         let oom_killed = stats.oom_kills.is_some_and(|n| n > 0);
+        // A limit the kernel enforced is the cause even when the child then
+        // ended by itself (a shell whose fork failed exits 2).
+        let pids_refused = self.cfg.cgroup_pids && stats.pids_limit_hits.is_some_and(|n| n > 0);
         let reason = self.reason.unwrap_or(match status {
             Status::Signaled(_) if oom_killed => Reason::Memory,
+            _ if pids_refused => Reason::MaxProcesses,
             Status::Exited(_) => Reason::Exit,
             Status::Signaled(_) => Reason::Signal,
         });
@@ -460,8 +485,14 @@ impl Session {
                 wall: ended.duration_since(self.started),
                 user,
                 system,
-                peak_memory: Some(stats.peak_memory.unwrap_or(peak_rss)),
-                peak_processes: stats.peak_pids,
+                peak_memory: Some(
+                    stats
+                        .peak_memory
+                        .unwrap_or(peak_rss.max(self.watch.peak.memory)),
+                ),
+                peak_processes: stats
+                    .peak_pids
+                    .or(Some(self.watch.peak.processes).filter(|n| *n > 0)),
                 oom_kills: stats.oom_kills,
                 pids_limit_hits: stats.pids_limit_hits,
             },

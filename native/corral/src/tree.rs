@@ -26,6 +26,10 @@ pub struct ProcStat {
     pub utime: u64,
     /// System CPU in clock ticks.
     pub stime: u64,
+    /// User CPU of children it reaped, in clock ticks.
+    pub cutime: u64,
+    /// System CPU of children it reaped, in clock ticks.
+    pub cstime: u64,
     /// Resident pages.
     pub rss_pages: u64,
 }
@@ -46,6 +50,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         pgrp: rest.get(2)?.parse().ok()?,
         utime: field(14)?,
         stime: field(15)?,
+        cutime: field(16)?,
+        cstime: field(17)?,
         rss_pages: field(24)?,
     })
 }
@@ -65,6 +71,20 @@ pub fn scan_all() -> Vec<ProcStat> {
         parse_stat(&std::fs::read_to_string(format!("/proc/{name}/stat")).ok()?)
     })
     .collect()
+}
+
+/// The length of a clock tick, the unit of `utime` and `stime`.
+pub fn clock_tick() -> std::time::Duration {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    std::time::Duration::from_secs(1) / u32::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
+}
+
+/// The size of a page, the unit of `rss`.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
 /// Reads one process's stat, if it still exists.
@@ -108,7 +128,7 @@ pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
     Some(out)
 }
 
-/// The live (not zombie) members of the tree rooted at `root`: its
+/// The members of the tree rooted at `root`, zombies included: its
 /// descendants by parent links, and every process in group `pgrp`.
 pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> {
     let mut children: HashMap<i32, Vec<&ProcStat>> = HashMap::new();
@@ -133,7 +153,7 @@ pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> 
                 .copied(),
         );
     }
-    out.retain(|p| p.state != b'Z' && p.pid != root);
+    out.retain(|p| p.pid != root);
     out
 }
 
@@ -170,6 +190,14 @@ impl Tree {
     /// subreaper keeps among the descendants, but a full scan also checks),
     /// and whoever is in the cgroup.
     pub fn members(&self) -> Vec<ProcStat> {
+        let mut found = self.members_with_zombies();
+        found.retain(|p| p.state != b'Z');
+        found
+    }
+
+    /// [`Tree::members`] plus zombies not yet reaped by their parents,
+    /// whose CPU time is not yet in anyone else's account.
+    pub fn members_with_zombies(&self) -> Vec<ProcStat> {
         let mut found = match descendants(self.root) {
             Some(d) => d,
             None => members(&scan_all(), self.root, self.pgrp),
@@ -182,7 +210,7 @@ impl Tree {
                     .filter_map(stat_of),
             );
         }
-        found.retain(|p| p.state != b'Z' && p.pid != self.root);
+        found.retain(|p| p.pid != self.root);
         found
     }
 
@@ -301,6 +329,8 @@ mod tests {
             state,
             utime: 0,
             stime: 0,
+            cutime: 0,
+            cstime: 0,
             rss_pages: 0,
         }
     }
@@ -316,7 +346,11 @@ mod tests {
             p(15, 1, 11, b'S'),  // escaped to init but still in the group
             p(16, 1, 16, b'S'),  // unrelated
         ];
-        let mut got: Vec<i32> = members(&all, 10, Some(11)).iter().map(|p| p.pid).collect();
+        let mut got: Vec<i32> = members(&all, 10, Some(11))
+            .iter()
+            .filter(|p| p.state != b'Z')
+            .map(|p| p.pid)
+            .collect();
         got.sort();
         assert_eq!(got, vec![11, 12, 13, 15]);
     }
