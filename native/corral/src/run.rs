@@ -10,6 +10,7 @@ use crate::stdio::Sink;
 use crate::tree::Tree;
 use corral_proto::{key, Fields, Up, VERSION};
 use nix::errno::Errno;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Runs the child described by `args` and returns the helper's exit status.
@@ -49,6 +50,7 @@ pub fn run(args: Args) -> i32 {
         ],
         new_process_group: true,
         cgroup_procs: Vec::new(),
+        cgroup_v2: None,
     };
     let mut sink = Sink::stdout();
     let contained = match contain::group(&args) {
@@ -77,7 +79,14 @@ pub fn run(args: Args) -> i32 {
         .map(|g| g.dirs().iter().map(|d| d.display().to_string()).collect())
         .unwrap_or_default();
     let spec = Spec {
-        cgroup_procs: group.as_ref().map(|g| g.procs_files()).unwrap_or_default(),
+        cgroup_procs: group
+            .as_ref()
+            .map(|g| g.v1_procs_files())
+            .unwrap_or_default(),
+        cgroup_v2: group
+            .as_ref()
+            .and_then(|g| g.v2_dir())
+            .map(Path::to_path_buf),
         ..spec
     };
     let started = Instant::now();

@@ -465,9 +465,6 @@ impl Session {
             user = user.max(Duration::from_micros(u));
             system = system.max(Duration::from_micros(s));
         }
-        if let Err(e) = self.tree.remove_group() {
-            eprintln!("corral: {e}");
-        }
         let oom_killed = stats.oom_kills.is_some_and(|n| n > 0);
         // A limit the kernel enforced is the cause even when the child then
         // ended by itself (a shell whose fork failed exits 2).
@@ -498,19 +495,27 @@ impl Session {
             },
             containment: self.cfg.containment,
         };
-        if let Some(e) = self.protocol_error.take() {
-            return Outcome::ProtocolError(e);
+        let outcome = if let Some(e) = self.protocol_error.take() {
+            Outcome::ProtocolError(e)
+        } else if self.orphaned {
+            Outcome::Orphaned(report)
+        } else {
+            if self.cfg.control {
+                self.sink.send_up(&corral_proto::Up::Exit {
+                    reason: report.reason,
+                    fields: report.fields(),
+                });
+            }
+            Outcome::Finished(report)
+        };
+        // The tree is empty; the directories go after the report is out,
+        // so their removal costs the caller nothing.
+        if let Err(e) = self.tree.remove_group() {
+            eprintln!("corral: {e}");
         }
-        if self.orphaned {
-            return Outcome::Orphaned(report);
-        }
-        if self.cfg.control {
-            self.sink.send_up(&corral_proto::Up::Exit {
-                reason: report.reason,
-                fields: report.fields(),
-            });
+        if matches!(outcome, Outcome::Finished(_)) && self.cfg.control {
             self.await_close();
         }
-        Outcome::Finished(report)
+        outcome
     }
 }

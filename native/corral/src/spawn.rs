@@ -41,6 +41,9 @@ pub struct Spec {
     pub new_process_group: bool,
     /// `cgroup.procs` files the child joins before exec.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The cgroup v2 directory the child is born in (`CLONE_INTO_CGROUP`),
+    /// or joins before exec where `clone3(2)` cannot do that.
+    pub cgroup_v2: Option<PathBuf>,
 }
 
 /// A child that is running.
@@ -268,23 +271,31 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         .as_ref()
         .map(|d| cstring(d.as_os_str().as_bytes()))
         .transpose()?;
+    let open = |p: &Path, write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| {
+                Error::new(
+                    "cgroup",
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                    p.display(),
+                )
+            })
+    };
     let cgroup_fds = spec
         .cgroup_procs
         .iter()
-        .map(|p| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(p)
-                .map(OwnedFd::from)
-                .map_err(|e| {
-                    Error::new(
-                        "cgroup",
-                        Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                        p.display(),
-                    )
-                })
-        })
+        .map(|p| open(p, true))
         .collect::<Result<Vec<_>, _>>()?;
+    // The v2 directory for CLONE_INTO_CGROUP, and its cgroup.procs for
+    // kernels without clone3.
+    let cgroup_v2 = match &spec.cgroup_v2 {
+        Some(dir) => Some((open(dir, false)?, open(&dir.join("cgroup.procs"), true)?)),
+        None => None,
+    };
 
     let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
     let mut fds = ChildFds {
@@ -355,7 +366,17 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         Some(&mut old),
     )
     .map_err(|e| Error::new("spawn", e, "sigprocmask"))?;
-    let pid = clone_vfork(&setup);
+    let mut setup = setup;
+    let mut pid = -1;
+    if let Some((dir, _)) = &cgroup_v2 {
+        pid = clone_into_cgroup(&setup, dir.as_raw_fd());
+    }
+    if pid < 0 {
+        if let Some((_, procs)) = &cgroup_v2 {
+            setup.cgroup_fds.push(procs.as_raw_fd());
+        }
+        pid = clone_vfork(&setup);
+    }
     let fork_errno = Errno::last();
     let _ = nix::sys::signal::pthread_sigmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -368,6 +389,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     drop(err_write);
     drop(fds);
     drop(cgroup_fds);
+    drop(cgroup_v2);
     let pid = Pid::from_raw(pid);
 
     let mut report = [0u8; 5];
@@ -433,6 +455,57 @@ fn clone_vfork(setup: &ChildSetup) -> libc::pid_t {
             setup as *const ChildSetup as *mut libc::c_void,
         )
     }
+}
+
+/// `struct clone_args` of `clone3(2)`, for `CLONE_INTO_CGROUP`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` from `linux/sched.h` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Starts the child already inside the v2 cgroup `dir` with `clone3(2)`
+/// and `CLONE_INTO_CGROUP`. Being born there costs nothing, while moving a
+/// running task (a `cgroup.procs` write) waits for an RCU grace period:
+/// milliseconds, on every spawn. Like `fork(2)`, the child gets a copy of
+/// the address space (clone3 cannot run a function on a new stack without
+/// assembly). Returns the pid, or -1 with errno set (`ENOSYS` before 5.7,
+/// `EINVAL` or `E2BIG` on kernels that lack the flag); the caller then
+/// falls back to a `cgroup.procs` write.
+fn clone_into_cgroup(setup: &ChildSetup, dir: RawFd) -> libc::pid_t {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 with no stack behaves as fork: the child returns 0 on
+    // a copy of this stack and runs only `child_after_fork`.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        // SAFETY: we are the child of a fork-like clone3.
+        unsafe { child_after_fork(setup) }
+    }
+    pid as libc::pid_t
 }
 
 fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {

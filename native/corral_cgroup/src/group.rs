@@ -198,6 +198,21 @@ impl Group {
             .collect()
     }
 
+    /// The group's directory in the v2 tree, if it has one: a child can be
+    /// born in it with `clone3(2)`'s `CLONE_INTO_CGROUP`, which skips the
+    /// migration a `cgroup.procs` write costs.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.v2.as_ref().map(|d| d.path.as_path())
+    }
+
+    /// [`Group::procs_files`] of the v1 hierarchies only.
+    pub fn v1_procs_files(&self) -> Vec<PathBuf> {
+        self.v1
+            .iter()
+            .map(|d| d.path.join("cgroup.procs"))
+            .collect()
+    }
+
     /// Forgets which directories this group created: neither drop nor
     /// [`Group::remove`] will delete anything.
     pub fn persist(&mut self) {

@@ -207,9 +207,29 @@ fn no_cgroupfs_is_unavailable() {
 }
 
 #[test]
-fn hybrid_default_joins_v2_plus_memory_and_pids() {
+fn hybrid_default_joins_only_v2() {
     let fx = fixture::hybrid();
     let g = create(&fx, &Placement::Default, &Limits::default()).unwrap();
+    assert_eq!(g.containment(), Containment::V2);
+    let dirs: Vec<String> = g.dirs().iter().map(|d| rel(&fx, d)).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(
+        dirs[0].starts_with("sys/fs/cgroup/unified/corral-"),
+        "{dirs:?}"
+    );
+    assert!(g.v1_procs_files().is_empty());
+    assert_eq!(g.v2_dir().map(|d| rel(&fx, d)), Some(dirs[0].clone()));
+}
+
+#[test]
+fn hybrid_with_limits_joins_v2_plus_memory_and_pids() {
+    let fx = fixture::hybrid();
+    let limits = Limits {
+        memory_max: Some(Max::Limit(64 << 20)),
+        pids_max: Some(Max::Limit(20)),
+        ..Limits::default()
+    };
+    let g = create(&fx, &Placement::Default, &limits).unwrap();
     assert_eq!(g.containment(), Containment::Hybrid);
     let dirs: Vec<String> = g.dirs().iter().map(|d| rel(&fx, d)).collect();
     assert_eq!(dirs.len(), 3, "{dirs:?}");

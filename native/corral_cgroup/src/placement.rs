@@ -17,8 +17,11 @@ const NAME_ATTEMPTS: u32 = 16;
 /// Hierarchies joined when mounted and writable even without limits, so
 /// the group can be frozen, killed and measured.
 const OPTIONAL_LEGACY: &[&str] = &["freezer", "memory", "pids", "cpuacct"];
-/// In hybrid the v2 tree already freezes, kills and counts CPU.
-const OPTIONAL_HYBRID: &[&str] = &["memory", "pids"];
+/// In hybrid the v2 tree already freezes, kills and counts CPU, so v1
+/// hierarchies are joined only for the limits that need them: joining one
+/// means migrating the task (a `cgroup.procs` write), and the first
+/// migration waits for an RCU grace period, milliseconds on every spawn.
+const OPTIONAL_HYBRID: &[&str] = &[];
 
 /// Where a new group goes (`:cgroup_base`, `:cgroup_path`, or neither).
 #[derive(Debug, Clone, PartialEq, Eq)]

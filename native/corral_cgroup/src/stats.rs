@@ -223,14 +223,12 @@ mod tests {
     #[test]
     fn stats_combine_v2_cpu_and_v1_memory_in_hybrid() {
         let fx = crate::fixture::hybrid();
-        let g = Group::create(
-            &fx.sys,
-            &crate::Placement::Default,
-            &crate::Limits::default(),
-            &[],
-            &[],
-        )
-        .unwrap();
+        let limits = crate::Limits {
+            memory_max: Some(crate::Max::Limit(64 << 20)),
+            pids_max: Some(crate::Max::Limit(20)),
+            ..crate::Limits::default()
+        };
+        let g = Group::create(&fx.sys, &crate::Placement::Default, &limits, &[], &[]).unwrap();
         std::fs::write(
             g.dirs()[0].join("cpu.stat"),
             "usage_usec 10\nuser_usec 6\nsystem_usec 4\n",
