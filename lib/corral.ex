@@ -4,11 +4,18 @@ defmodule Corral do
 
   Every program runs under its own `corral` helper, a small Rust binary
   between the VM and the child. The helper puts the child in its own process
-  group, adopts orphaned grandchildren as a child subreaper, and ends the
-  whole tree (stop, SIGTERM, SIGKILL) as soon as its port closes: when the
-  calling process dies, when the VM dies, or when a `:timeout` runs out. The
+  group and, whenever the system lets it, in a fresh cgroup under the VM's
+  own (cgroup v2, v1 or the hybrid of both); it adopts orphaned
+  grandchildren as a child subreaper, and ends the whole tree (freeze or
+  stop, SIGTERM, SIGKILL) as soon as its port closes: when the calling
+  process dies, when the VM dies, or when a `:timeout` runs out. The
   child's output reaches the caller through a flow-controlled window, so a
   fast child cannot fill the VM's memory and no output is lost at exit.
+
+  Containment needs no setup: where no cgroup can be created (no
+  delegation, a read-only hierarchy) the helper falls back to process group
+  and subreaper alone. Limits (`:cgroup`) do need a cgroup, and fail with a
+  `Corral.Error` when there is none.
 
   ## Setup
 
@@ -84,8 +91,39 @@ defmodule Corral do
       child's stdin, which is then closed. Without it the child's stdin is
       `/dev/null`.
 
+  Cgroups, with MuonTrap's names. Paths are relative to each hierarchy's
+  root (a leading `/` means the same), with no `.`, `..` or empty
+  components. Without any of these the child still gets a fresh cgroup
+  under the VM's own when one can be made, and it is removed at exit.
+
+    * `:cgroup_path` - run in exactly this cgroup. It is created if missing
+      (and then removed at exit), and used as it is if it exists.
+    * `:cgroup_base` - run in a fresh, uniquely named child of this cgroup,
+      removed at exit. Excludes `:cgroup_path`.
+    * `:cgroup` - limits, a map or keyword list with MuonTrap 2's keys
+      (the kernel's cgroup v2 file names with `_`):
+      * `:memory_max`, `:memory_high`, `:memory_swap_max`, `:memory_min`,
+        `:memory_low` - bytes, or `:max`;
+      * `:memory_oom_group`, `:cpu_idle` - booleans;
+      * `:cpu_max` - `{quota_us, period_us}`, `:max` or `{:max, period_us}`
+        (quota at least 1000, period 1000 to 1_000_000);
+      * `:cpu_weight`, `:io_weight` - 1 to 10_000;
+      * `:pids_max` - a number of tasks, or `:max`;
+      * `:cpuset_cpus`, `:cpuset_mems` - lists such as `"0-1,3"`.
+
+      On cgroup v1 they are translated to the v1 files
+      (`memory.limit_in_bytes`, `cpu.cfs_quota_us`, `cpu.shares`, ...); a
+      key with no v1 equivalent (`:memory_min`, `:memory_low`,
+      `:memory_oom_group`, `:io_weight`) fails with `Corral.Error`.
+    * `:cgroup_controllers` - v1 controllers to join (MuonTrap 1), such as
+      `["memory"]`.
+    * `:cgroup_sets` - raw writes `{controller, file, value}` made before
+      the child starts (MuonTrap 1), such as
+      `{"memory", "memory.limit_in_bytes", "268435456"}`. `value` is a
+      binary or an integer.
+
   An unknown option or a value of the wrong type raises `ArgumentError`
-  naming both.
+  naming both; so does an unknown `:cgroup` key.
 
   ## Examples
 
@@ -116,6 +154,17 @@ defmodule Corral do
   a matchable `:reason`, for example `{:spawn_failed, :eacces, "exec"}` or
   `{:helper_exit, 65}`; see `Corral.Error`. `cmd/3` never exits its caller
   because the helper failed.
+
+  A cgroup that was asked for (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
+  `:cgroup_controllers`, `:cgroup_sets`) but cannot be set up raises
+  `Corral.Error` with `{:cgroup, errno, message}` before the child runs:
+  `errno` is a `t:File.posix/0` atom (`:eacces` for a hierarchy we may not
+  write, `:einval` for a limit the kernel or the layout rejects) and
+  `message` says what failed and how to fix it, for example
+  `"memory_min has no equivalent on the hybrid layout"`.
+
+  A child killed by the cgroup's memory limit returns 137 (128 + SIGKILL),
+  as a shell would report it.
   """
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | :timeout}
@@ -368,6 +417,12 @@ defmodule Corral do
 
   defp spawn_failed!(%{stage: "exec", errno_name: "enoent"}, ctx) do
     :erlang.error(:enoent, [ctx.command, ctx.args, ctx.opts])
+  end
+
+  defp spawn_failed!(%{stage: "cgroup"} = failed, ctx) do
+    raise Error,
+      reason: {:cgroup, posix(failed.errno_name), failed.message},
+      command: ctx.command
   end
 
   defp spawn_failed!(failed, ctx) do

@@ -9,9 +9,15 @@ defmodule Corral.Error do
       child. `errno` is a `t:File.posix/0` atom (or the helper's name for it
       as a string when the VM knows no such atom); `stage` says which step
       failed: `"exec"`, `"chdir"`, `"setgroups"`, `"setgid"`, `"setuid"`,
-      `"user"`, `"cgroup"` or `"spawn"`. A program that is not found at the
-      `"exec"` stage raises `ErlangError` with `:enoent` instead, as
-      `System.cmd/3` does.
+      `"user"` or `"spawn"`. A program that is not found at the `"exec"`
+      stage raises `ErlangError` with `:enoent` instead, as `System.cmd/3`
+      does; the `"cgroup"` stage raises `{:cgroup, errno, message}`.
+    * `{:cgroup, errno, message}` - a cgroup was asked for (a path, a base,
+      limits or raw writes) and could not be set up, so the child was never
+      started. `errno` is a `t:File.posix/0` atom (or a string, as above),
+      for example `:eacces` when the hierarchy is not writable or `:einval`
+      for a limit this layout cannot express; `message` names the option or
+      file and says how to fix it.
     * `{:helper_unavailable, posix, path}` - the helper binary at `path`
       could not be started (not built, not executable). Build it with
       `mix compile` or point `CORRAL_HELPER` at it.
@@ -30,6 +36,7 @@ defmodule Corral.Error do
 
   @type reason ::
           {:spawn_failed, File.posix() | String.t() | nil, String.t() | nil}
+          | {:cgroup, File.posix() | String.t() | nil, String.t() | nil}
           | {:helper_unavailable, File.posix(), Path.t()}
           | {:helper_exit, non_neg_integer()}
           | {:helper_closed, term()}
@@ -48,6 +55,9 @@ defmodule Corral.Error do
 
   defp describe({:spawn_failed, errno, stage}),
     do: "could not start the program: #{stage} failed with #{posix(errno)}"
+
+  defp describe({:cgroup, errno, message}),
+    do: "could not set up the cgroup (#{posix(errno)}): #{message}"
 
   defp describe({:helper_unavailable, posix, path}),
     do: "could not start the corral helper #{path}: #{posix(posix)}"

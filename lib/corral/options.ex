@@ -5,6 +5,23 @@ defmodule Corral.Options do
 
   @max_u32 0xFFFF_FFFF
 
+  # The :cgroup keys (MuonTrap 2's), in the order the helper applies them.
+  @cgroup_keys [
+    :cpuset_cpus,
+    :cpuset_mems,
+    :memory_max,
+    :memory_high,
+    :memory_swap_max,
+    :memory_oom_group,
+    :memory_min,
+    :memory_low,
+    :cpu_max,
+    :cpu_weight,
+    :cpu_idle,
+    :pids_max,
+    :io_weight
+  ]
+
   defstruct cd: nil,
             env: [],
             arg0: nil,
@@ -18,9 +35,32 @@ defmodule Corral.Options do
             delay_to_sigkill: 500,
             stdio_window: 1_048_576,
             capture_stderr_only: false,
-            input: nil
+            input: nil,
+            cgroup_path: nil,
+            cgroup_base: nil,
+            cgroup: %{},
+            cgroup_controllers: [],
+            cgroup_sets: []
 
   @type id :: non_neg_integer() | String.t()
+
+  @type max :: non_neg_integer() | :max
+
+  @type cgroup_limits :: %{
+          optional(:memory_max) => max(),
+          optional(:memory_high) => max(),
+          optional(:memory_swap_max) => max(),
+          optional(:memory_oom_group) => boolean(),
+          optional(:memory_min) => max(),
+          optional(:memory_low) => max(),
+          optional(:cpu_max) => {pos_integer(), pos_integer()} | :max | {:max, pos_integer()},
+          optional(:cpu_weight) => 1..10_000,
+          optional(:cpu_idle) => boolean(),
+          optional(:pids_max) => max(),
+          optional(:io_weight) => 1..10_000,
+          optional(:cpuset_cpus) => String.t(),
+          optional(:cpuset_mems) => String.t()
+        }
 
   @type t :: %__MODULE__{
           cd: String.t() | nil,
@@ -36,8 +76,17 @@ defmodule Corral.Options do
           delay_to_sigkill: non_neg_integer(),
           stdio_window: pos_integer(),
           capture_stderr_only: boolean(),
-          input: iodata() | Enumerable.t() | nil
+          input: iodata() | Enumerable.t() | nil,
+          cgroup_path: String.t() | nil,
+          cgroup_base: String.t() | nil,
+          cgroup: cgroup_limits(),
+          cgroup_controllers: [String.t()],
+          cgroup_sets: [{String.t(), String.t(), String.t()}]
         }
+
+  @doc "The `:cgroup` keys, in the order the helper applies them."
+  @spec cgroup_keys() :: [atom()]
+  def cgroup_keys, do: @cgroup_keys
 
   @doc "Validates `opts`; raises ArgumentError on the first bad option."
   @spec new!(keyword()) :: t()
@@ -88,6 +137,27 @@ defmodule Corral.Options do
     if Enumerable.impl_for(enum), do: %{o | input: enum}, else: invalid!(option)
   end
 
+  # Relative to each hierarchy's root, as in MuonTrap; nil is the default
+  # placement (a fresh cgroup under the VM's own).
+  defp put({:cgroup_path, nil}, o), do: %{o | cgroup_path: nil}
+
+  defp put({:cgroup_path, path}, o) when is_binary(path),
+    do: %{o | cgroup_path: cgroup_path!(:cgroup_path, path)}
+
+  defp put({:cgroup_base, nil}, o), do: %{o | cgroup_base: nil}
+
+  defp put({:cgroup_base, path}, o) when is_binary(path),
+    do: %{o | cgroup_base: cgroup_path!(:cgroup_base, path)}
+
+  defp put({:cgroup, limits}, o) when is_map(limits) or is_list(limits),
+    do: %{o | cgroup: cgroup_limits!(limits)}
+
+  defp put({:cgroup_controllers, list}, o) when is_list(list),
+    do: %{o | cgroup_controllers: controllers!(list)}
+
+  defp put({:cgroup_sets, list}, o) when is_list(list),
+    do: %{o | cgroup_sets: cgroup_sets!(list)}
+
   defp put(option, _o), do: invalid!(option)
 
   defp invalid!({key, value}) do
@@ -100,6 +170,11 @@ defmodule Corral.Options do
 
   defp check_combination(%__MODULE__{stderr_to_stdout: true, capture_stderr_only: true}) do
     raise ArgumentError, "options :stderr_to_stdout and :capture_stderr_only exclude each other"
+  end
+
+  defp check_combination(%__MODULE__{cgroup_path: path, cgroup_base: base})
+       when is_binary(path) and is_binary(base) do
+    raise ArgumentError, "options :cgroup_path and :cgroup_base exclude each other"
   end
 
   defp check_combination(o), do: o
@@ -138,5 +213,105 @@ defmodule Corral.Options do
 
   defp no_null!(key, value) do
     if String.contains?(value, <<0>>), do: invalid!({key, value}), else: value
+  end
+
+  # The same rules as the helper's (corral_cgroup::validate_path): relative to
+  # the hierarchy root, one leading "/" meaning the same, no empty, "." or
+  # ".." components, no newline or NUL, so no path can leave the hierarchy.
+  defp cgroup_path!(key, path) do
+    parts = path |> String.replace_prefix("/", "") |> String.split("/")
+
+    if String.contains?(path, ["\0", "\n", "\r"]) or
+         Enum.any?(parts, &(&1 in ["", ".", ".."])) do
+      invalid!({key, path})
+    end
+
+    path
+  end
+
+  defp cgroup_limits!(limits) do
+    Map.new(limits, fn
+      {key, value} when key in @cgroup_keys ->
+        {key, limit!(key, value)}
+
+      {key, value} when is_atom(key) ->
+        raise ArgumentError,
+              "unknown :cgroup key #{inspect(key)} with value #{inspect(value)}, " <>
+                "expected one of: #{Enum.map_join(@cgroup_keys, ", ", &inspect/1)}"
+
+      other ->
+        raise ArgumentError,
+              "invalid option :cgroup with value #{inspect(limits)}: " <>
+                "expected a map or keyword list of limits, got entry: #{inspect(other)}"
+    end)
+  end
+
+  @bytes_or_count [
+    :memory_max,
+    :memory_high,
+    :memory_swap_max,
+    :memory_min,
+    :memory_low,
+    :pids_max
+  ]
+
+  # One clause per kind of :cgroup value; the last one raises naming the key.
+  defp limit!(key, :max) when key in @bytes_or_count, do: :max
+  defp limit!(key, n) when key in @bytes_or_count and is_integer(n) and n >= 0, do: n
+  defp limit!(key, bool) when key in [:memory_oom_group, :cpu_idle] and is_boolean(bool), do: bool
+  defp limit!(key, w) when key in [:cpu_weight, :io_weight] and w in 1..10_000, do: w
+
+  # The kernel's bounds (cgroup-v2.rst, "cpu.max"): quota at least 1 ms,
+  # period from 1 ms to 1 s.
+  defp limit!(:cpu_max, :max), do: :max
+
+  defp limit!(:cpu_max, {:max, period} = value) when period in 1000..1_000_000,
+    do: value
+
+  defp limit!(:cpu_max, {quota, period} = value)
+       when is_integer(quota) and quota >= 1000 and period in 1000..1_000_000,
+       do: value
+
+  defp limit!(key, list) when key in [:cpuset_cpus, :cpuset_mems] and is_binary(list) do
+    if list =~ ~r/\A\d+(-\d+)?(,\d+(-\d+)?)*\z/, do: list, else: invalid_limit!(key, list)
+  end
+
+  defp limit!(key, value), do: invalid_limit!(key, value)
+
+  defp invalid_limit!(key, value) do
+    raise ArgumentError, "invalid :cgroup key #{inspect(key)} with value #{inspect(value)}"
+  end
+
+  defp controllers!(list) do
+    Enum.map(list, fn name ->
+      if controller?(name), do: name, else: invalid!({:cgroup_controllers, list})
+    end)
+  end
+
+  # MuonTrap 1's raw writes, {controller, file, value}. The file must name a
+  # file in the cgroup's own directory, as the helper checks too
+  # (corral_cgroup::validate_file).
+  defp cgroup_sets!(list) do
+    Enum.map(list, fn
+      {controller, file, value} = set when is_binary(file) ->
+        value = if is_integer(value), do: Integer.to_string(value), else: value
+
+        if controller?(controller) and
+             file =~ ~r/\A[A-Za-z0-9_]+\.[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\z/ and
+             is_binary(value) and not String.contains?(value, <<0>>) do
+          {controller, file, value}
+        else
+          invalid!({:cgroup_sets, set})
+        end
+
+      other ->
+        invalid!({:cgroup_sets, other})
+    end)
+  end
+
+  # A v1 controller or named hierarchy ("memory", "name=systemd"): no ":" so
+  # it survives --cgroup-raw CONTROLLER:FILE=VALUE, no "/" to escape.
+  defp controller?(name) do
+    is_binary(name) and name =~ ~r/\A[A-Za-z0-9_=]+\z/
   end
 end

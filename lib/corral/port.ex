@@ -122,9 +122,34 @@ defmodule Corral.Port do
       ["--stderr", stderr_mode(o)],
       ["--stdio-window", Integer.to_string(o.stdio_window)],
       ["--delay-to-sigkill", Integer.to_string(o.delay_to_sigkill)],
-      if(o.timeout == :infinity, do: [], else: ["--timeout", Integer.to_string(o.timeout)])
+      if(o.timeout == :infinity, do: [], else: ["--timeout", Integer.to_string(o.timeout)]),
+      cgroup_argv(o)
     ])
   end
+
+  # No cgroup option at all leaves the helper's default: a fresh cgroup
+  # under the VM's own where one can be made, subreaper containment if not.
+  defp cgroup_argv(%Options{} = o) do
+    [
+      if(o.cgroup_path, do: ["--cgroup-path", o.cgroup_path], else: []),
+      if(o.cgroup_base, do: ["--cgroup-base", o.cgroup_base], else: []),
+      for key <- Options.cgroup_keys(), Map.has_key?(o.cgroup, key) do
+        ["--cgroup-set", "#{key}=#{limit_arg(Map.fetch!(o.cgroup, key))}"]
+      end,
+      Enum.map(o.cgroup_controllers, &["--cgroup-controller", &1]),
+      Enum.map(o.cgroup_sets, fn {controller, file, value} ->
+        ["--cgroup-raw", "#{controller}:#{file}=#{value}"]
+      end)
+    ]
+  end
+
+  # The v2 file syntax the helper's --cgroup-set reads.
+  defp limit_arg(:max), do: "max"
+  defp limit_arg(true), do: "1"
+  defp limit_arg(false), do: "0"
+  defp limit_arg({quota, period}), do: "#{limit_arg(quota)} #{period}"
+  defp limit_arg(n) when is_integer(n), do: Integer.to_string(n)
+  defp limit_arg(list) when is_binary(list), do: list
 
   defp id_arg(id) when is_integer(id), do: Integer.to_string(id)
   defp id_arg(name) when is_binary(name), do: name

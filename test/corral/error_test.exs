@@ -105,6 +105,18 @@ defmodule Corral.ErrorTest do
     assert Exception.message(error) =~ "setuid failed with eperm"
   end
 
+  test "a failed frame at the cgroup stage raises {:cgroup, errno, message}", %{dir: dir} do
+    message = "memory_min has no equivalent on the hybrid layout"
+    failed = %{version: 1, errno: 22, errno_name: "einval", stage: "cgroup", message: message}
+    fake_helper(dir, [{:failed, failed}], "cat FRAMES; exec cat >/dev/null")
+
+    assert %Corral.Error{reason: {:cgroup, :einval, ^message}, command: "true"} =
+             error = cmd_error()
+
+    assert Exception.message(error) ==
+             "\"true\": could not set up the cgroup (einval (invalid argument)): #{message}"
+  end
+
   test "an errno name the VM does not know stays a string", %{dir: dir} do
     failed = %{version: 1, errno: 999, errno_name: "enotanerrno_corral", stage: "spawn"}
 

@@ -146,4 +146,156 @@ defmodule Corral.OptionsTest do
   test "the last occurrence of an option wins, as in System.cmd/3" do
     assert Options.new!(cd: "/a", cd: "/b").cd == "/b"
   end
+
+  describe "cgroups" do
+    test "defaults: no path, no base, no limits" do
+      assert %Options{
+               cgroup_path: nil,
+               cgroup_base: nil,
+               cgroup: %{},
+               cgroup_controllers: [],
+               cgroup_sets: []
+             } = Options.new!([])
+    end
+
+    test ":cgroup_path and :cgroup_base are relative paths that cannot escape" do
+      for key <- [:cgroup_path, :cgroup_base] do
+        for ok <- ["corral", "/corral", "a/b/c", "user.slice/app-1.scope", "muontrap test"] do
+          assert Map.fetch!(Options.new!([{key, ok}]), key) == ok
+        end
+
+        assert Map.fetch!(Options.new!([{key, nil}]), key) == nil
+
+        for bad <- ["", "/", "..", "a/../b", "a/./b", "a//b", "a/", "//a", "a\nb", "a\0b"] do
+          assert_invalid(
+            [{key, bad}],
+            "invalid option #{inspect(key)} with value #{inspect(bad)}"
+          )
+        end
+
+        assert_invalid([{key, :a}], "invalid option #{inspect(key)} with value :a")
+        assert_invalid([{key, ~c"a"}], "invalid option #{inspect(key)} with value 'a'")
+      end
+    end
+
+    test ":cgroup_path and :cgroup_base exclude each other" do
+      assert_raise ArgumentError, ~r/:cgroup_path and :cgroup_base exclude each other/, fn ->
+        Options.new!(cgroup_path: "a", cgroup_base: "b")
+      end
+
+      assert Options.new!(cgroup_path: "a", cgroup_base: nil).cgroup_path == "a"
+    end
+
+    test ":cgroup takes a map or a keyword list of every MuonTrap 2 key" do
+      limits = %{
+        memory_max: 64 * 2 ** 20,
+        memory_high: :max,
+        memory_swap_max: 0,
+        memory_oom_group: true,
+        memory_min: 0,
+        memory_low: 1,
+        cpu_max: {50_000, 100_000},
+        cpu_weight: 1,
+        cpu_idle: false,
+        pids_max: 20,
+        io_weight: 10_000,
+        cpuset_cpus: "0-1,3",
+        cpuset_mems: "0"
+      }
+
+      assert Options.new!(cgroup: limits).cgroup == limits
+      assert Options.new!(cgroup: Map.to_list(limits)).cgroup == limits
+      assert Enum.sort(Map.keys(limits)) == Enum.sort(Options.cgroup_keys())
+      assert Options.new!(cgroup: [cpu_max: :max]).cgroup == %{cpu_max: :max}
+      assert Options.new!(cgroup: [cpu_max: {:max, 1000}]).cgroup == %{cpu_max: {:max, 1000}}
+      assert Options.new!(cgroup: [pids_max: :max]).cgroup == %{pids_max: :max}
+      assert Options.new!(cgroup: []).cgroup == %{}
+    end
+
+    test "an unknown :cgroup key raises naming it" do
+      assert_raise ArgumentError,
+                   ~r/unknown :cgroup key :memory_limit with value 1, expected/,
+                   fn ->
+                     Options.new!(cgroup: [memory_limit: 1])
+                   end
+
+      assert_raise ArgumentError,
+                   ~r/invalid option :cgroup .* got entry: \{"memory_max", 1\}/,
+                   fn ->
+                     Options.new!(cgroup: %{"memory_max" => 1})
+                   end
+
+      assert_invalid([cgroup: :max], "invalid option :cgroup with value :max")
+    end
+
+    test "a :cgroup value of the wrong type raises naming the key and value" do
+      for {key, bad} <- [
+            memory_max: -1,
+            memory_max: "64M",
+            memory_max: 1.5,
+            memory_high: nil,
+            pids_max: :infinity,
+            memory_oom_group: 1,
+            cpu_idle: "true",
+            cpu_weight: 0,
+            cpu_weight: 10_001,
+            io_weight: :max,
+            cpu_max: 50_000,
+            cpu_max: {999, 100_000},
+            cpu_max: {50_000, 999},
+            cpu_max: {50_000, 1_000_001},
+            cpu_max: {:max, 0},
+            cpu_max: {50_000, 100_000, 1},
+            cpuset_cpus: 1,
+            cpuset_cpus: "",
+            cpuset_cpus: "0-",
+            cpuset_mems: "0\n1"
+          ] do
+        assert_raise ArgumentError,
+                     "invalid :cgroup key #{inspect(key)} with value #{inspect(bad)}",
+                     fn -> Options.new!(cgroup: [{key, bad}]) end
+      end
+    end
+
+    test ":cgroup_controllers is a list of controller names" do
+      assert Options.new!(cgroup_controllers: ["memory", "name=systemd"]).cgroup_controllers ==
+               ["memory", "name=systemd"]
+
+      assert_invalid(
+        [cgroup_controllers: "memory"],
+        ~s(invalid option :cgroup_controllers with value "memory")
+      )
+
+      for bad <- [[:memory], ["mem:ory"], ["../memory"], [""]] do
+        assert_invalid(
+          [cgroup_controllers: bad],
+          "invalid option :cgroup_controllers with value #{inspect(bad)}"
+        )
+      end
+    end
+
+    test ":cgroup_sets is a list of {controller, file, value} as in MuonTrap 1" do
+      sets = [{"memory", "memory.limit_in_bytes", "268435456"}, {"pids", "pids.max", 20}]
+
+      assert Options.new!(cgroup_sets: sets).cgroup_sets ==
+               [{"memory", "memory.limit_in_bytes", "268435456"}, {"pids", "pids.max", "20"}]
+
+      for bad <- [
+            {"memory", "memory.limit_in_bytes"},
+            {:memory, "memory.limit_in_bytes", "1"},
+            {"memory", "../memory.limit_in_bytes", "1"},
+            {"memory", "tasks", "1"},
+            {"memory", "memory.max/x", "1"},
+            {"memory", "memory.max", :max},
+            {"memory", "memory.max", "1\0"}
+          ] do
+        assert_invalid(
+          [cgroup_sets: [bad]],
+          "invalid option :cgroup_sets with value #{inspect(bad)}"
+        )
+      end
+
+      assert_invalid([cgroup_sets: %{}], "invalid option :cgroup_sets with value %{}")
+    end
+  end
 end

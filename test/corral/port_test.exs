@@ -166,6 +166,59 @@ defmodule Corral.PortTest do
                   --delay-to-sigkill 50 --timeout 1000 -- /bin/cat -)
     end
 
+    test "cgroup options become --cgroup-* flags, limits in the helper's order" do
+      opts =
+        Options.new!(
+          cgroup_base: "corral-tests",
+          cgroup: [
+            pids_max: :max,
+            cpu_max: {50_000, 100_000},
+            memory_oom_group: true,
+            cpu_idle: false,
+            memory_max: 67_108_864,
+            cpuset_cpus: "0-1"
+          ],
+          cgroup_controllers: ["memory"],
+          cgroup_sets: [{"memory", "memory.limit_in_bytes", 268_435_456}]
+        )
+
+      argv = Port.argv("/bin/true", [], opts)
+      [_ | tail] = Enum.drop_while(argv, &(&1 != "500"))
+
+      assert tail == [
+               "--cgroup-base",
+               "corral-tests",
+               "--cgroup-set",
+               "cpuset_cpus=0-1",
+               "--cgroup-set",
+               "memory_max=67108864",
+               "--cgroup-set",
+               "memory_oom_group=1",
+               "--cgroup-set",
+               "cpu_max=50000 100000",
+               "--cgroup-set",
+               "cpu_idle=0",
+               "--cgroup-set",
+               "pids_max=max",
+               "--cgroup-controller",
+               "memory",
+               "--cgroup-raw",
+               "memory:memory.limit_in_bytes=268435456",
+               "--",
+               "/bin/true"
+             ]
+
+      assert "--cgroup-path" in Port.argv("/bin/true", [], Options.new!(cgroup_path: "a/b"))
+
+      assert "cpu_max=max 1000" in Port.argv(
+               "/bin/true",
+               [],
+               Options.new!(cgroup: %{cpu_max: {:max, 1000}})
+             )
+
+      assert "cpu_max=max" in Port.argv("/bin/true", [], Options.new!(cgroup: %{cpu_max: :max}))
+    end
+
     test "capture_stderr_only discards stdout and pipes stderr" do
       argv = Port.argv("/bin/true", [], Options.new!(capture_stderr_only: true))
       assert ["--stdout", "null", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
