@@ -121,8 +121,8 @@ defmodule Corral.Port do
       ["--stdout", stdout_mode(o)],
       ["--stderr", stderr_mode(o)],
       ["--stdio-window", Integer.to_string(o.stdio_window)],
-      ["--delay-to-sigkill", Integer.to_string(o.delay_to_sigkill)],
-      if(o.timeout == :infinity, do: [], else: ["--timeout", Integer.to_string(o.timeout)]),
+      ["--grace", ms(o.delay_to_sigkill)],
+      if(o.timeout == :infinity, do: [], else: ["--timeout", ms(o.timeout)]),
       cgroup_argv(o)
     ])
   end
@@ -308,4 +308,7 @@ defmodule Corral.Port do
   end
 
   defp reason_code(code) when is_integer(code), do: code
+
+  # The helper's durations take units; a bare number would be seconds.
+  defp ms(n) when is_integer(n), do: Integer.to_string(n) <> "ms"
 end

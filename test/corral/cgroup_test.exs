@@ -370,7 +370,7 @@ defmodule Corral.CgroupTest do
 
   describe "MuonTrap 1 options" do
     test "cgroup_controllers and cgroup_sets write the v1 file before the child runs",
-         %{layout: layout} do
+         %{layout: _layout} do
       memory = Cgroups.hierarchy("memory")
 
       if memory == nil do

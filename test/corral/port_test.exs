@@ -135,8 +135,8 @@ defmodule Corral.PortTest do
                "inherit",
                "--stdio-window",
                "1048576",
-               "--delay-to-sigkill",
-               "500",
+               "--grace",
+               "500ms",
                "--",
                "/bin/echo",
                "hi"
@@ -163,7 +163,7 @@ defmodule Corral.PortTest do
                ~w(--port --protocol 1 --cd /tmp --env A=1 --unset B --arg0 zero
                   --uid nobody --gid 65534 --group 1 --group adm --stdin pipe
                   --stdout pipe --stderr stdout --stdio-window 4096
-                  --delay-to-sigkill 50 --timeout 1000 -- /bin/cat -)
+                  --grace 50ms --timeout 1000ms -- /bin/cat -)
     end
 
     test "cgroup options become --cgroup-* flags, limits in the helper's order" do
@@ -183,7 +183,7 @@ defmodule Corral.PortTest do
         )
 
       argv = Port.argv("/bin/true", [], opts)
-      [_ | tail] = Enum.drop_while(argv, &(&1 != "500"))
+      [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
 
       assert tail == [
                "--cgroup-base",

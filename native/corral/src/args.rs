@@ -81,33 +81,58 @@ pub struct Args {
     pub stderr: Option<Stdio>,
 
     /// Most unacknowledged output bytes in flight to the BEAM.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, hide = true)]
     pub stdio_window: u64,
 
-    /// Milliseconds between SIGTERM and SIGKILL when the tree is ended.
-    #[arg(long, value_name = "MS", default_value_t = 500)]
-    pub delay_to_sigkill: u64,
+    /// Time between SIGTERM and SIGKILL when the tree is ended.
+    #[arg(long, alias = "delay-to-sigkill", value_name = "DURATION", default_value = "500ms", value_parser = duration)]
+    pub grace: Duration,
 
-    /// Wall-time limit in milliseconds.
-    #[arg(long, value_name = "MS")]
-    pub timeout: Option<u64>,
+    /// Wall-time limit.
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
 
-    /// Cumulative CPU-time limit of the whole tree, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    pub cpu_time: Option<u64>,
+    /// Cumulative CPU-time limit of the whole tree, reaped processes included.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub cpu_time: Option<Duration>,
 
-    /// Memory limit of the whole tree in bytes: the cgroup's when there is
-    /// one, else the polled sum of resident memory.
-    #[arg(long, value_name = "BYTES")]
+    /// Memory limit of the whole tree (K, M, G or bytes): the cgroup's when
+    /// there is one, else the polled sum of resident memory.
+    #[arg(short = 'm', long = "memory-limit", alias = "memory", value_name = "SIZE", value_parser = size)]
     pub memory: Option<u64>,
+
+    /// CPU bandwidth limit; 100% is one core.
+    #[arg(short = 'c', long = "cpu-limit", value_name = "PCT", value_parser = percent)]
+    pub cpu_limit: Option<u64>,
 
     /// Most processes alive in the tree at once.
     #[arg(long, value_name = "N")]
     pub max_processes: Option<u64>,
 
-    /// End the tree after this many milliseconds with no CPU progress and no output.
-    #[arg(long, value_name = "MS")]
-    pub idle_timeout: Option<u64>,
+    /// End the tree after this long with no CPU progress and no output.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Print no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Pass the whole environment to the command (default: false, as playpen).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub capture_env: Option<bool>,
+
+    /// Pass PATH to the command when the environment is not captured
+    /// (default: true, as playpen).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub capture_path: Option<bool>,
+
+    /// Print the report as one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the JSON report to this file instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Run in exactly this cgroup (relative to each hierarchy's root).
     #[arg(long, value_name = "PATH", conflicts_with = "cgroup_base")]
@@ -140,9 +165,95 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-impl Args {
-    /// The grace period between SIGTERM and SIGKILL.
-    pub fn grace(&self) -> Duration {
-        Duration::from_millis(self.delay_to_sigkill)
+/// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number
+/// is seconds, as in `timeout(1)`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 1.5m"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("unknown unit {u:?} in {text:?}; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Parses a size: bytes, or a number with `K`, `M`, `G` or `T` (powers of
+/// 1024, as systemd's `MemoryMax=`).
+pub fn size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 50M"))?;
+    let shift = match unit.trim().trim_end_matches(['b', 'B', 'i']) {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        u => return Err(format!("unknown unit {u:?} in {text:?}; use K, M, G or T")),
+    };
+    let bytes = n * (1u64 << shift) as f64;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses a CPU share: `50%` or `50` is half a core, `200%` two cores.
+pub fn percent(text: &str) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage like 50%"))?;
+    if n == 0 {
+        return Err("a CPU limit of 0% would never run".into());
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("2 fortnights").is_err());
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("50M"), Ok(50 << 20));
+        assert_eq!(size("1K"), Ok(1024));
+        assert_eq!(size("1.5G"), Ok(3 << 29));
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("64MiB"), Ok(64 << 20));
+        assert!(size("0").is_err());
+        assert!(size("lots").is_err());
+    }
+
+    #[test]
+    fn percents() {
+        assert_eq!(percent("50%"), Ok(50));
+        assert_eq!(percent("200"), Ok(200));
+        assert!(percent("0%").is_err());
     }
 }

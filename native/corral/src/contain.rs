@@ -1,7 +1,7 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
-use corral_cgroup::{Group, Limits, Max, Placement, RawSet, System};
+use corral_cgroup::{CpuMax, Group, Limits, Max, Placement, RawSet, System};
 
 /// Why containment could not be set up as asked.
 #[derive(Debug)]
@@ -42,6 +42,21 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
             controller: controller.into(),
             file: file.into(),
             value: value.into(),
+        });
+    }
+    if let Some(m) = args.memory {
+        let page = crate::tree::page_size();
+        if m < page {
+            return Err(invalid(format!(
+                "a memory limit of {m} bytes is below one page ({page} bytes), \
+                 the smallest the kernel can enforce"
+            )));
+        }
+    }
+    if let Some(pct) = args.cpu_limit {
+        limits.cpu_max = Some(CpuMax {
+            quota_us: Max::Limit(pct * 1000),
+            period_us: 100_000,
         });
     }
     Ok((limits, raw))

@@ -1,6 +1,8 @@
 //! The helper's own exit statuses, apart from the child's.
 
-/// Bad usage or an unsupported protocol version (`EX_USAGE`, `sysexits.h`).
+/// A command-line usage error, as `env(1)` and `timeout(1)` use it.
+pub const USAGE_ERROR: i32 = 125;
+/// An unsupported protocol version (`EX_USAGE`, `sysexits.h`).
 pub const USAGE: i32 = 64;
 /// The BEAM sent something that is not the protocol (`EX_DATAERR`).
 pub const PROTOCOL: i32 = 65;

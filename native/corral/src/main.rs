@@ -5,6 +5,7 @@
 //! at a terminal.
 
 mod args;
+mod cli;
 mod contain;
 mod exit_code;
 mod limits;
@@ -18,6 +19,19 @@ mod tree;
 use clap::Parser;
 
 fn main() {
-    let args = args::Args::parse();
+    let args = match args::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version are not errors; usage errors exit 125,
+            // as env(1) and timeout(1) do, apart from the command's codes.
+            let code = if e.use_stderr() {
+                exit_code::USAGE_ERROR
+            } else {
+                0
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     std::process::exit(run::run(args));
 }

@@ -1,6 +1,7 @@
 //! From parsed arguments to an exit status: contain, spawn, serve, report.
 
 use crate::args::{Args, Stdio};
+use crate::cli;
 use crate::contain;
 use crate::exit_code;
 use crate::limits;
@@ -11,7 +12,7 @@ use crate::tree::Tree;
 use corral_proto::{key, Fields, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Runs the child described by `args` and returns the helper's exit status.
 pub fn run(args: Args) -> i32 {
@@ -33,12 +34,25 @@ pub fn run(args: Args) -> i32 {
     } else {
         [Stdio::Inherit; 3]
     };
+    // For people, playpen's rules: only a small base environment (and
+    // PATH) unless --capture-env; the BEAM's children inherit, as with
+    // System.cmd.
+    let keep = if args.port {
+        None
+    } else {
+        cli::env_allowlist(
+            args.capture_env.unwrap_or(false),
+            args.capture_path.unwrap_or(true),
+        )
+    };
+    let mut set_env = keep.as_deref().map(cli::captured).unwrap_or_default();
+    set_env.extend(args.env.iter().cloned());
     let spec = Spec {
         command: args.command.clone(),
         arg0: args.arg0.clone(),
         cwd: args.cd.clone(),
-        clear_env: args.clear_env,
-        set_env: args.env.clone(),
+        clear_env: args.clear_env || keep.is_some(),
+        set_env,
         unset_env: args.unset.clone(),
         uid: args.uid.clone(),
         gid: args.gid.clone(),
@@ -48,7 +62,9 @@ pub fn run(args: Args) -> i32 {
             args.stdout.unwrap_or(default[1]),
             args.stderr.unwrap_or(default[2]),
         ],
-        new_process_group: true,
+        // At a terminal the command stays in corral's process group, so it
+        // remains the terminal's foreground job (no SIGTTIN on reads).
+        new_process_group: args.port,
         cgroup_procs: Vec::new(),
         cgroup_v2: None,
     };
@@ -64,12 +80,11 @@ pub fn run(args: Args) -> i32 {
             return failed(args.port, &mut sink, &e);
         }
     };
-    let ms = |v: Option<u64>| v.map(Duration::from_millis);
     let limits = limits::Limits {
-        cpu_time: ms(args.cpu_time),
+        cpu_time: args.cpu_time,
         memory: args.memory.filter(|_| !contained.memory),
         max_processes: args.max_processes,
-        idle: ms(args.idle_timeout),
+        idle: args.idle_timeout,
     };
     let cgroup_pids = contained.processes;
     let group = contained.group;
@@ -94,7 +109,8 @@ pub fn run(args: Args) -> i32 {
         Ok(child) => child,
         Err(e) => return failed(args.port, &mut sink, &e),
     };
-    let tree = Tree::new(Some(child.pid), group);
+    let pgrp = args.port.then_some(child.pid);
+    let tree = Tree::new(pgrp, group);
     if args.port {
         sink.send_up(&Up::Started {
             version: VERSION,
@@ -105,8 +121,8 @@ pub fn run(args: Args) -> i32 {
     }
     let cfg = Config {
         window: args.stdio_window,
-        grace: args.grace(),
-        timeout: args.timeout.map(Duration::from_millis),
+        grace: args.grace,
+        timeout: args.timeout,
         control: args.port,
         containment,
         limits,
@@ -120,11 +136,34 @@ pub fn run(args: Args) -> i32 {
         }
     };
     match session.run() {
+        Outcome::Finished(report) if !args.port => {
+            tell_person(&args, &report);
+            report.status.code()
+        }
         Outcome::Finished(report) | Outcome::Orphaned(report) => report.status.code(),
         Outcome::ProtocolError(e) => {
             eprintln!("corral: protocol error: {e}");
             exit_code::PROTOCOL
         }
+    }
+}
+
+/// The summary or JSON report on stderr (or in `--report FILE`). Nothing
+/// of corral's own ever goes to stdout, which belongs to the command.
+fn tell_person(args: &Args, report: &crate::report::Report) {
+    if args.json || args.report.is_some() {
+        let json = cli::json(report);
+        match &args.report {
+            Some(path) => {
+                if let Err(e) = std::fs::write(path, json + "\n") {
+                    eprintln!("corral: writing {}: {e}", path.display());
+                }
+            }
+            None => eprintln!("{json}"),
+        }
+    }
+    if !args.quiet && !args.json {
+        eprint!("{}", cli::summary(report));
     }
 }
 
@@ -145,6 +184,7 @@ fn failed(port: bool, sink: &mut Sink, e: &spawn::Error) -> i32 {
     }
     match (e.stage, e.errno) {
         ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
+        ("cgroup", _) => exit_code::USAGE_ERROR,
         _ => exit_code::CANNOT_EXECUTE,
     }
 }

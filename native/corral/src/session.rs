@@ -495,7 +495,12 @@ impl Session {
             },
             containment: self.cfg.containment,
         };
-        let outcome = if let Some(e) = self.protocol_error.take() {
+        // The tree is empty. The directories go before the report, so a
+        // caller that has it can reuse a :cgroup_path or remove its base.
+        if let Err(e) = self.tree.remove_group() {
+            eprintln!("corral: {e}");
+        }
+        if let Some(e) = self.protocol_error.take() {
             Outcome::ProtocolError(e)
         } else if self.orphaned {
             Outcome::Orphaned(report)
@@ -505,17 +510,9 @@ impl Session {
                     reason: report.reason,
                     fields: report.fields(),
                 });
+                self.await_close();
             }
             Outcome::Finished(report)
-        };
-        // The tree is empty; the directories go after the report is out,
-        // so their removal costs the caller nothing.
-        if let Err(e) = self.tree.remove_group() {
-            eprintln!("corral: {e}");
         }
-        if matches!(outcome, Outcome::Finished(_)) && self.cfg.control {
-            self.await_close();
-        }
-        outcome
     }
 }

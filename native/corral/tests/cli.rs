@@ -1,0 +1,239 @@
+//! `corral` on the command line, for people: the real binary, run the way a
+//! person or a shell pipeline runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CORRAL: &str = env!("CARGO_BIN_EXE_corral");
+
+fn corral(args: &[&str]) -> Output {
+    Command::new(CORRAL)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("corral runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON report, parsed.
+fn report(o: &Output) -> serde_json::Value {
+    let text = stderr(o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON report in {text:?}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn usage_us(r: &serde_json::Value, key: &str) -> f64 {
+    r["usage"][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("usage.{key} in {r}"))
+}
+
+const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
+
+#[test]
+fn memory_limit_ends_in_an_oom_kill_near_the_limit() {
+    let o = corral(&[
+        "-m",
+        "50M",
+        "--",
+        "python3",
+        "-c",
+        "x = bytearray(200 * 2**20)",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(137), "{err}");
+    assert!(err.contains("Finished with result: oom-kill"), "{err}");
+    let peak = err
+        .lines()
+        .find_map(|l| l.strip_prefix("corral: Memory peak: "))
+        .unwrap_or_else(|| panic!("no memory peak in {err}"));
+    let mib: f64 = peak.trim_end_matches('M').parse().expect("MiB");
+    assert!((45.0..=50.5).contains(&mib), "peak {peak}");
+    assert!(o.stdout.is_empty(), "corral wrote to stdout");
+}
+
+#[test]
+fn a_memory_limit_below_a_page_is_refused_clearly() {
+    let o = corral(&["-m", "1K", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains("below one page"), "{err}");
+}
+
+#[test]
+fn cpu_limit_holds_a_busy_loop_near_half_a_core() {
+    let mut args = vec!["--json", "-c", "50%", "-t", "2s", "--"];
+    args.extend_from_slice(BUSY);
+    let o = corral(&args);
+    let r = report(&o);
+    assert_eq!(r["result"], "timeout", "{r}");
+    let share =
+        (usage_us(&r, "user_time") + usage_us(&r, "system_time")) / usage_us(&r, "wall_time");
+    assert!((0.4..=0.6).contains(&share), "CPU share {share:.3} in {r}");
+}
+
+#[test]
+fn cpu_time_limit_ends_after_about_one_second_of_cpu() {
+    let mut args = vec!["--json", "--cpu-time", "1s", "--"];
+    args.extend_from_slice(BUSY);
+    let o = corral(&args);
+    let r = report(&o);
+    assert_eq!(r["result"], "cpu-time", "{r}");
+    assert_eq!(r["reason"], "cpu_time", "{r}");
+    let cpu = (usage_us(&r, "user_time") + usage_us(&r, "system_time")) / 1e6;
+    assert!((1.0..=1.1).contains(&cpu), "CPU {cpu:.3} s");
+}
+
+#[test]
+fn summary_without_json_names_result_runtime_and_cpu() {
+    let o = corral(&[
+        "--cpu-time",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let err = stderr(&o);
+    for want in [
+        "Finished with result: cpu-time",
+        "code=killed, signal=TERM",
+        "Runtime: ",
+        "CPU time consumed: ",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from {err}");
+    }
+    assert_eq!(o.status.code(), Some(143));
+}
+
+#[test]
+fn pipelines_carry_only_the_commands_output() {
+    for quiet in [true, false] {
+        let q = if quiet { "-q " } else { "" };
+        let line = format!("echo x | {CORRAL} {q}-- tr x y | cat");
+        let o = Command::new("sh").args(["-c", &line]).output().expect("sh");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "y\n", "quiet={quiet}");
+        assert_eq!(o.stderr.is_empty(), quiet, "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn an_interactive_python_works_under_a_pty() {
+    // script(1) gives corral a pseudo-terminal; python3 sees a tty and
+    // runs its interactive prompt, reading what we type.
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("{CORRAL} -q -- python3 -i -q"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"import sys; print(sys.stdin.isatty(), 6 * 7)\nexit()\n")
+        .expect("type");
+    drop(stdin);
+    let o = child.wait_with_output().expect("script ends");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("True 42"), "{out}");
+}
+
+#[test]
+fn exit_codes_follow_env_and_timeout() {
+    assert_eq!(corral(&["--", "sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(
+        corral(&["-q", "--", "sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
+    assert_eq!(
+        corral(&["--no-such-flag", "--", "true"]).status.code(),
+        Some(125)
+    );
+    assert_eq!(
+        corral(&["-t", "soon", "--", "true"]).status.code(),
+        Some(125)
+    );
+    assert_eq!(corral(&["--", "/no/such/program"]).status.code(), Some(127));
+    assert_eq!(corral(&["--", "/etc/passwd"]).status.code(), Some(126));
+    assert_eq!(corral(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn json_goes_to_a_report_file_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("report.json");
+    let o = corral(&["-q", "--report", path.to_str().expect("utf8"), "--", "true"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("report")).expect("json");
+    assert_eq!(r["result"], "success");
+    assert_eq!(r["exit_status"], 0);
+    for k in [
+        "wall_time",
+        "user_time",
+        "system_time",
+        "peak_memory",
+        "peak_processes",
+    ] {
+        assert!(r["usage"].get(k).is_some(), "usage.{k} in {r}");
+    }
+}
+
+#[test]
+fn environment_follows_playpen() {
+    let env = |args: &[&str]| {
+        let o = Command::new(CORRAL)
+            .args(args)
+            .env("CORRAL_TEST_SECRET", "1")
+            .output()
+            .expect("corral");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let default = env(&["-q", "--", "/usr/bin/env"]);
+    assert!(!default.contains("CORRAL_TEST_SECRET"), "{default}");
+    assert!(default.contains("PATH="), "{default}");
+    let no_path = env(&["-q", "--capture-path", "false", "--", "/usr/bin/env"]);
+    assert!(!no_path.contains("PATH="), "{no_path}");
+    let all = env(&["-q", "--capture-env", "true", "--", "/usr/bin/env"]);
+    assert!(all.contains("CORRAL_TEST_SECRET=1"), "{all}");
+    let set = env(&["-q", "--env", "A=b", "--", "/usr/bin/env"]);
+    assert!(set.contains("A=b"), "{set}");
+}
+
+#[test]
+fn sigterm_to_corral_ends_the_tree_and_still_summarises() {
+    let mut child = Command::new(CORRAL)
+        .args(["--", "sh", "-c", "sleep 1000 & echo $!; wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("corral");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut out, &mut line).expect("pid line");
+    let sleeper: i32 = line.trim().parse().expect("pid");
+    // SAFETY: kill(2) on the corral we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().expect("corral ends");
+    let err = stderr(&o);
+    assert!(err.contains("Finished with result: signal"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while std::path::Path::new(&format!("/proc/{sleeper}")).exists() {
+        assert!(Instant::now() < deadline, "sleep {sleeper} survived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
