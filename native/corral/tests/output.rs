@@ -1,0 +1,153 @@
+//! Output through the window: byte-exact, bounded, tagged, delivered before
+//! the exit report.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+/// Runs `print_lots n` under `ack` and checks every byte and the report.
+fn exact(n: u64, opts: &[&str], ack: Ack) {
+    let bin = testbin("print_lots");
+    let count = n.to_string();
+    let mut h = Helper::port(opts, &[&bin, &count]);
+    h.ack = ack;
+    h.started();
+    let (reason, fields) = h.finish(Duration::from_secs(20));
+    assert_pattern(&h.out, n);
+    assert!(h.err.is_empty());
+    assert_eq!(reason, Reason::Exit);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 0);
+    assert_eq!(int(&fields, key::EXIT_CODE), 0);
+    assert_eq!(h.exit_code(SOON), 0);
+}
+
+#[test]
+fn exact_1_byte() {
+    exact(1, &[], Ack::Every);
+}
+
+#[test]
+fn exact_10000_bytes() {
+    exact(10_000, &[], Ack::Every);
+}
+
+#[test]
+fn exact_20000_bytes() {
+    exact(20_000, &[], Ack::Every);
+}
+
+#[test]
+fn exact_100000_bytes() {
+    exact(100_000, &[], Ack::Batch(DEFAULT_WINDOW / 4));
+}
+
+#[test]
+fn exact_1000000_bytes() {
+    exact(1_000_000, &[], Ack::Batch(DEFAULT_WINDOW / 4));
+}
+
+#[test]
+fn exact_50000000_bytes() {
+    exact(50_000_000, &[], Ack::Batch(DEFAULT_WINDOW / 4));
+}
+
+#[test]
+fn exact_with_a_small_window_and_full_window_acks() {
+    exact(1_000_000, &["--stdio-window", "4096"], Ack::Batch(4096));
+}
+
+#[test]
+fn window_bounds_unacked_output_and_acks_resume_it() {
+    let bin = testbin("print_lots");
+    let mut h = Helper::port(&["--stdio-window", "65536"], &[&bin, "1000000"]);
+    h.ack = Ack::Never;
+    h.started();
+    // Take frames until nothing has come for 300 ms (within a deadline).
+    let deadline = std::time::Instant::now() + SOON;
+    while h.step(Duration::from_millis(300)) {
+        assert!(std::time::Instant::now() < deadline, "output never stalled");
+    }
+    assert!(!h.eof, "the helper finished without acks");
+    assert_eq!(
+        h.received, 65536,
+        "with no acks the helper sends exactly one window, then stalls"
+    );
+    assert!(
+        !h.step(Duration::from_millis(300)),
+        "sent past a full window"
+    );
+    h.ack = Ack::Every;
+    h.ack(h.in_flight);
+    let (reason, fields) = h.finish(SOON);
+    assert_pattern(&h.out, 1_000_000);
+    assert_eq!((reason, int(&fields, key::EXIT_STATUS)), (Reason::Exit, 0));
+    assert_eq!(h.exit_code(SOON), 0);
+}
+
+const BOTH: &str = "echo out; echo err >&2; echo out2; echo err2 >&2";
+
+#[test]
+fn stdout_and_stderr_are_tagged_separately() {
+    let mut h = Helper::port(&["--stderr", "pipe"], &["sh", "-c", BOTH]);
+    h.started();
+    h.finish(SOON);
+    assert_eq!(h.out_text(), "out\nout2\n");
+    assert_eq!(String::from_utf8_lossy(&h.err), "err\nerr2\n");
+    assert_eq!(h.exit_code(SOON), 0);
+}
+
+#[test]
+fn stderr_to_stdout_merges_into_o_frames_in_order() {
+    let mut h = Helper::port(&["--stderr", "stdout"], &["sh", "-c", BOTH]);
+    h.started();
+    h.finish(SOON);
+    assert_eq!(h.out_text(), "out\nerr\nout2\nerr2\n");
+    assert!(!h.tags.contains(&b'E'), "no E frames: {:?}", h.tags);
+    assert_eq!(h.exit_code(SOON), 0);
+}
+
+#[test]
+fn stderr_counts_against_the_window_too() {
+    // Both streams flood; the window bounds their sum.
+    let mut h = Helper::port(
+        &["--stderr", "pipe", "--stdio-window", "8192"],
+        &[
+            "sh",
+            "-c",
+            "head -c 300000 /dev/zero >&2 & head -c 300000 /dev/zero; wait",
+        ],
+    );
+    h.ack = Ack::Batch(2048);
+    h.started();
+    h.finish(SOON);
+    assert_eq!(h.out.len(), 300_000);
+    assert_eq!(h.err.len(), 300_000);
+    assert!(h.out.iter().chain(&h.err).all(|&b| b == 0));
+}
+
+#[test]
+fn exit_report_comes_after_all_output_with_a_slow_consumer() {
+    let mut h = Helper::port(&[], &["sh", "-c", "head -c 3000000 /dev/zero; exit 7"]);
+    h.ack_delay = Duration::from_millis(3);
+    h.started();
+    let (reason, fields) = h.finish(Duration::from_secs(20));
+    assert_eq!(h.out.len(), 3_000_000);
+    assert!(h.out.iter().all(|&b| b == 0));
+    assert_eq!(reason, Reason::Exit);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 7);
+    assert_eq!(int(&fields, key::EXIT_CODE), 7);
+    assert_eq!(h.exit_code(SOON), 7);
+}
+
+#[test]
+fn output_of_a_child_that_exits_at_once_is_kept() {
+    // The MuonTrap fault: output lost when the command exits.
+    for _ in 0..20 {
+        let mut h = Helper::port(&[], &["head", "-c", "20000", "/dev/zero"]);
+        h.started();
+        h.finish(SOON);
+        assert_eq!(h.out.len(), 20_000);
+        assert_eq!(h.exit_code(SOON), 0);
+    }
+}

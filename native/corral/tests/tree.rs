@@ -1,0 +1,224 @@
+//! Ending the tree: on a closed control channel, on `Q`, on a timeout; `K`
+//! signals; an idle helper sleeps.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+in_both_modes!(
+    closing_the_control_channel_ends_every_process,
+    sigterm_ignorer_lives_until_delay_to_sigkill,
+    stop_frame_ends_the_tree_and_reports_stopped,
+    timeout_ends_the_tree,
+    leftovers_of_an_exited_child_are_ended,
+    closed_output_pipe_ends_the_tree,
+    sigterm_to_the_helper_ends_the_tree,
+    timeout_escalates_to_sigkill_for_a_sigterm_ignorer,
+);
+
+fn closing_the_control_channel_ends_every_process(mode: Mode) {
+    let bin = testbin("fork_tree");
+    let mut h = Helper::port(mode, &[&bin, "3"]);
+    let pids = h.ready();
+    // fork_tree, two intermediates, three grandchildren (one setsid'd and
+    // orphaned).
+    assert_eq!(pids.len(), 6, "{pids:?}");
+    assert_eq!(pids[0], h.child_pid.expect("S"));
+    assert!(pids.iter().all(|&p| alive(p)));
+    h.close_control();
+    let left = wait_gone(&pids, Duration::from_secs(1));
+    kill_all(&left);
+    assert!(left.is_empty(), "still alive 1 s after EOF: {left:?}");
+    h.wait(Duration::from_secs(2));
+    // Nobody is listening: no X frame.
+    h.until("EOF", SOON, |h| h.eof);
+    assert!(h.exit.is_none(), "X sent to a closed channel");
+}
+
+fn sigterm_ignorer_lives_until_delay_to_sigkill(mode: Mode) {
+    let bin = testbin("ignore_sigterm");
+    let mut h = Helper::port(&with(mode, &["--delay-to-sigkill", "300"]), &[&bin]);
+    h.ready();
+    let pid = h.child_pid.expect("S");
+    let t0 = Instant::now();
+    h.close_control();
+    // Still alive well inside the 300 ms grace...
+    std::thread::sleep(Duration::from_millis(100).saturating_sub(t0.elapsed()));
+    let alive_at_100ms = alive(pid);
+    // ...and gone soon after it.
+    let left = wait_gone(&[pid], Duration::from_secs(1).saturating_sub(t0.elapsed()));
+    kill_all(&left);
+    assert!(alive_at_100ms, "SIGKILL came before the grace period");
+    assert!(left.is_empty(), "still alive 1 s after EOF");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "gone after {:?}",
+        t0.elapsed()
+    );
+    h.wait(SOON);
+}
+
+fn stop_frame_ends_the_tree_and_reports_stopped(mode: Mode) {
+    let bin = testbin("fork_tree");
+    let mut h = Helper::port(mode, &[&bin, "2"]);
+    let pids = h.ready();
+    h.send(&Down::Stop);
+    let (reason, fields) = h.finish(SOON);
+    let left = wait_gone(&pids, Duration::from_secs(1));
+    kill_all(&left);
+    assert!(left.is_empty(), "alive after Q: {left:?}");
+    assert_eq!(reason, Reason::Stopped);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 128 + 15);
+    assert_eq!(int(&fields, key::SIGNAL), 15);
+    assert_eq!(h.exit_code(SOON), 143);
+}
+
+#[test]
+fn stop_frame_delivers_output_written_while_terminating() {
+    let script = "trap 'echo bye; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut h = Helper::port(&[], &["sh", "-c", script]);
+    h.ready();
+    h.send(&Down::Stop);
+    let (reason, fields) = h.finish(SOON);
+    assert_eq!(h.out_text(), "ready\nbye\n");
+    assert_eq!(reason, Reason::Stopped);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 3);
+    assert_eq!(h.exit_code(SOON), 3);
+}
+
+#[test]
+fn signal_frame_reaches_the_child() {
+    let script = "trap 'echo got-hup; exit 5' HUP; echo ready; while :; do sleep 0.05; done";
+    for name in ["SIGHUP", "HUP"] {
+        let mut h = Helper::port(&[], &["sh", "-c", script]);
+        h.ready();
+        h.send(&Down::Signal(name.to_owned()));
+        let (reason, fields) = h.finish(SOON);
+        assert_eq!(h.out_text(), "ready\ngot-hup\n", "K {name}");
+        assert_eq!(reason, Reason::Exit, "K {name}");
+        assert_eq!(int(&fields, key::EXIT_STATUS), 5, "K {name}");
+        assert_eq!(h.exit_code(SOON), 5, "K {name}");
+    }
+}
+
+fn timeout_ends_the_tree(mode: Mode) {
+    let mut h = Helper::port(&with(mode, &["--timeout", "300"]), &["sleep", "10"]);
+    let pid = h.started();
+    let (reason, fields) = h.finish(SOON);
+    assert_eq!(reason, Reason::Timeout);
+    let wall = int(&fields, key::WALL_TIME_US);
+    assert!((250_000..=800_000).contains(&wall), "wall_time_us {wall}");
+    assert_eq!(int(&fields, key::EXIT_STATUS), 143);
+    assert_eq!(text(&fields, key::SIGNAL_NAME), "SIGTERM");
+    assert!(!alive(pid));
+    assert_eq!(h.exit_code(SOON), 143);
+}
+
+fn leftovers_of_an_exited_child_are_ended(mode: Mode) {
+    // The child exits at once; the background sleep it leaves is ended, and
+    // the report is the child's own exit.
+    let mut h = Helper::port(mode, &["sh", "-c", "sleep 30 & echo ready $!; exit 4"]);
+    let pids = h.ready();
+    let (reason, fields) = h.finish(SOON);
+    let left = wait_gone(&pids, Duration::from_secs(1));
+    kill_all(&left);
+    assert!(left.is_empty(), "background sleep survived");
+    assert_eq!(reason, Reason::Exit);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 4);
+    assert_eq!(h.exit_code(SOON), 4);
+}
+
+#[test]
+fn idle_helper_does_not_wake_up() {
+    let mut h = Helper::port(&[], &["sleep", "5"]);
+    h.started();
+    assert_idle(h.pid, "child sleeping");
+    h.send(&Down::Stop);
+    h.until("X", SOON, |h| h.exit.is_some());
+    // Waiting for the BEAM to close the port after X is idle too.
+    assert_idle(h.pid, "after X");
+    h.finish(SOON);
+}
+
+#[test]
+fn helper_with_a_full_window_does_not_spin() {
+    let bin = testbin("print_lots");
+    let mut h = Helper::port(&["--stdio-window", "65536"], &[&bin, "10000000"]);
+    h.ack = Ack::Never;
+    h.started();
+    h.until("a full window", SOON, |h| h.received == 65536);
+    assert_idle(h.pid, "window full");
+    h.ack = Ack::Every;
+    h.ack(h.in_flight);
+    h.finish(SOON);
+    assert_pattern(&h.out, 10_000_000);
+}
+
+fn closed_output_pipe_ends_the_tree(mode: Mode) {
+    // The BEAM's read end goes away while the control channel stays open:
+    // the next write fails with EPIPE and the helper must end the tree.
+    let script = "sleep 30 & echo ready $$ $!; while :; do echo tick; sleep 0.02; done";
+    let mut h = Helper::port(mode, &["sh", "-c", script]);
+    let pids = h.ready();
+    assert_eq!(pids.len(), 2);
+    h.close_output();
+    let left = wait_gone(&pids, Duration::from_secs(2));
+    kill_all(&left);
+    assert!(left.is_empty(), "alive after EPIPE: {left:?}");
+    h.wait(SOON);
+}
+
+fn sigterm_to_the_helper_ends_the_tree(mode: Mode) {
+    let bin = testbin("fork_tree");
+    let mut h = Helper::port(mode, &[&bin, "2"]);
+    let pids = h.ready();
+    // SAFETY: kill(2) with plain integers; the helper is our child.
+    unsafe { libc::kill(h.pid, libc::SIGTERM) };
+    let left = wait_gone(&pids, Duration::from_secs(1));
+    kill_all(&left);
+    assert!(
+        left.is_empty(),
+        "alive after SIGTERM to the helper: {left:?}"
+    );
+    h.finish(SOON);
+    h.wait(SOON);
+}
+
+fn timeout_escalates_to_sigkill_for_a_sigterm_ignorer(mode: Mode) {
+    let bin = testbin("ignore_sigterm");
+    let mut h = Helper::port(
+        &with(mode, &["--timeout", "200", "--delay-to-sigkill", "200"]),
+        &[&bin],
+    );
+    let pid = h.started();
+    let (reason, fields) = h.finish(SOON);
+    assert_eq!(reason, Reason::Timeout);
+    assert_eq!(int(&fields, key::SIGNAL), 9);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 137);
+    let wall = int(&fields, key::WALL_TIME_US);
+    assert!((350_000..=1_000_000).contains(&wall), "wall_time_us {wall}");
+    assert!(!alive(pid));
+    assert_eq!(h.exit_code(SOON), 137);
+}
+
+#[test]
+fn usage_counts_cpu_and_memory_of_the_tree() {
+    let burn = testbin("burn_cpu");
+    let alloc = testbin("alloc_mb");
+    // CPU burnt by one grandchild, memory held by the next one; the helper
+    // reaps them all, so both count.
+    let script = format!("{burn} 1 0.3; {alloc} 64");
+    let mut h = Helper::port(&["--timeout", "2000"], &["sh", "-c", &script]);
+    h.started();
+    h.until("both ready", SOON, |h| {
+        h.out.iter().filter(|&&b| b == b'\n').count() >= 2
+    });
+    h.send(&Down::Stop);
+    let (reason, fields) = h.finish(SOON);
+    assert_eq!(reason, Reason::Stopped);
+    let cpu = int(&fields, key::USER_TIME_US) + int(&fields, key::SYSTEM_TIME_US);
+    assert!(cpu >= 50_000, "tree CPU {cpu} us for a 0.3 s burner");
+    let peak = int(&fields, key::PEAK_MEMORY);
+    assert!(peak >= 64 << 20, "peak memory {peak} for a 64 MiB child");
+}
