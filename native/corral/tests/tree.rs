@@ -38,7 +38,7 @@ fn closing_the_control_channel_ends_every_process(mode: Mode) {
 
 fn sigterm_ignorer_lives_until_delay_to_sigkill(mode: Mode) {
     let bin = testbin("ignore_sigterm");
-    let mut h = Helper::port(&with(mode, &["--delay-to-sigkill", "300"]), &[&bin]);
+    let mut h = Helper::port(&with(mode, &["--grace", "300ms"]), &[&bin]);
     h.ready();
     let pid = h.child_pid.expect("S");
     let t0 = Instant::now();
@@ -103,7 +103,7 @@ fn signal_frame_reaches_the_child() {
 }
 
 fn timeout_ends_the_tree(mode: Mode) {
-    let mut h = Helper::port(&with(mode, &["--timeout", "300"]), &["sleep", "10"]);
+    let mut h = Helper::port(&with(mode, &["--timeout", "300ms"]), &["sleep", "10"]);
     let pid = h.started();
     let (reason, fields) = h.finish(SOON);
     assert_eq!(reason, Reason::Timeout);
@@ -188,7 +188,7 @@ fn sigterm_to_the_helper_ends_the_tree(mode: Mode) {
 fn timeout_escalates_to_sigkill_for_a_sigterm_ignorer(mode: Mode) {
     let bin = testbin("ignore_sigterm");
     let mut h = Helper::port(
-        &with(mode, &["--timeout", "200", "--delay-to-sigkill", "200"]),
+        &with(mode, &["--timeout", "200ms", "--grace", "200ms"]),
         &[&bin],
     );
     let pid = h.started();
@@ -209,7 +209,7 @@ fn usage_counts_cpu_and_memory_of_the_tree() {
     // CPU burnt by one grandchild, memory held by the next one; the helper
     // reaps them all, so both count.
     let script = format!("{burn} 1 0.3; {alloc} 64");
-    let mut h = Helper::port(&["--timeout", "2000"], &["sh", "-c", &script]);
+    let mut h = Helper::port(&["--timeout", "2000ms"], &["sh", "-c", &script]);
     h.started();
     h.until("both ready", SOON, |h| {
         h.out.iter().filter(|&&b| b == b'\n').count() >= 2
