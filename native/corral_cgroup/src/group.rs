@@ -170,6 +170,76 @@ impl Group {
         })
     }
 
+    /// Opens the group made of exactly these absolute directories, at most
+    /// one per hierarchy, such as the paths in the helper's `S` frame. Their
+    /// paths relative to each hierarchy root may differ (in hybrid the v2
+    /// group sits under `/`, the v1 memory one under the memory hierarchy's
+    /// own path), so [`Group::open`] cannot find them from one name.
+    /// Directories that no longer exist are skipped. Nothing is removed
+    /// when it is dropped (see [`Group::adopt`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a directory that is not below the mount point
+    /// of one of `sys`'s hierarchies (named v1 hierarchies excluded), whose
+    /// path there fails [`validate_path`], or whose hierarchy was already
+    /// given; [`Error::Io`] with `ENOENT` if none of them exists.
+    pub fn open_dirs(sys: &System, dirs: &[PathBuf]) -> Result<Group> {
+        let mut group = Group {
+            sys: sys.clone(),
+            spot: Spot::Exact(String::new()),
+            v2: None,
+            v1: Vec::new(),
+            created: Vec::new(),
+        };
+        let hierarchies = || {
+            sys.v2()
+                .map(|h| (h, true))
+                .into_iter()
+                .chain(sys.v1().iter().filter(|h| !is_named(h)).map(|h| (h, false)))
+        };
+        for path in dirs {
+            let shown = path.to_string_lossy();
+            let bad = |reason: &str| Error::invalid("cgroup directory", &shown, reason);
+            // The deepest mount point wins, should one hierarchy be mounted
+            // inside another's directory.
+            let (hierarchy, is_v2, rest) = hierarchies()
+                .filter_map(|(h, v2)| Some((h, v2, path.strip_prefix(&h.mount_point).ok()?)))
+                .max_by_key(|(h, _, _)| h.mount_point.components().count())
+                .ok_or_else(|| bad("is not below the mount point of a cgroup hierarchy"))?;
+            let rel = format!("/{}", rest.to_str().ok_or_else(|| bad("is not UTF-8"))?);
+            validate_path(&rel).map_err(|_| {
+                bad("must name a cgroup below the mount point, without `.` or `..`")
+            })?;
+            let taken = group.all().any(|d| d.hierarchy == *hierarchy);
+            if taken {
+                return Err(bad("is a second directory in the same hierarchy"));
+            }
+            let path = hierarchy.dir(&rel);
+            if !path.is_dir() {
+                continue;
+            }
+            if group.v2.is_none() && group.v1.is_empty() {
+                group.spot = Spot::Exact(rel.clone());
+            }
+            let dir = Dir {
+                hierarchy: hierarchy.clone(),
+                rel,
+                path,
+            };
+            if is_v2 {
+                group.v2 = Some(dir);
+            } else {
+                group.v1.push(dir);
+            }
+        }
+        if group.v2.is_none() && group.v1.is_empty() {
+            let probe = dirs.first().cloned().unwrap_or_default();
+            return Err(io::Error::from_raw_os_error(libc::ENOENT)).at("open", &probe);
+        }
+        Ok(group)
+    }
+
     /// How this group contains its processes, for the exit report.
     pub fn containment(&self) -> Containment {
         match (self.v2.is_some(), self.v1.is_empty()) {

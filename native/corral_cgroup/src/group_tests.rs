@@ -437,3 +437,57 @@ fn persist_keeps_directories() {
     g.remove().unwrap();
     assert!(dirs[0].is_dir());
 }
+
+#[test]
+fn open_dirs_finds_each_hierarchy_from_absolute_paths() {
+    let fx = fixture::hybrid();
+    let limits = Limits {
+        memory_max: Some(Max::Limit(64 << 20)),
+        ..Limits::default()
+    };
+    let mut made = create(&fx, &Placement::Default, &limits).unwrap();
+    made.persist();
+    let dirs = made.dirs();
+    let g = Group::open_dirs(&fx.sys, &dirs).unwrap();
+    assert_eq!(g.dirs(), dirs);
+    assert_eq!(g.containment(), Containment::Hybrid);
+    g.add(7).unwrap();
+    assert_eq!(g.pids().unwrap(), [7]);
+    std::fs::write(dirs[0].join("cgroup.procs"), "").unwrap();
+    std::fs::write(dirs[1].join("cgroup.procs"), "").unwrap();
+    drop(g);
+    assert!(
+        dirs.iter().all(|d| d.is_dir()),
+        "dropping an opened group removed it"
+    );
+
+    // A directory already gone is skipped; all gone is ENOENT.
+    std::fs::remove_dir_all(&dirs[1]).unwrap();
+    let mut g = Group::open_dirs(&fx.sys, &dirs).unwrap();
+    assert_eq!(g.dirs(), [dirs[0].clone()]);
+    g.adopt();
+    g.remove().unwrap();
+    assert!(leftovers(&fx).is_empty());
+    let err = Group::open_dirs(&fx.sys, &dirs).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
+}
+
+#[test]
+fn open_dirs_rejects_paths_outside_the_hierarchies() {
+    let fx = fixture::hybrid();
+    let g = create(&fx, &Placement::Default, &Limits::default()).unwrap();
+    let v2 = g.dirs()[0].clone();
+    let mount = v2.parent().unwrap().to_path_buf();
+    for bad in [
+        PathBuf::from("/etc"),
+        mount.clone(),
+        mount.join("../memory"),
+        mount.join("a/../../memory"),
+        fx.path("sys/fs/cgroup/systemd/x"),
+    ] {
+        let err = Group::open_dirs(&fx.sys, std::slice::from_ref(&bad)).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{bad:?}: {err}");
+    }
+    let twice = Group::open_dirs(&fx.sys, &[v2.clone(), v2]).unwrap_err();
+    assert!(matches!(twice, Error::Invalid { .. }), "{twice}");
+}
