@@ -10,10 +10,10 @@ defmodule Mix.Tasks.Compile.CorralNative do
   use Mix.Task.Compiler
 
   # {cargo package, file under target/release, file under priv, required?}.
-  # The NIF joins this list as {"corral_nif", "libcorral_nif.so",
-  # "libcorral_nif.so", true} once native/corral_nif exists.
+  # Each package is built with `cargo build --release -p PACKAGE`.
   @artifacts [
-    {"corral", "corral", "corral", true}
+    {"corral", "corral", "corral", true},
+    {"corral_nif", "libcorral_nif.so", "libcorral_nif.so", true}
   ]
 
   @impl true
