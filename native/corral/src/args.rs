@@ -165,18 +165,22 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number
-/// is seconds, as in `timeout(1)`.
-pub fn duration(text: &str) -> Result<Duration, String> {
+/// Splits `"1.5G"` into `(1.5, "G")`; `None` when it does not start with a number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 1.5m"))?;
-    let scale = match unit.trim() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+/// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number
+/// is seconds, as in `timeout(1)`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let (n, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 2s, 1.5m"))?;
+    let scale = match unit {
         "ms" => 0.001,
         "" | "s" => 1.0,
         "m" | "min" => 60.0,
@@ -189,15 +193,9 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 /// Parses a size: bytes, or a number with `K`, `M`, `G` or `T` (powers of
 /// 1024, as systemd's `MemoryMax=`).
 pub fn size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 50M"))?;
-    let shift = match unit.trim().trim_end_matches(['b', 'B', 'i']) {
+    let (n, unit) =
+        number_and_unit(text).ok_or_else(|| format!("{text:?} is not a size like 50M"))?;
+    let shift = match unit.trim_end_matches(['b', 'B', 'i']) {
         "" => 0,
         "K" | "k" => 10,
         "M" | "m" => 20,
