@@ -189,6 +189,8 @@ pub struct Helper {
     pub ack_delay: Duration,
     /// Frames arriving after `X` or `F`.
     pub after_last: usize,
+    /// Pids from the `ready` line, killed on drop if the test panicked.
+    pub reported_pids: Vec<i32>,
 }
 
 impl Helper {
@@ -308,6 +310,7 @@ impl Helper {
             ack: Ack::Every,
             ack_delay: Duration::ZERO,
             after_last: 0,
+            reported_pids: Vec::new(),
         }
     }
 
@@ -501,7 +504,9 @@ impl Helper {
         let line = String::from_utf8_lossy(&self.out[..line_end]).into_owned();
         let mut words = line.split_whitespace();
         assert_eq!(words.next(), Some("ready"), "first line {line:?}");
-        words.map(|w| w.parse().expect("pid")).collect()
+        let pids: Vec<i32> = words.map(|w| w.parse().expect("pid")).collect();
+        self.reported_pids.clone_from(&pids);
+        pids
     }
 
     /// Reads until `X`, closes the control channel as the BEAM does once it
@@ -569,18 +574,26 @@ impl Helper {
 
 impl Drop for Helper {
     /// A test that fails half-way still ends its tree: closing the control
-    /// channel is what makes the helper kill it.
+    /// channel is what makes the helper kill it. If the test panicked (the
+    /// helper may be the thing that is broken), the pids the child reported
+    /// are killed too; only then, so a passing test never signals a pid that
+    /// may have been reused.
     fn drop(&mut self) {
         self.control = None;
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            kill_all(&self.reported_pids);
+        }
     }
 }
 
