@@ -7,7 +7,7 @@ use crate::exit_code;
 use crate::limits;
 use crate::session::{Config, Outcome, Session};
 use crate::spawn::{self, Spec};
-use crate::stdio::Sink;
+use crate::stdio::{self, Sink};
 use crate::tree::Tree;
 use corral_proto::{key, Fields, Up, VERSION};
 use nix::errno::Errno;
@@ -179,6 +179,9 @@ fn failed(port: bool, sink: &mut Sink, e: &spawn::Error) -> i32 {
             version: VERSION,
             fields,
         });
+        // As after X: exiting before the BEAM closes the port could fail
+        // a write it is making (input sent right after opening) with EPIPE.
+        stdio::read_until_eof(0);
     } else {
         eprintln!("corral: {}: {}", e.stage, e.message);
     }

@@ -427,8 +427,10 @@ impl Session {
         let mut events = Events::with_capacity(4);
         let mut chunk = [0u8; 4096];
         while self.control.is_some() && self.sink.open {
-            if self.poll.poll(&mut events, None).is_err() {
-                continue;
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
             }
             for ev in events.iter() {
                 if ev.token() == SIGNALS && self.signals.pending().any(|s| s != SIGCHLD) {

@@ -37,6 +37,14 @@ fn usage_us(r: &serde_json::Value, key: &str) -> f64 {
 
 const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
 
+/// Tests that measure CPU shares take turns: two busy loops at once on a
+/// two-core machine would skew each other's figures.
+static CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_turn() -> std::sync::MutexGuard<'static, ()> {
+    CPU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn memory_limit_ends_in_an_oom_kill_near_the_limit() {
     let o = corral(&[
@@ -69,6 +77,7 @@ fn a_memory_limit_below_a_page_is_refused_clearly() {
 
 #[test]
 fn cpu_limit_holds_a_busy_loop_near_half_a_core() {
+    let _turn = cpu_turn();
     let mut args = vec!["--json", "-c", "50%", "-t", "2s", "--"];
     args.extend_from_slice(BUSY);
     let o = corral(&args);
@@ -81,6 +90,7 @@ fn cpu_limit_holds_a_busy_loop_near_half_a_core() {
 
 #[test]
 fn cpu_time_limit_ends_after_about_one_second_of_cpu() {
+    let _turn = cpu_turn();
     let mut args = vec!["--json", "--cpu-time", "1s", "--"];
     args.extend_from_slice(BUSY);
     let o = corral(&args);
@@ -93,6 +103,7 @@ fn cpu_time_limit_ends_after_about_one_second_of_cpu() {
 
 #[test]
 fn summary_without_json_names_result_runtime_and_cpu() {
+    let _turn = cpu_turn();
     let o = corral(&[
         "--cpu-time",
         "300ms",
