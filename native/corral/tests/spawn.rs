@@ -2,6 +2,7 @@
 //! environment, arg0, working directory and credentials.
 
 mod support;
+use std::time::Duration;
 
 use support::*;
 
@@ -15,7 +16,12 @@ fn run(opts: &[&str], command: &[&str]) -> (Helper, Reason, Fields) {
 /// Runs something that must fail to start and returns the `F` fields.
 fn fails(opts: &[&str], command: &[&str], exit_code: i32) -> Fields {
     let mut h = Helper::port(opts, command);
-    h.until("F", SOON, |h| h.eof);
+    h.until("F", SOON, |h| h.failed.is_some() || h.eof);
+    // The helper waits for the BEAM to close the port after F, as after X.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!h.eof, "the helper left before the port was closed");
+    h.close_control();
+    h.until("the helper to close its stdout", SOON, |h| h.eof);
     let fields = h
         .failed
         .clone()
