@@ -1,0 +1,802 @@
+defmodule Corral.Daemon do
+  @moduledoc """
+  Runs one long-lived OS program under a supervisor, contained as
+  `Corral.cmd/3` contains its children. A drop-in for `MuonTrap.Daemon`:
+  the same child spec, options and functions, so switching is a rename.
+
+  ## Setup
+
+  Nothing beyond `Corral`'s own setup (the `corral` helper in `priv/`). Add
+  the daemon to a supervision tree:
+
+      children = [
+        {Corral.Daemon, ["my_server", ["--port", "4000"], [cd: "/srv", log_output: :info]]}
+      ]
+
+      Supervisor.start_link(children, strategy: :one_for_one)
+
+  The second element of the tuple is `[command, args]` or
+  `[command, args, options]`, as for `Corral.cmd/3`. Each daemon needs a
+  unique child id under one supervisor: pass `:id`, or use
+  `Supervisor.child_spec/2`.
+
+  ## Restarts
+
+  The daemon stops when its program does: with `:normal` on exit status 0,
+  otherwise with `exit_status_to_reason.(status)` (default
+  `:error_exit_status`). So the supervisor's restart kinds work as they do
+  with MuonTrap:
+
+    * `:permanent` (the default) - always restarted.
+    * `:transient` - restarted unless the program exited with status 0 (or
+      a status your `:exit_status_to_reason` maps to `:normal`).
+    * `:temporary` - never restarted.
+
+  ## The tree dies with the daemon
+
+  The daemon is linked to its `corral` helper's port and traps exits. When
+  it stops for any reason (the program ended, `Supervisor.terminate_child/2`,
+  `GenServer.stop/1`, a crash), `terminate/2` asks the helper to end the
+  whole tree (SIGTERM, then SIGKILL after `:delay_to_sigkill`) and waits
+  for that, so a restarted daemon never overlaps its predecessor. When the
+  daemon is killed outright (`Process.exit(pid, :kill)`), the link closes
+  the port and the helper ends the tree on its own; when the VM dies, the
+  helper sees its control pipe close and does the same. Double-forked and
+  `setsid` grandchildren go too: they stay in the helper's cgroup and under
+  its subreaper.
+
+  If the helper itself is killed (SIGKILL, the OOM killer), the daemon
+  kills what is left in the helper's cgroup and removes it, then stops
+  with `{:helper_exit, status}`.
+
+  ## Output and flow control
+
+  stdout is read line by line (split on `"\\n"`). An unfinished line waits
+  for the rest of it, in a buffer of at most 64 KiB (65_536 bytes) per
+  stream; a longer line is handed to the logger in pieces of 64 KiB, never
+  cut short (MuonTrap keeps only the first 256 bytes). The daemon
+  acknowledges output to the helper only after it has handed the lines to
+  the logger, so a slow logger slows the program down (it blocks writing
+  to its pipe) instead of filling the daemon's mailbox: at most
+  `:stdio_window` bytes (default 1 MiB) are in flight per daemon.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
+      iex> is_integer(Corral.Daemon.os_pid(pid))
+      true
+      iex> %{output_byte_count: 0} = Corral.Daemon.statistics(pid)
+      iex> GenServer.stop(pid)
+      :ok
+
+  Logging each line through a function of your own, and feeding stdin:
+
+      {:ok, pid} =
+        Corral.Daemon.start_link("cat", [],
+          stdin: true,
+          logger_fun: fn line -> IO.puts("cat said: " <> line) end
+        )
+
+      :ok = Corral.Daemon.send_input(pid, "hello\\n")
+      :ok = Corral.Daemon.close_input(pid)
+  """
+
+  use GenServer
+
+  alias Corral.Daemon.CgroupFiles
+  alias Corral.Daemon.Helper
+  alias Corral.Daemon.Lines
+  alias Corral.Daemon.Options, as: DaemonOptions
+  alias Corral.Port, as: Proto
+
+  # What terminate/2 waits, beyond :delay_to_sigkill, for the tree to end.
+  @stop_margin 1000
+
+  @signals ~w(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
+              STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO
+              PWR SYS)
+
+  defstruct [
+    :command,
+    :args,
+    :options,
+    :port,
+    :os_pid,
+    :containment,
+    :wait_task,
+    :started_at,
+    :threshold,
+    dirs: [],
+    pending: 0,
+    stdin_open: false,
+    partial: %{stdout: "", stderr: ""},
+    bytes: %{stdout: 0, stderr: 0},
+    sinks: %{stdout: nil, stderr: nil}
+  ]
+
+  @typedoc "Statistics; see `statistics/1`."
+  @type statistics :: %{
+          output_byte_count: non_neg_integer(),
+          stdout_byte_count: non_neg_integer(),
+          stderr_byte_count: non_neg_integer(),
+          uptime_ms: non_neg_integer(),
+          cpu_usage_usec: non_neg_integer() | nil,
+          user_usec: non_neg_integer() | nil,
+          system_usec: non_neg_integer() | nil,
+          memory_current: non_neg_integer() | nil,
+          memory_peak: non_neg_integer() | nil,
+          oom_kills: non_neg_integer() | nil,
+          pids_current: non_neg_integer() | nil,
+          pids_peak: non_neg_integer() | nil,
+          pids_limit_hits: non_neg_integer() | nil
+        }
+
+  @typedoc "A signal: `:sighup`, `:hup`, `\"SIGHUP\"` or `\"HUP\"` (any case)."
+  @type signal :: atom() | String.t()
+
+  @doc """
+  A child spec for `[command, args]` or `[command, args, options]`.
+
+  The id is `options[:id]`, or `Corral.Daemon`; the restart kind is
+  `:permanent` (override with `Supervisor.child_spec/2`); the shutdown
+  time leaves `terminate/2` room to end the tree: `:delay_to_sigkill` plus
+  a second.
+  """
+  @spec child_spec([String.t() | [String.t()] | keyword()]) :: Supervisor.child_spec()
+  def child_spec([command, args]), do: child_spec([command, args, []])
+
+  def child_spec([command, args, opts]) do
+    %{
+      id: Keyword.get(opts, :id, __MODULE__),
+      start: {__MODULE__, :start_link, [command, args, opts]},
+      type: :worker,
+      restart: :permanent,
+      shutdown: shutdown(opts)
+    }
+  end
+
+  defp shutdown(opts) do
+    case Keyword.get(opts, :delay_to_sigkill, 500) do
+      ms when is_integer(ms) and ms >= 0 -> ms + @stop_margin
+      _ -> 500 + @stop_margin
+    end
+  end
+
+  @doc """
+  Starts a daemon running `command` with `args`, linked to the caller.
+
+  Returns once the program runs (or once `:wait_for` has been started);
+  `{:error, reason}` when it could not start (see *Error reasons*). Bad
+  options raise `ArgumentError` in the caller, naming the option.
+
+  ## Options
+
+  Every option of `Corral.cmd/3` except `:into` and `:input`: `:cd`,
+  `:env`, `:arg0`, `:stderr_to_stdout`, `:capture_stderr_only`,
+  `:parallelism`, `:uid`, `:gid`, `:groups`, `:delay_to_sigkill`,
+  `:stdio_window`, `:timeout` (a wall-time limit for the daemon's program),
+  the cgroup options `:cgroup_path`, `:cgroup_base`, `:cgroup`,
+  `:cgroup_controllers`, `:cgroup_sets`, and the limit options as
+  `Corral.cmd/3` documents them. Plus, as in MuonTrap:
+
+    * `:name` - register the daemon under this name.
+    * `:id` - the child id in `child_spec/1`.
+    * `:log_output` - a Logger level (`:info`, ...): log each line of the
+      program's output at that level. `nil` (the default) logs nothing.
+    * `:log_prefix` - prepended to each logged line. Defaults to
+      `"<command>: "`.
+    * `:log_transform` - a function from line to string, applied before
+      logging. The default replaces each byte of invalid UTF-8 with
+      U+FFFD, so Logger never crashes on binary output.
+    * `:logger_metadata` - a keyword list merged into the daemon's Logger
+      metadata; `:corral_cmd` and `:corral_args` are always set.
+    * `:logger_fun` - replaces Logger: called with each line (a binary,
+      without the newline, untransformed). A 1-arity function, `{m, f}`
+      (called as `m.f(line)`) or `{m, f, a}` (called as
+      `apply(m, f, [line | a])`). With it, `:log_output`, `:log_prefix`
+      and `:log_transform` are ignored.
+    * `:stderr_to_stdout` - `true` merges stderr into stdout, so it is
+      logged with it.
+    * `:capture_stderr_only` - log stderr instead of stdout, which is
+      discarded.
+    * `:exit_status_to_reason` - a function from the exit status (a
+      non-zero integer) to the daemon's stop reason. Defaults to
+      `fn _ -> :error_exit_status end`.
+    * `:wait_for` - a 0-arity function run in a linked `Task` before the
+      program starts; the program starts when it returns. If it raises or
+      exits, the daemon stops with that reason. Until then `os_pid/1`
+      returns `:error`.
+
+  Corral's own:
+
+    * `:log_stderr_level` - capture stderr separately from stdout and log
+      its lines at this level (with `:logger_fun`, pass them to it). Without
+      it stderr goes to the VM's stderr, as in MuonTrap. Excludes
+      `:stderr_to_stdout`; with `:capture_stderr_only` it sets the level of
+      the stderr lines, which otherwise use `:log_output`'s.
+    * `:stdin` - `true` gives the program a stdin pipe fed by
+      `send_input/2` and closed by `close_input/1`. Defaults to `false`:
+      stdin is `/dev/null`, so a program that reads it sees end of file
+      rather than blocking forever.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"], name: :my_sleep)
+      iex> Process.whereis(:my_sleep) == pid
+      true
+      iex> GenServer.stop(pid)
+      :ok
+
+  ## Error reasons
+
+    * `:enoent` - `command` was not found.
+    * `{:spawn_failed, errno, stage}`, `{:cgroup, errno, message}`,
+      `{:helper_unavailable, posix, path}`, `{:helper_exit, status}`,
+      `{:helper_closed, reason}`, `{:protocol, detail}` - as the
+      `:reason` of `Corral.Error`.
+    * `:start_timeout` - the helper sent nothing for 15 s.
+  """
+  @spec start_link(String.t(), [String.t()], keyword()) :: GenServer.on_start()
+  def start_link(command, args, opts \\ []) when is_binary(command) and is_list(args) do
+    check_command!(command, args)
+    options = DaemonOptions.new!(command, opts)
+
+    server_opts =
+      case Keyword.fetch(opts, :name) do
+        {:ok, name} -> [name: name]
+        :error -> []
+      end
+
+    GenServer.start_link(__MODULE__, {command, args, options}, server_opts)
+  end
+
+  defp check_command!(command, args) do
+    if String.contains?(command, <<0>>) do
+      raise ArgumentError,
+            "cannot start Corral.Daemon for program with null byte, got: #{inspect(command)}"
+    end
+
+    unless Enum.all?(args, &is_binary/1) do
+      raise ArgumentError, "all arguments for Corral.Daemon must be binaries"
+    end
+
+    if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
+      raise ArgumentError,
+            "cannot start Corral.Daemon with null byte in argument, got: #{inspect(arg)}"
+    end
+  end
+
+  @doc """
+  The OS pid of the daemon's program (not of the helper), or `:error`
+  while `:wait_for` runs.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
+      iex> Corral.Daemon.os_pid(pid) > 0
+      true
+      iex> GenServer.stop(pid)
+      :ok
+  """
+  @spec os_pid(GenServer.server()) :: pos_integer() | :error
+  def os_pid(server), do: GenServer.call(server, :os_pid)
+
+  @doc """
+  Output counts and resource usage so far.
+
+    * `:output_byte_count` - bytes of output received (MuonTrap's key), the
+      sum of `:stdout_byte_count` and `:stderr_byte_count`; a stream that
+      is not captured counts 0.
+    * `:uptime_ms` - since the program started (0 before).
+    * from the daemon's cgroup, with MuonTrap 2's keys: `:cpu_usage_usec`,
+      `:user_usec`, `:system_usec`, `:memory_current`, `:memory_peak`,
+      `:oom_kills`, `:pids_current`, `:pids_peak`, `:pids_limit_hits`.
+      Each is `nil` when the cgroup has no such file (no cgroup at all, or
+      the controller is not enabled for it: on a hybrid host memory
+      figures need a memory limit, which puts the daemon in the v1 memory
+      hierarchy).
+
+  The cgroup files are read in the caller, not in the daemon.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
+      iex> %{output_byte_count: 0, cpu_usage_usec: _} = Corral.Daemon.statistics(pid)
+      iex> GenServer.stop(pid)
+      :ok
+  """
+  @spec statistics(GenServer.server()) :: statistics()
+  def statistics(server) do
+    info = GenServer.call(server, :info)
+
+    Map.merge(
+      %{
+        output_byte_count: info.bytes.stdout + info.bytes.stderr,
+        stdout_byte_count: info.bytes.stdout,
+        stderr_byte_count: info.bytes.stderr,
+        uptime_ms: info.uptime_ms
+      },
+      CgroupFiles.stats(info.dirs)
+    )
+  end
+
+  @doc """
+  The daemon's cgroup directory (absolute; the v2 one on hosts that have
+  it), or `nil` when it runs without a cgroup or has not started.
+  """
+  @spec cgroup_path(GenServer.server()) :: String.t() | nil
+  def cgroup_path(server) do
+    case GenServer.call(server, :info).dirs do
+      [dir | _] -> dir
+      [] -> nil
+    end
+  end
+
+  @doc """
+  How the daemon is contained: `:containment` (`:none`, `:cgroup_v2`,
+  `:cgroup_v1` or `:hybrid`, as the helper reported it), `:dirs` (every
+  cgroup directory, one per hierarchy), and the cgroup options it was
+  started with (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
+  `:cgroup_controllers`, `:cgroup_sets`).
+  """
+  @spec cgroup_config(GenServer.server()) :: map()
+  def cgroup_config(server) do
+    info = GenServer.call(server, :info)
+    common = info.options.common
+
+    %{
+      containment: info.containment,
+      dirs: info.dirs,
+      cgroup_path: common.cgroup_path,
+      cgroup_base: common.cgroup_base,
+      cgroup: common.cgroup,
+      cgroup_controllers: common.cgroup_controllers,
+      cgroup_sets: common.cgroup_sets
+    }
+  end
+
+  @doc """
+  Reads a file of the daemon's cgroup, such as `"memory.max"` or
+  `"cpu.stat"`, from the first of its directories that has it; trailing
+  whitespace is trimmed.
+
+  `file` must name a file in the group's own directory (`name.name`,
+  letters, digits and `_`); anything else raises `ArgumentError`.
+
+  ## Error reasons
+
+    * `:enoent` - no directory of the daemon has that file, or it has no
+      cgroup;
+    * another `t:File.posix/0` from reading it.
+  """
+  @spec cgget(GenServer.server(), String.t()) :: {:ok, String.t()} | {:error, File.posix()}
+  def cgget(server, file) do
+    check_file!(file)
+    CgroupFiles.read(GenServer.call(server, :info).dirs, file)
+  end
+
+  @doc """
+  MuonTrap 1's form: `controller` is accepted for compatibility and
+  checked, the file is found as in `cgget/2`.
+  """
+  @spec cgget(GenServer.server(), String.t(), String.t()) ::
+          {:ok, String.t()} | {:error, File.posix()}
+  def cgget(server, controller, file) do
+    check_controller!(controller)
+    cgget(server, file)
+  end
+
+  @doc """
+  Writes `value` to a file of the daemon's cgroup, in the first of its
+  directories that has the file: for example `cgset(pid, "memory.max",
+  "268435456")` (v2) or `cgset(pid, "memory.limit_in_bytes", ...)` (v1).
+  File names are checked as in `cgget/2`.
+
+  ## Error reasons
+
+    * `:enoent` - no directory of the daemon has that file;
+    * `:einval`, `:eacces`, ... - the kernel refused the write.
+  """
+  @spec cgset(GenServer.server(), String.t(), String.t() | integer()) ::
+          :ok | {:error, File.posix()}
+  def cgset(server, file, value) do
+    check_file!(file)
+    value = value!(value)
+    CgroupFiles.write(GenServer.call(server, :info).dirs, file, value)
+  end
+
+  @doc "MuonTrap 1's form of `cgset/3`; `controller` is checked."
+  @spec cgset(GenServer.server(), String.t(), String.t(), String.t() | integer()) ::
+          :ok | {:error, File.posix()}
+  def cgset(server, controller, file, value) do
+    check_controller!(controller)
+    cgset(server, file, value)
+  end
+
+  defp check_file!(file) do
+    unless CgroupFiles.valid_file?(file) do
+      raise ArgumentError, "invalid cgroup file name #{inspect(file)}"
+    end
+  end
+
+  defp check_controller!(controller) do
+    unless is_binary(controller) and controller =~ ~r/\A[A-Za-z0-9_=]+\z/ do
+      raise ArgumentError, "invalid cgroup controller #{inspect(controller)}"
+    end
+  end
+
+  defp value!(value) when is_integer(value), do: Integer.to_string(value)
+
+  defp value!(value) when is_binary(value) do
+    if String.contains?(value, <<0>>),
+      do: raise(ArgumentError, "invalid cgroup value #{inspect(value)}"),
+      else: value
+  end
+
+  defp value!(value), do: raise(ArgumentError, "invalid cgroup value #{inspect(value)}")
+
+  @doc """
+  Sends a signal to the daemon's program (not to the rest of its tree),
+  for example `:sighup` to make it reload.
+
+  ## Examples
+
+      Corral.Daemon.signal(pid, :sighup)
+      #=> :ok
+
+  ## Error reasons
+
+    * `:not_running` - the program has not started yet (`:wait_for`).
+
+  An unknown signal name raises `ArgumentError`.
+  """
+  @spec signal(GenServer.server(), signal()) :: :ok | {:error, :not_running}
+  def signal(server, signal), do: GenServer.call(server, {:signal, signal_name!(signal)})
+
+  defp signal_name!(signal) when is_atom(signal) or is_binary(signal) do
+    name = signal |> to_string() |> String.upcase() |> String.replace_prefix("SIG", "")
+
+    if name in @signals,
+      do: "SIG" <> name,
+      else: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+  end
+
+  defp signal_name!(signal), do: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+
+  @doc """
+  Writes `data` (iodata) to the program's stdin. Needs `stdin: true`.
+
+  The helper queues what the program has not read yet.
+
+  ## Error reasons
+
+    * `:closed` - the daemon has no stdin pipe (`stdin: false`), it was
+      closed with `close_input/1`, or the program has not started.
+  """
+  @spec send_input(GenServer.server(), iodata()) :: :ok | {:error, :closed}
+  def send_input(server, data), do: GenServer.call(server, {:send_input, iodata!(data)})
+
+  defp iodata!(data) do
+    IO.iodata_to_binary(data)
+  rescue
+    ArgumentError ->
+      reraise ArgumentError, "expected iodata, got: #{inspect(data)}", __STACKTRACE__
+  end
+
+  @doc """
+  Closes the program's stdin once what was sent is written, so it sees end
+  of file. Error reasons as for `send_input/2`.
+  """
+  @spec close_input(GenServer.server()) :: :ok | {:error, :closed}
+  def close_input(server), do: GenServer.call(server, :close_input)
+
+  ## GenServer
+
+  @impl true
+  def init({command, args, %DaemonOptions{} = options}) do
+    Process.flag(:trap_exit, true)
+
+    # Erlang's :logger, which Elixir's Logger runs on, so that Corral needs
+    # no :logger application of its own.
+    :logger.update_process_metadata(
+      Map.merge(Map.new(options.logger_metadata), %{
+        corral_cmd: command,
+        corral_args: Enum.join(args, " ")
+      })
+    )
+
+    state = %__MODULE__{
+      command: command,
+      args: args,
+      options: options,
+      threshold: Proto.ack_threshold(options.common.stdio_window),
+      sinks: %{stdout: sink(options, :stdout), stderr: sink(options, :stderr)}
+    }
+
+    case options.wait_for do
+      nil ->
+        case launch(state) do
+          {:ok, state} -> {:ok, state}
+          {:error, reason} -> {:stop, reason}
+        end
+
+      fun ->
+        {:ok, %{state | wait_task: Task.async(fun)}}
+    end
+  end
+
+  # Where each stream's lines go: nothing when the stream is not captured
+  # or not logged, else the logger_fun or Logger.
+  defp sink(options, stream) do
+    captured? =
+      case stream do
+        :stdout -> DaemonOptions.stdout_captured?(options)
+        :stderr -> DaemonOptions.stderr_captured?(options)
+      end
+
+    level = DaemonOptions.level(options, stream)
+
+    cond do
+      not captured? -> nil
+      options.logger_fun != nil -> logger_fun(options.logger_fun)
+      level == nil -> nil
+      true -> log_line(level, options.log_prefix, options.log_transform)
+    end
+  end
+
+  defp logger_fun(fun) when is_function(fun, 1), do: fun
+  defp logger_fun({m, f}), do: fn line -> apply(m, f, [line]) end
+  defp logger_fun({m, f, a}), do: fn line -> apply(m, f, [line | a]) end
+
+  defp log_line(level, prefix, transform) do
+    level = if level == :warn, do: :warning, else: level
+    fn line -> :logger.log(level, [prefix, transform.(line)]) end
+  end
+
+  # Opens the helper's port (linked: see "The tree dies with the daemon")
+  # and waits for its first frame.
+  defp launch(%__MODULE__{} = s) do
+    with {:ok, port, started} <- Helper.open(s.command, s.args, s.options) do
+      {:ok,
+       %{
+         s
+         | port: port,
+           os_pid: started.os_pid,
+           containment: started.containment,
+           dirs: started.paths,
+           started_at: System.monotonic_time(:millisecond),
+           stdin_open: s.options.stdin
+       }}
+    end
+  end
+
+  @impl true
+  def handle_call(:os_pid, _from, s), do: {:reply, s.os_pid || :error, s}
+
+  def handle_call(:info, _from, s) do
+    uptime = if s.started_at, do: System.monotonic_time(:millisecond) - s.started_at, else: 0
+
+    info = %{
+      bytes: s.bytes,
+      dirs: s.dirs,
+      containment: s.containment,
+      options: s.options,
+      uptime_ms: uptime
+    }
+
+    {:reply, info, s}
+  end
+
+  def handle_call({:signal, _name}, _from, %{port: nil} = s),
+    do: {:reply, {:error, :not_running}, s}
+
+  def handle_call({:signal, name}, _from, s) do
+    Helper.send_frame(s.port, {:signal, name})
+    {:reply, :ok, s}
+  end
+
+  def handle_call({:send_input, _data}, _from, %{stdin_open: false} = s),
+    do: {:reply, {:error, :closed}, s}
+
+  def handle_call({:send_input, data}, _from, s) do
+    Helper.send_input(s.port, data)
+    {:reply, :ok, s}
+  end
+
+  def handle_call(:close_input, _from, %{stdin_open: false} = s),
+    do: {:reply, {:error, :closed}, s}
+
+  def handle_call(:close_input, _from, s) do
+    Helper.send_frame(s.port, :close_stdin)
+    {:reply, :ok, %{s | stdin_open: false}}
+  end
+
+  @impl true
+  # Every frame from the helper after S: output, then one X.
+  def handle_info({port, {:data, body}}, %{port: port} = s) do
+    case Proto.decode(body) do
+      {:ok, frame} -> frame(frame, s)
+      {:error, error} -> {:stop, {:protocol, error}, s}
+    end
+  end
+
+  # The helper exited without an X frame, which it sends before it exits on
+  # its own: it was killed (SIGKILL, the OOM killer). Its tree may live on
+  # in its cgroup, so that is cleaned up here.
+  def handle_info({port, {:exit_status, status}}, %{port: port} = s) do
+    {:stop, {:helper_exit, status}, helper_died(s)}
+  end
+
+  # The linked port failed (EPIPE writing to a helper that died): trapped,
+  # so it reaches us as a message rather than killing the daemon.
+  def handle_info({:EXIT, port, reason}, %{port: port} = s) do
+    {:stop, {:helper_closed, reason}, helper_died(s)}
+  end
+
+  # :wait_for returned: start the program now.
+  def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = s) do
+    Process.demonitor(ref, [:flush])
+
+    case launch(%{s | wait_task: nil}) do
+      {:ok, s} -> {:noreply, s}
+      {:error, reason} -> {:stop, reason, %{s | wait_task: nil}}
+    end
+  end
+
+  # :wait_for raised or exited: the daemon fails as a failed start would.
+  def handle_info({:DOWN, ref, :process, _, reason}, %{wait_task: %Task{ref: ref}} = s) do
+    {:stop, reason, %{s | wait_task: nil}}
+  end
+
+  # The :wait_for Task's exit signal (it is linked, and exits are trapped).
+  # Its result or :DOWN above says how it went; a crash stops the daemon
+  # with the Task's reason, as the link would without trapping.
+  def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = s) do
+    {:stop, reason, %{s | wait_task: nil}}
+  end
+
+  # Exit signals of other linked processes (the finished :wait_for Task, or
+  # one the user linked): ignored when normal; any other reason stops the
+  # daemon, as it would a process that does not trap exits.
+  def handle_info({:EXIT, _pid, :normal}, s), do: {:noreply, s}
+  def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
+
+  # Anything else (a message a user sent) is not ours to act on.
+  def handle_info(_message, s), do: {:noreply, s}
+
+  # O and E frames: each line goes to its sink, then the bytes are acked,
+  # so the helper sends more only as fast as the logger takes it.
+  defp frame({stream, data}, s) when stream in [:stdout, :stderr] do
+    {:noreply, s |> output(stream, data) |> ack(byte_size(data))}
+  end
+
+  # X: the program ended and all its output is in. After X the helper waits
+  # for the port to close (docs/protocol.md, "Ending the tree").
+  defp frame({:exit, report}, s) do
+    s = flush_partials(s)
+    Helper.close(s.port)
+    s = %{s | port: nil, stdin_open: false}
+
+    case {report.reason, exit_status(report)} do
+      {_, nil} ->
+        {:stop, {:protocol, {:no_exit_status, report}}, s}
+
+      {:exit, 0} ->
+        :logger.info("#{s.command}: Process exited successfully")
+        {:stop, :normal, s}
+
+      {_, status} ->
+        :logger.error("#{s.command}: Process exited with status #{status}#{why(report)}")
+        {:stop, s.options.exit_status_to_reason.(status), s}
+    end
+  end
+
+  defp frame(frame, s), do: {:stop, {:protocol, {:unexpected_frame, frame}}, s}
+
+  defp exit_status(%{exit_status: status}) when is_integer(status), do: status
+  defp exit_status(%{signal: signal}) when is_integer(signal), do: 128 + signal
+  defp exit_status(_report), do: nil
+
+  defp why(%{reason: reason}) when reason in [:exit, :signal], do: ""
+  defp why(%{reason: reason}), do: " (ended by Corral: #{reason})"
+
+  defp output(s, stream, data) do
+    s = %{s | bytes: Map.update!(s.bytes, stream, &(&1 + byte_size(data)))}
+
+    case Map.fetch!(s.sinks, stream) do
+      nil ->
+        s
+
+      sink ->
+        partial = Lines.each(Map.fetch!(s.partial, stream), data, sink)
+        %{s | partial: Map.put(s.partial, stream, partial)}
+    end
+  end
+
+  defp flush_partials(s) do
+    for stream <- [:stdout, :stderr], sink = Map.fetch!(s.sinks, stream), sink != nil do
+      s.partial |> Map.fetch!(stream) |> Lines.flush(sink)
+    end
+
+    %{s | partial: %{stdout: "", stderr: ""}}
+  end
+
+  defp ack(s, bytes) do
+    pending = s.pending + bytes
+
+    if pending >= s.threshold do
+      Helper.send_frame(s.port, {:ack, pending})
+      %{s | pending: 0}
+    else
+      %{s | pending: pending}
+    end
+  end
+
+  defp helper_died(s) do
+    CgroupFiles.cleanup(s.dirs)
+    %{s | port: nil, stdin_open: false}
+  end
+
+  @impl true
+  def terminate(_reason, s) do
+    if s.wait_task, do: Task.shutdown(s.wait_task, :brutal_kill)
+    if s.port, do: stop_tree(s)
+    :ok
+  end
+
+  # Q asks the helper to end the tree; it still delivers output (under the
+  # window, so it is acked) and then X. Waiting for X means the tree is gone
+  # when the daemon is, and a restart never overlaps it. The port is closed
+  # in any case, which ends the tree too.
+  defp stop_tree(s) do
+    Helper.send_frame(s.port, :stop)
+
+    deadline =
+      System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
+
+    s = drain(s, deadline)
+    if s.port, do: Helper.close(s.port)
+  end
+
+  defp drain(%{port: port} = s, deadline) do
+    left = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    receive do
+      {^port, {:data, body}} ->
+        case Proto.decode(body) do
+          {:ok, {stream, data}} when stream in [:stdout, :stderr] ->
+            s |> output_quietly(stream, data) |> ack(byte_size(data)) |> drain(deadline)
+
+          {:ok, {:exit, _report}} ->
+            output_quietly_flush(s)
+            Helper.close(port)
+            %{s | port: nil}
+
+          _ ->
+            s
+        end
+
+      {^port, {:exit_status, _}} ->
+        helper_died(s)
+
+      {:EXIT, ^port, _} ->
+        helper_died(s)
+    after
+      left -> s
+    end
+  end
+
+  # Output while the tree ends is still logged, unless logging is what
+  # failed: then it is dropped, and the tree still ends.
+  defp output_quietly(s, stream, data) do
+    output(s, stream, data)
+  catch
+    _, _ -> %{s | sinks: %{stdout: nil, stderr: nil}}
+  end
+
+  defp output_quietly_flush(s) do
+    flush_partials(s)
+  catch
+    _, _ -> :ok
+  end
+end

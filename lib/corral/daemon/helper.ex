@@ -1,0 +1,146 @@
+defmodule Corral.Daemon.Helper do
+  @moduledoc false
+  # A daemon's side of its corral helper: resolving the program, opening the
+  # port (linked to the calling daemon), waiting for the first frame,
+  # sending frames and closing, with the helper's failures as reasons.
+
+  alias Corral.Daemon.Options, as: DaemonOptions
+  alias Corral.Port, as: Proto
+
+  # How long the helper may take to send its first frame.
+  @start_timeout 15_000
+
+  @doc """
+  Starts `command` under a helper whose port is linked to the caller, and
+  waits for the S frame: `{:ok, port, started}`, or `{:error, reason}` with
+  the port closed.
+  """
+  @spec open(String.t(), [String.t()], DaemonOptions.t()) ::
+          {:ok, port(), Proto.started()} | {:error, term()}
+  def open(command, args, %DaemonOptions{} = options) do
+    with {:ok, program} <- find_program(command),
+         {:ok, port} <- open_port(DaemonOptions.argv(program, args, options), options),
+         {:ok, started} <- await_started(port) do
+      {:ok, port, started}
+    end
+  end
+
+  # Resolved as System.cmd/3 and Corral.cmd/3 resolve it.
+  defp find_program(command) do
+    charlist = String.to_charlist(command)
+
+    if Path.type(charlist) == :absolute do
+      {:ok, command}
+    else
+      case :os.find_executable(charlist) do
+        false -> {:error, :enoent}
+        path -> {:ok, List.to_string(path)}
+      end
+    end
+  end
+
+  defp open_port(argv, %DaemonOptions{common: common}) do
+    helper = Proto.helper_path()
+
+    port_opts =
+      [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv] ++
+        if common.parallelism == nil, do: [], else: [parallelism: common.parallelism]
+
+    try do
+      {:ok, Port.open({:spawn_executable, helper}, port_opts)}
+    catch
+      :error, posix when is_atom(posix) and posix != :badarg ->
+        {:error, {:helper_unavailable, posix, helper}}
+    end
+  end
+
+  # The first frame is S or F, and says which protocol version the helper
+  # speaks (docs/protocol.md, "Versioning").
+  defp await_started(port) do
+    version = Proto.version()
+
+    receive do
+      {^port, {:data, body}} ->
+        case Proto.decode(body) do
+          {:ok, {:started, %{version: ^version} = started}} -> {:ok, started}
+          {:ok, {:started, %{version: other}}} -> fail(port, {:protocol, {:version, other}})
+          {:ok, {:failed, failed}} -> fail(port, failed_reason(failed))
+          {:ok, frame} -> fail(port, {:protocol, {:unexpected_frame, frame}})
+          {:error, error} -> fail(port, {:protocol, error})
+        end
+
+      {^port, {:exit_status, status}} ->
+        fail(port, {:helper_exit, status})
+
+      {:EXIT, ^port, reason} ->
+        fail(port, {:helper_closed, reason})
+    after
+      @start_timeout -> fail(port, :start_timeout)
+    end
+  end
+
+  defp fail(port, reason) do
+    close(port)
+    {:error, reason}
+  end
+
+  # The reasons of Corral.Error, except a missing program, which is plain
+  # :enoent as for a program :os.find_executable/1 did not find.
+  defp failed_reason(%{stage: "exec", errno_name: "enoent"}), do: :enoent
+  defp failed_reason(%{stage: "cgroup"} = f), do: {:cgroup, posix(f.errno_name), f.message}
+  defp failed_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
+
+  # errno names come from the helper; only names the VM knows become atoms.
+  defp posix(nil), do: nil
+
+  defp posix(name) do
+    String.to_existing_atom(name)
+  rescue
+    ArgumentError -> name
+  end
+
+  @doc """
+  Sends one frame. A port that already closed raises; its exit status or
+  exit signal is on the way, and the daemon acts on that.
+  """
+  @spec send_frame(port(), Proto.frame()) :: :ok
+  def send_frame(port, frame) do
+    Port.command(port, Proto.encode(frame))
+    :ok
+  rescue
+    ArgumentError -> :ok
+  end
+
+  @doc "Sends `data` as I frames of at most 64 KiB."
+  @spec send_input(port(), binary()) :: :ok
+  def send_input(_port, <<>>), do: :ok
+
+  def send_input(port, data) do
+    {chunk, rest} = Proto.split_stdin(data)
+    send_frame(port, {:stdin, chunk})
+    send_input(port, rest)
+  end
+
+  @doc """
+  Closes the port, which ends the tree if it still runs, and drops what the
+  port sent meanwhile: Port.close/1 is synchronous, but an exit status or
+  the port's exit signal may already be waiting.
+  """
+  @spec close(port()) :: :ok
+  def close(port) do
+    Port.close(port)
+  rescue
+    ArgumentError -> :ok
+  after
+    flush(port)
+  end
+
+  defp flush(port) do
+    receive do
+      {^port, _} -> flush(port)
+      {:EXIT, ^port, _} -> flush(port)
+    after
+      0 -> :ok
+    end
+  end
+end

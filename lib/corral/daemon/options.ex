@@ -1,0 +1,185 @@
+defmodule Corral.Daemon.Options do
+  @moduledoc false
+  # Corral.Daemon's options: splits the daemon's own keys from the common
+  # ones, which Corral.Options validates exactly as for Corral.cmd/3, and
+  # validates the daemon's own, one clause per option.
+
+  alias Corral.Options
+  alias Corral.Port, as: Proto
+
+  @levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
+
+  @own [
+    :name,
+    :id,
+    :log_output,
+    :log_prefix,
+    :log_transform,
+    :logger_metadata,
+    :logger_fun,
+    :log_stderr_level,
+    :wait_for,
+    :exit_status_to_reason,
+    :stdin
+  ]
+
+  # Options of Corral.cmd/3 that have no meaning for a daemon: nothing
+  # collects its output, and its stdin is fed with send_input/2.
+  @cmd_only [:into, :input]
+
+  defstruct common: nil,
+            log_output: nil,
+            log_prefix: nil,
+            log_transform: nil,
+            logger_metadata: [],
+            logger_fun: nil,
+            log_stderr_level: nil,
+            wait_for: nil,
+            exit_status_to_reason: nil,
+            stdin: false
+
+  @type logger_fun :: (String.t() -> any()) | {module(), atom()} | {module(), atom(), list()}
+
+  @type t :: %__MODULE__{
+          common: Options.t(),
+          log_output: Logger.level() | nil,
+          log_prefix: String.t(),
+          log_transform: (String.t() -> String.t()),
+          logger_metadata: keyword(),
+          logger_fun: logger_fun() | nil,
+          log_stderr_level: Logger.level() | nil,
+          wait_for: (() -> any()) | nil,
+          exit_status_to_reason: (non_neg_integer() -> term()),
+          stdin: boolean()
+        }
+
+  @doc "Validates `opts` for a daemon running `command`; raises ArgumentError."
+  @spec new!(String.t(), keyword()) :: t()
+  def new!(command, opts) when is_binary(command) and is_list(opts) do
+    unless Keyword.keyword?(opts) do
+      raise ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}"
+    end
+
+    {own, common} = Keyword.split(opts, @own)
+
+    for {key, value} <- common, key in @cmd_only do
+      raise ArgumentError,
+            "invalid option #{inspect(key)} with value #{inspect(value)}: " <>
+              "it is for Corral.cmd/3 only (a daemon's stdin takes :stdin and send_input/2)"
+    end
+
+    defaults = %__MODULE__{
+      common: Options.new!(common),
+      log_prefix: command <> ": ",
+      log_transform: &Corral.Daemon.Lines.replace_invalid/1,
+      exit_status_to_reason: fn _status -> :error_exit_status end
+    }
+
+    own
+    |> Enum.reduce(defaults, &put/2)
+    |> check_combination()
+  end
+
+  def new!(_command, opts) do
+    raise ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}"
+  end
+
+  # :name and :id belong to start_link/3 and child_spec/1.
+  defp put({:name, _}, o), do: o
+  defp put({:id, _}, o), do: o
+  defp put({:log_output, nil}, o), do: %{o | log_output: nil}
+  defp put({:log_output, level}, o) when level in @levels, do: %{o | log_output: level}
+  defp put({:log_prefix, prefix}, o) when is_binary(prefix), do: %{o | log_prefix: prefix}
+  defp put({:log_transform, fun}, o) when is_function(fun, 1), do: %{o | log_transform: fun}
+
+  defp put({:logger_metadata, metadata} = option, o) when is_list(metadata) do
+    if Keyword.keyword?(metadata), do: %{o | logger_metadata: metadata}, else: invalid!(option)
+  end
+
+  defp put({:logger_fun, nil}, o), do: %{o | logger_fun: nil}
+  defp put({:logger_fun, fun}, o) when is_function(fun, 1), do: %{o | logger_fun: fun}
+
+  defp put({:logger_fun, {m, f} = mf}, o) when is_atom(m) and is_atom(f),
+    do: %{o | logger_fun: mf}
+
+  defp put({:logger_fun, {m, f, a} = mfa}, o) when is_atom(m) and is_atom(f) and is_list(a),
+    do: %{o | logger_fun: mfa}
+
+  defp put({:log_stderr_level, nil}, o), do: %{o | log_stderr_level: nil}
+
+  defp put({:log_stderr_level, level}, o) when level in @levels,
+    do: %{o | log_stderr_level: level}
+
+  defp put({:wait_for, nil}, o), do: %{o | wait_for: nil}
+  defp put({:wait_for, fun}, o) when is_function(fun, 0), do: %{o | wait_for: fun}
+
+  defp put({:exit_status_to_reason, fun}, o) when is_function(fun, 1),
+    do: %{o | exit_status_to_reason: fun}
+
+  defp put({:stdin, bool}, o) when is_boolean(bool), do: %{o | stdin: bool}
+  defp put(option, _o), do: invalid!(option)
+
+  defp invalid!({key, value}) do
+    raise ArgumentError, "invalid option #{inspect(key)} with value #{inspect(value)}"
+  end
+
+  defp check_combination(%__MODULE__{
+         log_stderr_level: level,
+         common: %Options{stderr_to_stdout: true}
+       })
+       when level != nil do
+    raise ArgumentError,
+          "options :log_stderr_level and :stderr_to_stdout exclude each other " <>
+            "(merged stderr is logged at :log_output's level)"
+  end
+
+  defp check_combination(o), do: o
+
+  @doc "Whether the child's stdout reaches the daemon (with stderr, when merged)."
+  @spec stdout_captured?(t()) :: boolean()
+  def stdout_captured?(%__MODULE__{common: common}), do: not common.capture_stderr_only
+
+  @doc """
+  Whether the child's stderr reaches the daemon on its own, as E frames:
+  with :capture_stderr_only, :log_stderr_level, or Corral.cmd/3's
+  :separate_stderr where Corral.Options has it.
+  """
+  @spec stderr_captured?(t()) :: boolean()
+  def stderr_captured?(%__MODULE__{common: common} = o) do
+    common.capture_stderr_only or Map.get(common, :separate_stderr, false) == true or
+      (o.log_stderr_level != nil and not common.stderr_to_stdout)
+  end
+
+  @doc "The Logger level of each stream's lines, nil when not logged."
+  @spec level(t(), :stdout | :stderr) :: Logger.level() | nil
+  def level(%__MODULE__{} = o, :stdout), do: o.log_output
+  def level(%__MODULE__{} = o, :stderr), do: o.log_stderr_level || o.log_output
+
+  @doc "The helper's argv for this daemon, as in docs/helper.md."
+  @spec argv(String.t(), [String.t()], t()) :: [String.t()]
+  def argv(program, args, %__MODULE__{common: common} = o) do
+    # An :input makes Corral.Port.argv/3 ask for `--stdin pipe`; the empty
+    # one is never sent, send_input/2 feeds the pipe instead.
+    common = if o.stdin, do: %{common | input: ""}, else: common
+    argv = Proto.argv(program, args, common)
+
+    if o.log_stderr_level != nil and not common.capture_stderr_only do
+      pipe_stderr(argv, Proto.argv(program, args, %{common | stderr_to_stdout: true}))
+    else
+      argv
+    end
+  end
+
+  # Corral.cmd/3 never needs stdout and stderr both piped, so
+  # Corral.Port.argv/3 cannot ask for it. The argv with stderr inherited and
+  # the one with it merged differ in one place, the value of `--stderr`,
+  # wherever the other options put it: "pipe" goes there.
+  defp pipe_stderr(inherited, merged) do
+    index =
+      inherited
+      |> Enum.zip(merged)
+      |> Enum.find_index(fn {a, b} -> a != b end)
+
+    List.replace_at(inherited, index, "pipe")
+  end
+end
