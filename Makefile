@@ -48,6 +48,8 @@ bench: export MIX_ENV = dev
 bench: build
 	mix run bench/throughput.exs
 	mix run bench/spawn.exs
+	mix run bench/cpu_overshoot.exs
+	mix run bench/daemons.exs
 
 clean:
 	$(CARGO) clean
