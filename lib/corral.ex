@@ -8,14 +8,17 @@ defmodule Corral do
   own (cgroup v2, v1 or the hybrid of both); it adopts orphaned
   grandchildren as a child subreaper, and ends the whole tree (freeze or
   stop, SIGTERM, SIGKILL) as soon as its port closes: when the calling
-  process dies, when the VM dies, or when a `:timeout` runs out. The
+  process dies, when the VM dies, or when a limit runs out. The
   child's output reaches the caller through a flow-controlled window, so a
   fast child cannot fill the VM's memory and no output is lost at exit.
 
   Containment needs no setup: where no cgroup can be created (no
   delegation, a read-only hierarchy) the helper falls back to process group
-  and subreaper alone. Limits (`:cgroup`) do need a cgroup, and fail with a
-  `Corral.Error` when there is none.
+  and subreaper alone. The limits of the whole tree (`:timeout`,
+  `:cpu_time`, `:memory`, `:max_processes`, `:idle_timeout`) work either
+  way: the helper uses the cgroup's own limits where it can and polls
+  `/proc` where it cannot. Raw cgroup limits (`:cgroup`) do need a cgroup,
+  and fail with a `Corral.Error` when there is none.
 
   ## Setup
 
@@ -40,11 +43,30 @@ defmodule Corral do
 
       iex> Corral.cmd("sh", ["-c", "echo partial; sleep 10"], timeout: 100)
       {"partial\\n", :timeout}
+
+  `run/3` takes the same options and says why the run ended and what the
+  whole tree used, in a `Corral.Result`:
+
+      iex> {:ok, result} = Corral.run("sh", ["-c", "echo hi"])
+      iex> {result.output, result.exit_status, result.reason}
+      {"hi\\n", 0, :exit}
+
+      iex> {:ok, result} = Corral.run("sleep", ["10"], timeout: 100)
+      iex> {result.reason, result.usage.wall_time < 10_000_000}
+      {:timeout, true}
   """
 
+  alias Corral.Cgroup
   alias Corral.Error
   alias Corral.Options
   alias Corral.Port, as: Proto
+  alias Corral.Result
+
+  @typedoc "The limit that ended a `cmd/3` run, returned in place of the exit status."
+  @type limit_reason :: :timeout | :cpu_time | :memory | :max_processes | :idle
+
+  @typedoc "Why `run/3` could not run the child; see `run/3`."
+  @type error_reason :: :enoent | Error.reason()
 
   @doc """
   Runs `command` with `args` and collects its output, like `System.cmd/3`.
@@ -52,8 +74,11 @@ defmodule Corral do
   `command` is looked up with `:os.find_executable/1` unless it is an
   absolute path, and executed directly, never through a shell. Returns
   `{collectable_result, exit_status}`, where `exit_status` is the exit code,
-  128 + the signal number when a signal killed the child, or `:timeout` when
-  the `:timeout` option ended it.
+  or 128 + the signal number when a signal killed the child. When one of the
+  limit options below ended the run, it is the limit's name instead, with
+  the output collected until then: `:timeout`, `:cpu_time`, `:memory`,
+  `:max_processes`, or `:idle` for `:idle_timeout`. `run/3` returns both
+  the status and the reason, with what the tree used.
 
   The calling process owns the helper: if it dies, the whole child tree is
   ended within `:delay_to_sigkill` of its death.
@@ -83,10 +108,32 @@ defmodule Corral do
     * `:groups` - supplementary groups (numbers or names). With `:uid` and
       no `:groups`, the supplementary list is cleared.
 
+  Limits of the whole tree: the child and every descendant, including
+  double-forked ones and those already reaped. Each is a positive integer
+  or `:infinity`, the default (no limit and no polling). When one is hit
+  the tree is ended (SIGTERM, then SIGKILL after `:delay_to_sigkill`):
+
+    * `:timeout` - wall time in milliseconds; `{partial_output, :timeout}`.
+    * `:cpu_time` - user + system CPU milliseconds of the whole tree:
+      `{partial_output, :cpu_time}`. Exact with or without a cgroup: the
+      helper adds the CPU of the live processes (from `/proc`) to that of
+      the reaped ones, checking again as the budget runs out.
+    * `:memory` - bytes: the cgroup's memory limit when the system can set
+      one (the kernel's OOM killer then ends the child), else the helper
+      polls the sum of the tree's resident memory. `{partial_output,
+      :memory}`.
+    * `:max_processes` - processes alive at once: the cgroup's `pids.max`
+      when possible (forks beyond it fail), else a polled count.
+      `{partial_output, :max_processes}`.
+    * `:idle_timeout` - milliseconds with neither CPU progress nor output
+      in the whole tree, i.e. a hung child: `{partial_output, :idle}`. A
+      busy child is never idle.
+
   Corral's own:
 
-    * `:timeout` - milliseconds (or `:infinity`, the default) before the
-      tree is ended and `{partial_output, :timeout}` returned.
+    * `:no_cgroup` - `true` keeps the child out of cgroups: process group
+      and subreaper containment only, and polled limits. Excludes every
+      cgroup option below. Defaults to `false`.
     * `:input` - a binary, iodata, or an enumerable of iodata written to the
       child's stdin, which is then closed. Without it the child's stdin is
       `/dev/null`.
@@ -123,7 +170,8 @@ defmodule Corral do
       binary or an integer.
 
   An unknown option or a value of the wrong type raises `ArgumentError`
-  naming both; so does an unknown `:cgroup` key.
+  naming both; so does an unknown `:cgroup` key, and so does
+  `:separate_stderr`, which only `run/3` has.
 
   ## Examples
 
@@ -163,72 +211,212 @@ defmodule Corral do
   `message` says what failed and how to fix it, for example
   `"memory_min has no equivalent on the hybrid layout"`.
 
-  A child killed by the cgroup's memory limit returns 137 (128 + SIGKILL),
-  as a shell would report it.
+  A child killed by a `:cgroup` memory limit (`:memory_max`) returns 137
+  (128 + SIGKILL), as a shell would report it; with the `:memory` option the
+  same kill returns `:memory`.
+
+  When the helper itself dies without an exit report (SIGKILL, the OOM
+  killer), `cmd/3` kills every process left in the cgroups the helper made
+  and removes them, then raises `Corral.Error` with `{:helper_exit,
+  status}`. Without a cgroup there is nothing to find them by.
   """
   @spec cmd(binary(), [binary()], keyword()) ::
-          {Collectable.t(), non_neg_integer() | :timeout}
+          {Collectable.t(), non_neg_integer() | limit_reason()}
   def cmd(command, args, opts \\ []) when is_binary(command) and is_list(args) do
-    assert_no_null_byte!(command)
+    check_command!(command, args, "Corral.cmd/3")
+
+    # As System.cmd/3 does: a missing program fails before the options are read.
+    program =
+      case find_program(command) do
+        {:ok, program} -> program
+        {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
+      end
+
+    options = Options.new!(opts)
+
+    if options.separate_stderr do
+      raise ArgumentError,
+            "invalid option :separate_stderr with value true: Corral.cmd/3 has one output, " <>
+              "use Corral.run/3"
+    end
+
+    case execute(program, args, options, command) do
+      {:ok, _started, report, %{output: output}} -> {output, cmd_status(report, options)}
+      {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
+      {:error, %Error{} = error} -> raise error
+    end
+  end
+
+  @doc """
+  Runs `command` with `args` under the limits in `opts`, and reports how it
+  ended and what its whole tree used.
+
+  Takes the same options as `cmd/3` (see there for the limits) plus:
+
+    * `:separate_stderr` - `true` collects stdout and stderr apart, into
+      the result's `:stdout` and `:stderr` fields, each into its own
+      `Collectable.into(opts[:into])` (so `:into` should be a value, such
+      as `""` or `[]`, not one file for both). Excludes `:stderr_to_stdout`
+      and `:capture_stderr_only`. Defaults to `false`.
+
+  Returns `{:ok, %Corral.Result{}}` whenever the child ran, whatever ended
+  it: a limit is not an error but a `:reason` (see `Corral.Result`).
+
+  ## Examples
+
+      iex> {:ok, result} = Corral.run("sh", ["-c", "echo out; echo err >&2; exit 2"],
+      ...>   separate_stderr: true)
+      iex> {result.stdout, result.stderr, result.exit_status, result.reason}
+      {"out\\n", "err\\n", 2, :exit}
+
+      iex> {:ok, result} = Corral.run("sh", ["-c", "while :; do :; done"], cpu_time: 200)
+      iex> result.reason
+      :cpu_time
+      iex> result.usage.user_time + result.usage.system_time >= 200_000
+      true
+
+      iex> Corral.run("corral-no-such-program", [])
+      {:error, :enoent}
+
+  ## Error reasons
+
+  Bad arguments and options raise `ArgumentError`, as for `cmd/3`. When the
+  child could not be run, or the helper failed, `run/3` returns
+  `{:error, reason}` instead of raising:
+
+    * `:enoent` - the program was not found.
+    * `{:spawn_failed, errno, stage}` - the child could not be started:
+      `errno` is a `t:File.posix/0` atom (a string for an errno the VM has
+      no name for), `stage` the step that failed: `"exec"`, `"chdir"`,
+      `"setgroups"`, `"setgid"`, `"setuid"`, `"user"` or `"spawn"`. For
+      example `{:spawn_failed, :eacces, "exec"}` for a file that is not
+      executable.
+    * `{:cgroup, errno, message}` - a cgroup was asked for and cannot be
+      set up (see `cmd/3`); the child never ran.
+    * `{:helper_unavailable, posix, path}` - the helper binary could not
+      be started.
+    * `{:helper_exit, status}` - the helper exited without an exit report
+      (137 when something SIGKILLed it). The cgroups it had made are
+      removed, with every process still in them.
+    * `{:helper_closed, reason}` - the port to the helper closed without an
+      exit report; cleaned up as above.
+    * `{:protocol, detail}` - the helper broke the protocol.
+
+  These are `Corral.Error`'s reasons, which `cmd/3` raises.
+  """
+  @spec run(binary(), [binary()], keyword()) :: {:ok, Result.t()} | {:error, error_reason()}
+  def run(command, args, opts \\ []) when is_binary(command) and is_list(args) do
+    check_command!(command, args, "Corral.run/3")
+    options = Options.new!(opts)
+
+    with {:ok, program} <- find_program(command),
+         {:ok, started, report, outputs} <- execute(program, args, options, command) do
+      {:ok, Result.new(started, report, outputs)}
+    else
+      {:error, :enoent} -> {:error, :enoent}
+      {:error, %Error{reason: reason}} -> {:error, reason}
+    end
+  end
+
+  # The checks and messages of System.cmd/3, naming our function.
+  defp check_command!(command, args, function) do
+    if String.contains?(command, <<0>>) do
+      raise ArgumentError,
+            "cannot execute #{function} for program with null byte, got: #{inspect(command)}"
+    end
 
     unless Enum.all?(args, &is_binary/1) do
-      raise ArgumentError, "all arguments for Corral.cmd/3 must be binaries"
+      raise ArgumentError, "all arguments for #{function} must be binaries"
     end
 
     if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
       raise ArgumentError,
-            "cannot execute Corral.cmd/3 with null byte in argument, got: #{inspect(arg)}"
-    end
-
-    program = find_program!(command, args, opts)
-    options = Options.new!(opts)
-    {initial, fun} = Collectable.into(options.into)
-    ctx = %{command: command, args: args, opts: opts}
-
-    try do
-      session = open!(program, args, options)
-
-      try do
-        start(session, options, fun, initial, ctx)
-      after
-        close(session)
-      end
-    catch
-      kind, reason ->
-        fun.(initial, :halt)
-        :erlang.raise(kind, reason, __STACKTRACE__)
-    else
-      {acc, status} -> {fun.(acc, :done), status}
-    end
-  end
-
-  defp assert_no_null_byte!(command) do
-    if String.contains?(command, <<0>>) do
-      raise ArgumentError,
-            "cannot execute Corral.cmd/3 for program with null byte, got: #{inspect(command)}"
+            "cannot execute #{function} with null byte in argument, got: #{inspect(arg)}"
     end
   end
 
   # Resolved exactly as System.cmd/3 does, so the same commands fail the
   # same way before any helper starts.
-  defp find_program!(command, args, opts) do
+  defp find_program(command) do
     charlist = String.to_charlist(command)
 
-    if Path.type(charlist) == :absolute do
-      command
-    else
-      case :os.find_executable(charlist) do
-        false -> :erlang.error(:enoent, [command, args, opts])
-        path -> List.to_string(path)
-      end
+    cond do
+      Path.type(charlist) == :absolute -> {:ok, command}
+      path = :os.find_executable(charlist) -> {:ok, List.to_string(path)}
+      true -> {:error, :enoent}
     end
   end
+
+  # A limit given as an option returns its name in place of the status, as
+  # :timeout always has. A limit set through :cgroup keeps the status a
+  # shell would see (137 after the OOM killer), as it did before the limit
+  # options existed.
+  @limit_options %{
+    timeout: :timeout,
+    cpu_time: :cpu_time,
+    memory: :memory,
+    max_processes: :max_processes,
+    idle: :idle_timeout
+  }
+
+  defp cmd_status(%{reason: reason, exit_status: status}, options) do
+    case Map.fetch(@limit_options, reason) do
+      {:ok, option} -> if Map.fetch!(options, option) == :infinity, do: status, else: reason
+      :error -> status
+    end
+  end
+
+  # The one path of cmd/3 and run/3: start the helper, collect output until
+  # the X frame, close the port. Returns {:ok, started, report, outputs} or
+  # {:error, :enoent | %Error{}}; raises only what the caller's collectable
+  # or input raises, after halting both.
+  defp execute(program, args, options, command) do
+    sinks = sinks(options)
+
+    try do
+      with {:ok, session} <- open(program, args, options, command) do
+        try do
+          start(session, options, sinks, command)
+        after
+          close(session)
+        end
+      end
+    catch
+      kind, reason ->
+        halt_sinks(sinks)
+        :erlang.raise(kind, reason, __STACKTRACE__)
+    else
+      {:ok, started, report, accs} ->
+        {:ok, started, report,
+         Map.new(sinks, fn {name, _, fun} -> {name, fun.(accs[name], :done)} end)}
+
+      {:error, _} = error ->
+        halt_sinks(sinks)
+        error
+    end
+  end
+
+  # {name, initial accumulator, collector} for each output kept: :output,
+  # or :stdout and :stderr apart.
+  defp sinks(%Options{separate_stderr: true, into: into}) do
+    for name <- [:stdout, :stderr] do
+      {initial, fun} = Collectable.into(into)
+      {name, initial, fun}
+    end
+  end
+
+  defp sinks(%Options{into: into}) do
+    {initial, fun} = Collectable.into(into)
+    [{:output, initial, fun}]
+  end
+
+  defp halt_sinks(sinks), do: Enum.each(sinks, fn {_, initial, fun} -> fun.(initial, :halt) end)
 
   # The caller owns the port but is not linked to it: a port that fails (EPIPE
   # when the helper died) would otherwise send the caller an exit signal. A
   # watcher process closes the port if the caller dies, which is what the link
   # would have done.
-  defp open!(program, args, %Options{} = options) do
+  defp open(program, args, %Options{} = options, command) do
     helper = Proto.helper_path()
     caller = self()
     watcher = spawn(fn -> watch(caller) end)
@@ -237,25 +425,22 @@ defmodule Corral do
       [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide] ++
         [args: Proto.argv(program, args, options)] ++ parallelism(options)
 
-    port =
-      try do
-        Port.open({:spawn_executable, helper}, port_opts)
-      catch
-        kind, reason ->
-          send(watcher, :done)
+    try do
+      Port.open({:spawn_executable, helper}, port_opts)
+    catch
+      :error, posix when is_atom(posix) and posix != :badarg ->
+        send(watcher, :done)
+        error(command, {:helper_unavailable, posix, helper})
 
-          case {kind, reason} do
-            {:error, posix} when is_atom(posix) and posix != :badarg ->
-              raise Error, reason: {:helper_unavailable, posix, helper}
-
-            _ ->
-              :erlang.raise(kind, reason, __STACKTRACE__)
-          end
-      end
-
-    send(watcher, {:watch, port})
-    Process.unlink(port)
-    {port, Port.monitor(port), watcher}
+      kind, reason ->
+        send(watcher, :done)
+        :erlang.raise(kind, reason, __STACKTRACE__)
+    else
+      port ->
+        send(watcher, {:watch, port})
+        Process.unlink(port)
+        {:ok, {port, Port.monitor(port), watcher}}
+    end
   end
 
   defp parallelism(%Options{parallelism: nil}), do: []
@@ -307,89 +492,96 @@ defmodule Corral do
 
   # The first frame is S or F, and says which protocol version the helper
   # speaks.
-  defp start({port, ref, _}, options, fun, acc, ctx) do
+  defp start({port, ref, _}, options, sinks, command) do
     version = Proto.version()
 
     receive do
       {^port, {:data, body}} ->
         case Proto.decode(body) do
-          {:ok, {:started, %{version: ^version}}} ->
+          {:ok, {:started, %{version: ^version} = started}} ->
             state = %{
               port: port,
               ref: ref,
-              fun: fun,
-              threshold: Proto.ack_threshold(options.stdio_window),
-              ctx: ctx
+              started: started,
+              command: command,
+              collectors: Map.new(sinks, fn {name, _, fun} -> {name, fun} end),
+              separate: options.separate_stderr,
+              threshold: Proto.ack_threshold(options.stdio_window)
             }
 
-            loop(state, acc, 0, input_source(options.input))
+            accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
+            loop(state, accs, 0, input_source(options.input))
 
           {:ok, {:started, %{version: other}}} ->
-            fail!(ctx, {:protocol, {:version, other}})
+            error(command, {:protocol, {:version, other}})
 
           {:ok, {:failed, failed}} ->
-            spawn_failed!(failed, ctx)
+            spawn_failed(failed, command)
 
           {:ok, frame} ->
-            fail!(ctx, {:protocol, {:unexpected_frame, frame}})
+            error(command, {:protocol, {:unexpected_frame, frame}})
 
           {:error, error} ->
-            fail!(ctx, {:protocol, error})
+            error(command, {:protocol, error})
         end
 
       {^port, {:exit_status, status}} ->
-        fail!(ctx, {:helper_exit, status})
+        error(command, {:helper_exit, status})
 
       {:DOWN, ^ref, :port, ^port, reason} ->
-        fail!(ctx, {:helper_closed, reason})
+        error(command, {:helper_closed, reason})
     end
   end
 
-  # Collects O and E frames into the collectable and acks in batches of
-  # `threshold` bytes (docs/protocol.md, "Flow control"). While input is
-  # left, each turn without a waiting message writes one I frame.
-  defp loop(%{port: port, ref: ref} = s, acc, pending, input) do
+  # Collects O and E frames and acks in batches of `threshold` bytes
+  # (docs/protocol.md, "Flow control"). While input is left, each turn
+  # without a waiting message writes one I frame.
+  defp loop(%{port: port, ref: ref} = s, accs, pending, input) do
     receive do
       {^port, {:data, body}} ->
         case Proto.decode(body) do
           {:ok, {tag, data}} when tag in [:stdout, :stderr] ->
-            acc = collect(s.fun, acc, data, input)
-            loop(s, acc, ack(port, pending + byte_size(data), s.threshold), input)
+            accs = collect(s, accs, tag, data, input)
+            loop(s, accs, ack(port, pending + byte_size(data), s.threshold), input)
+
+          {:ok, {:exit, %{exit_status: status} = report}} when is_integer(status) ->
+            halt_input(input)
+            {:ok, s.started, report, accs}
 
           {:ok, {:exit, report}} ->
-            halt_input(input)
-            {acc, exit_status!(report, s.ctx)}
+            failed(s, {:protocol, {:no_exit_status, report}}, input)
 
           {:ok, frame} ->
-            fail!(s.ctx, {:protocol, {:unexpected_frame, frame}}, input)
+            failed(s, {:protocol, {:unexpected_frame, frame}}, input)
 
           {:error, error} ->
-            fail!(s.ctx, {:protocol, error}, input)
+            failed(s, {:protocol, error}, input)
         end
 
       {^port, {:exit_status, status}} ->
-        fail!(s.ctx, {:helper_exit, status}, input)
+        helper_gone(s, {:helper_exit, status}, input)
 
       {:DOWN, ^ref, :port, ^port, reason} ->
-        fail!(s.ctx, {:helper_closed, reason}, input)
+        helper_gone(s, {:helper_closed, reason}, input)
     after
       input_timeout(input) ->
         case pull(input) do
           {:chunk, chunk, input} ->
             send_frame(port, Proto.encode({:stdin, chunk}))
-            loop(s, acc, pending, input)
+            loop(s, accs, pending, input)
 
           :eof ->
             send_frame(port, Proto.encode(:close_stdin))
-            loop(s, acc, pending, nil)
+            loop(s, accs, pending, nil)
         end
     end
   end
 
-  defp collect(fun, acc, data, nil), do: fun.(acc, {:cont, data})
-
-  defp collect(fun, acc, data, input) do
-    fun.(acc, {:cont, data})
+  # stderr joins the output unless it is kept apart; with
+  # capture_stderr_only it is the only stream that arrives.
+  defp collect(%{separate: separate} = s, accs, tag, data, input) do
+    name = if separate, do: tag, else: :output
+    Map.put(accs, name, Map.fetch!(s.collectors, name).(Map.fetch!(accs, name), {:cont, data}))
   catch
     kind, reason ->
       halt_input(input)
@@ -411,26 +603,39 @@ defmodule Corral do
     ArgumentError -> :ok
   end
 
-  defp exit_status!(%{reason: :timeout}, _ctx), do: :timeout
-  defp exit_status!(%{exit_status: status}, _ctx) when is_integer(status), do: status
-  defp exit_status!(report, ctx), do: fail!(ctx, {:protocol, {:no_exit_status, report}})
+  # The helper is gone without an exit report (SIGKILL, the OOM killer), so
+  # nobody else will end the tree or remove the cgroups it made: the S
+  # frame named them, and cleanup/1 kills what is left in them.
+  defp helper_gone(s, reason, input) do
+    case Cgroup.cleanup(s.started.paths) do
+      :ok ->
+        :ok
 
-  defp spawn_failed!(%{stage: "exec", errno_name: "enoent"}, ctx) do
-    :erlang.error(:enoent, [ctx.command, ctx.args, ctx.opts])
+      {:error, error} ->
+        :logger.warning(
+          "Corral: could not remove the cgroups #{inspect(s.started.paths)} " <>
+            "of a helper that died: #{inspect(error)}"
+        )
+    end
+
+    failed(s, reason, input)
   end
 
-  defp spawn_failed!(%{stage: "cgroup"} = failed, ctx) do
-    raise Error,
-      reason: {:cgroup, posix(failed.errno_name), failed.message},
-      command: ctx.command
+  defp failed(s, reason, input) do
+    halt_input(input)
+    error(s.command, reason)
   end
 
-  defp spawn_failed!(failed, ctx) do
-    raise Error,
-      reason: {:spawn_failed, posix(failed.errno_name), failed.stage},
-      command: ctx.command,
-      details: failed.message
-  end
+  defp spawn_failed(%{stage: "exec", errno_name: "enoent"}, _command), do: {:error, :enoent}
+
+  defp spawn_failed(%{stage: "cgroup"} = failed, command),
+    do: error(command, {:cgroup, posix(failed.errno_name), failed.message})
+
+  defp spawn_failed(failed, command),
+    do: error(command, {:spawn_failed, posix(failed.errno_name), failed.stage}, failed.message)
+
+  defp error(command, reason, details \\ nil),
+    do: {:error, %Error{reason: reason, command: command, details: details}}
 
   # errno names come from the helper; only names the VM already knows
   # become atoms.
@@ -440,11 +645,6 @@ defmodule Corral do
     String.to_existing_atom(name)
   rescue
     ArgumentError -> name
-  end
-
-  defp fail!(ctx, reason, input \\ nil) do
-    halt_input(input)
-    raise Error, reason: reason, command: ctx.command
   end
 
   ## Input: {buffered binary, suspended enumerable or nil}, or nil when done.

@@ -2,6 +2,7 @@ defmodule Corral.Error do
   @moduledoc """
   Raised by `Corral.cmd/3` when the child could not be run or the `corral`
   helper failed, so that the caller never gets an exit signal from a helper.
+  `Corral.run/3` returns the same reasons as `{:error, reason}` instead.
 
   Match on `:reason`:
 
@@ -23,9 +24,11 @@ defmodule Corral.Error do
       `mix compile` or point `CORRAL_HELPER` at it.
     * `{:helper_exit, status}` - the helper exited with `status` without an
       exit report: 64 wrong usage or protocol version, 65 protocol error,
-      70 internal error.
+      70 internal error, 137 killed by SIGKILL. Any cgroups the helper had
+      made, and the processes in them, are gone by then.
     * `{:helper_closed, reason}` - the port to the helper closed without an
-      exit status or report (for example `:epipe` when the helper died).
+      exit status or report (for example `:epipe` when the helper died);
+      cleaned up as above.
     * `{:protocol, detail}` - the helper sent something protocol version 1
       does not allow: `{:version, v}`, `{:unexpected_frame, frame}` or a
       decoding error.

@@ -1,7 +1,8 @@
 defmodule Corral.Options do
   @moduledoc false
-  # Validates the keyword list given to Corral.cmd/3 into a struct: one clause
-  # per option, the last one raises ArgumentError naming the option and value.
+  # Validates the keyword list given to Corral.cmd/3 and Corral.run/3 into a
+  # struct: one clause per option, the last one raises ArgumentError naming
+  # the option and value.
 
   @max_u32 0xFFFF_FFFF
 
@@ -29,22 +30,31 @@ defmodule Corral.Options do
             stderr_to_stdout: false,
             parallelism: nil,
             timeout: :infinity,
+            cpu_time: :infinity,
+            memory: :infinity,
+            max_processes: :infinity,
+            idle_timeout: :infinity,
             uid: nil,
             gid: nil,
             groups: [],
             delay_to_sigkill: 500,
             stdio_window: 1_048_576,
             capture_stderr_only: false,
+            separate_stderr: false,
             input: nil,
             cgroup_path: nil,
             cgroup_base: nil,
             cgroup: %{},
             cgroup_controllers: [],
-            cgroup_sets: []
+            cgroup_sets: [],
+            no_cgroup: false
 
   @type id :: non_neg_integer() | String.t()
 
   @type max :: non_neg_integer() | :max
+
+  @typedoc "A limit of the whole tree: milliseconds, bytes or processes."
+  @type limit :: pos_integer() | :infinity
 
   @type cgroup_limits :: %{
           optional(:memory_max) => max(),
@@ -69,19 +79,25 @@ defmodule Corral.Options do
           into: Collectable.t(),
           stderr_to_stdout: boolean(),
           parallelism: boolean() | nil,
-          timeout: pos_integer() | :infinity,
+          timeout: limit(),
+          cpu_time: limit(),
+          memory: limit(),
+          max_processes: limit(),
+          idle_timeout: limit(),
           uid: id() | nil,
           gid: id() | nil,
           groups: [id()],
           delay_to_sigkill: non_neg_integer(),
           stdio_window: pos_integer(),
           capture_stderr_only: boolean(),
+          separate_stderr: boolean(),
           input: iodata() | Enumerable.t() | nil,
           cgroup_path: String.t() | nil,
           cgroup_base: String.t() | nil,
           cgroup: cgroup_limits(),
           cgroup_controllers: [String.t()],
-          cgroup_sets: [{String.t(), String.t(), String.t()}]
+          cgroup_sets: [{String.t(), String.t(), String.t()}],
+          no_cgroup: boolean()
         }
 
   @doc "The `:cgroup` keys, in the order the helper applies them."
@@ -106,8 +122,18 @@ defmodule Corral.Options do
   defp put({:arg0, arg0}, o) when is_binary(arg0), do: %{o | arg0: no_null!(:arg0, arg0)}
   defp put({:stderr_to_stdout, bool}, o) when is_boolean(bool), do: %{o | stderr_to_stdout: bool}
   defp put({:parallelism, bool}, o) when is_boolean(bool), do: %{o | parallelism: bool}
-  defp put({:timeout, :infinity}, o), do: %{o | timeout: :infinity}
+  # The limits of the whole tree (docs/helper.md): milliseconds for the
+  # times, bytes for :memory, a count for :max_processes.
   defp put({:timeout, ms}, o) when is_integer(ms) and ms > 0, do: %{o | timeout: ms}
+  defp put({:timeout, :infinity}, o), do: %{o | timeout: :infinity}
+  defp put({:cpu_time, ms}, o) when is_integer(ms) and ms > 0, do: %{o | cpu_time: ms}
+  defp put({:cpu_time, :infinity}, o), do: %{o | cpu_time: :infinity}
+  defp put({:memory, bytes}, o) when is_integer(bytes) and bytes > 0, do: %{o | memory: bytes}
+  defp put({:memory, :infinity}, o), do: %{o | memory: :infinity}
+  defp put({:max_processes, n}, o) when is_integer(n) and n > 0, do: %{o | max_processes: n}
+  defp put({:max_processes, :infinity}, o), do: %{o | max_processes: :infinity}
+  defp put({:idle_timeout, ms}, o) when is_integer(ms) and ms > 0, do: %{o | idle_timeout: ms}
+  defp put({:idle_timeout, :infinity}, o), do: %{o | idle_timeout: :infinity}
   defp put({:uid, id}, o) when is_integer(id) and id >= 0, do: %{o | uid: id}
 
   defp put({:uid, name}, o) when is_binary(name) and name != "",
@@ -129,6 +155,9 @@ defmodule Corral.Options do
 
   defp put({:capture_stderr_only, bool}, o) when is_boolean(bool),
     do: %{o | capture_stderr_only: bool}
+
+  defp put({:separate_stderr, bool}, o) when is_boolean(bool),
+    do: %{o | separate_stderr: bool}
 
   defp put({:input, data}, o) when is_binary(data), do: %{o | input: data}
   defp put({:input, data}, o) when is_list(data), do: %{o | input: input_list(data)}
@@ -158,6 +187,8 @@ defmodule Corral.Options do
   defp put({:cgroup_sets, list}, o) when is_list(list),
     do: %{o | cgroup_sets: cgroup_sets!(list)}
 
+  defp put({:no_cgroup, bool}, o) when is_boolean(bool), do: %{o | no_cgroup: bool}
+
   defp put(option, _o), do: invalid!(option)
 
   defp invalid!({key, value}) do
@@ -168,16 +199,29 @@ defmodule Corral.Options do
     raise ArgumentError, "expected a keyword list of options, got entry: #{inspect(other)}"
   end
 
-  defp check_combination(%__MODULE__{stderr_to_stdout: true, capture_stderr_only: true}) do
-    raise ArgumentError, "options :stderr_to_stdout and :capture_stderr_only exclude each other"
+  # Pairs of options that cannot both be given; --no-cgroup conflicts with
+  # every cgroup option in the helper too.
+  @exclusive [
+    {:stderr_to_stdout, :capture_stderr_only},
+    {:separate_stderr, :stderr_to_stdout},
+    {:separate_stderr, :capture_stderr_only},
+    {:cgroup_path, :cgroup_base},
+    {:no_cgroup, :cgroup_path},
+    {:no_cgroup, :cgroup_base},
+    {:no_cgroup, :cgroup},
+    {:no_cgroup, :cgroup_controllers},
+    {:no_cgroup, :cgroup_sets}
+  ]
+
+  defp check_combination(%__MODULE__{} = o) do
+    for {a, b} <- @exclusive, given?(Map.fetch!(o, a)) and given?(Map.fetch!(o, b)) do
+      raise ArgumentError, "options #{inspect(a)} and #{inspect(b)} exclude each other"
+    end
+
+    o
   end
 
-  defp check_combination(%__MODULE__{cgroup_path: path, cgroup_base: base})
-       when is_binary(path) and is_binary(base) do
-    raise ArgumentError, "options :cgroup_path and :cgroup_base exclude each other"
-  end
-
-  defp check_combination(o), do: o
+  defp given?(value), do: value not in [nil, false, [], %{}]
 
   # iodata (a charlist too) is one piece of input; any other list is an
   # enumerable of iodata.

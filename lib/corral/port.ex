@@ -122,10 +122,19 @@ defmodule Corral.Port do
       ["--stderr", stderr_mode(o)],
       ["--stdio-window", Integer.to_string(o.stdio_window)],
       ["--grace", ms(o.delay_to_sigkill)],
-      if(o.timeout == :infinity, do: [], else: ["--timeout", ms(o.timeout)]),
+      limit_argv("--timeout", o.timeout, &ms/1),
+      limit_argv("--cpu-time", o.cpu_time, &ms/1),
+      limit_argv("--memory-limit", o.memory, &Integer.to_string/1),
+      limit_argv("--max-processes", o.max_processes, &Integer.to_string/1),
+      limit_argv("--idle-timeout", o.idle_timeout, &ms/1),
+      if(o.no_cgroup, do: ["--no-cgroup"], else: []),
       cgroup_argv(o)
     ])
   end
+
+  # No flag at all is no limit: the helper then does not poll.
+  defp limit_argv(_flag, :infinity, _format), do: []
+  defp limit_argv(flag, value, format), do: [flag, format.(value)]
 
   # No cgroup option at all leaves the helper's default: a fresh cgroup
   # under the VM's own where one can be made, subreaper containment if not.
@@ -162,6 +171,7 @@ defmodule Corral.Port do
 
   defp stderr_mode(%Options{stderr_to_stdout: true}), do: "stdout"
   defp stderr_mode(%Options{capture_stderr_only: true}), do: "pipe"
+  defp stderr_mode(%Options{separate_stderr: true}), do: "pipe"
   defp stderr_mode(%Options{}), do: "inherit"
 
   @doc """

@@ -2,6 +2,8 @@ defmodule Corral.ErrorTest do
   # Fake helpers, chosen through CORRAL_HELPER, which is global: not async.
   use ExUnit.Case, async: false
 
+  import ExUnit.CaptureLog
+
   alias Corral.Port
   alias Corral.Test.OSProc
 
@@ -141,5 +143,110 @@ defmodule Corral.ErrorTest do
 
     refute Process.flag(:trap_exit, false)
     assert %Corral.Error{reason: {:helper_closed, :epipe}} = cmd_error(stdio_window: 1)
+  end
+
+  describe "run/3 returns the reasons cmd/3 raises" do
+    test "as {:error, reason}, leaving nothing in the mailbox", %{dir: dir} do
+      missing = Path.join(dir, "missing")
+      System.put_env("CORRAL_HELPER", missing)
+      assert Corral.run("true", []) == {:error, {:helper_unavailable, :enoent, missing}}
+
+      fake_helper(dir, [], "exit 64")
+      assert Corral.run("true", []) == {:error, {:helper_exit, 64}}
+
+      fake_helper(dir, [@started, {:stdout, "some"}], "cat FRAMES; exit 70")
+      assert Corral.run("true", []) == {:error, {:helper_exit, 70}}
+
+      fake_helper(dir, [@started, {:stdin, "x"}], "cat FRAMES; exec cat >/dev/null")
+      assert {:error, {:protocol, {:unexpected_frame, {:stdin, "x"}}}} = Corral.run("true", [])
+
+      failed = %{version: 1, errno: 1, errno_name: "eperm", stage: "setuid", message: "no"}
+      fake_helper(dir, [{:failed, failed}], "cat FRAMES; exec cat >/dev/null")
+      assert Corral.run("true", []) == {:error, {:spawn_failed, :eperm, "setuid"}}
+
+      failed = %{failed | errno: 2, errno_name: "enoent", stage: "exec"}
+      fake_helper(dir, [{:failed, failed}], "cat FRAMES; exec cat >/dev/null")
+      assert Corral.run("true", []) == {:error, :enoent}
+      assert catch_error(Corral.cmd("true", [])) == :enoent
+
+      assert Process.info(self(), :messages) == {:messages, []}
+    end
+
+    test "a helper that dies after S: its cgroups are cleaned up, a failure is logged",
+         %{dir: dir} do
+      # Not a cgroup directory: Corral.Cgroup.cleanup/1 refuses it, and the
+      # caller still gets the helper's exit.
+      started = {:started, %{version: 1, os_pid: 1, containment: :cgroup_v2, paths: [dir]}}
+      fake_helper(dir, [started], "cat FRAMES; exit 70")
+
+      # Corral logs through :logger; mix.exs does not start the Elixir app.
+      {:ok, _} = Application.ensure_all_started(:logger)
+      log = capture_log(fn -> assert Corral.run("true", []) == {:error, {:helper_exit, 70}} end)
+      assert log =~ "could not remove the cgroups [#{inspect(dir)}]"
+      assert File.dir?(dir)
+    end
+  end
+
+  describe "exit reports" do
+    defp report(reason, status, signal_name) do
+      %{
+        reason: reason,
+        exit_status: status,
+        exit_code: nil,
+        signal: nil,
+        signal_name: signal_name,
+        usage: %{wall_time_us: 5, user_time_us: 3, system_time_us: 2, peak_memory: 4096}
+      }
+    end
+
+    test "cmd/3 names a limit only when it was given as a limit option", %{dir: dir} do
+      fake_helper(dir, [@started, {:exit, report(:memory, 137, "SIGKILL")}], """
+      cat FRAMES; exec cat >/dev/null
+      """)
+
+      # The :cgroup option's memory_max killed it: the status a shell sees.
+      assert Corral.cmd("true", []) == {"", 137}
+      assert Corral.cmd("true", [], memory: 1_000_000) == {"", :memory}
+
+      fake_helper(dir, [@started, {:exit, report(:idle, 143, "SIGTERM")}], """
+      cat FRAMES; exec cat >/dev/null
+      """)
+
+      assert Corral.cmd("true", [], idle_timeout: 10) == {"", :idle}
+    end
+
+    test "run/3 builds a Corral.Result from the S and X frames", %{dir: dir} do
+      frames = [
+        {:started, %{version: 1, os_pid: 77, containment: :hybrid, paths: []}},
+        {:stdout, "out"},
+        {:stderr, "err"},
+        {:exit, report(:signal, 139, "SIGSEGV")}
+      ]
+
+      fake_helper(dir, frames, "cat FRAMES; exec cat >/dev/null")
+
+      assert Corral.run("true", [], separate_stderr: true) ==
+               {:ok,
+                %Corral.Result{
+                  output: nil,
+                  stdout: "out",
+                  stderr: "err",
+                  exit_status: 139,
+                  reason: {:signal, :sigsegv},
+                  usage: %{
+                    wall_time: 5,
+                    user_time: 3,
+                    system_time: 2,
+                    peak_memory: 4096,
+                    peak_processes: nil
+                  },
+                  os_pid: 77,
+                  containment: :hybrid,
+                  oom_kills: nil,
+                  pids_limit_hits: nil
+                }}
+
+      assert {:ok, %Corral.Result{output: "outerr", stdout: nil}} = Corral.run("true", [])
+    end
   end
 end

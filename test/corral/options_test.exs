@@ -17,7 +17,13 @@ defmodule Corral.OptionsTest do
              stdio_window: 1_048_576,
              capture_stderr_only: false,
              input: nil,
-             groups: []
+             groups: [],
+             cpu_time: :infinity,
+             memory: :infinity,
+             max_processes: :infinity,
+             idle_timeout: :infinity,
+             no_cgroup: false,
+             separate_stderr: false
            } = Options.new!([])
   end
 
@@ -63,8 +69,14 @@ defmodule Corral.OptionsTest do
     assert_invalid([arg0: "a\0"], "invalid option :arg0 with value #{inspect("a\0")}")
   end
 
-  test ":stderr_to_stdout, :capture_stderr_only and :parallelism are booleans" do
-    for key <- [:stderr_to_stdout, :capture_stderr_only, :parallelism] do
+  test "the switches are booleans" do
+    for key <- [
+          :stderr_to_stdout,
+          :capture_stderr_only,
+          :parallelism,
+          :separate_stderr,
+          :no_cgroup
+        ] do
       assert Map.fetch!(Options.new!([{key, true}]), key) == true
       assert Map.fetch!(Options.new!([{key, false}]), key) == false
       assert_invalid([{key, 1}], "invalid option #{inspect(key)} with value 1")
@@ -87,6 +99,49 @@ defmodule Corral.OptionsTest do
     assert_invalid([timeout: -1], "invalid option :timeout with value -1")
     assert_invalid([timeout: 1.5], "invalid option :timeout with value 1.5")
     assert_invalid([timeout: :never], "invalid option :timeout with value :never")
+  end
+
+  test "the limits of the whole tree are positive integers or :infinity" do
+    for key <- [:cpu_time, :memory, :max_processes, :idle_timeout] do
+      assert Map.fetch!(Options.new!([{key, 1}]), key) == 1
+      assert Map.fetch!(Options.new!([{key, 2 ** 40}]), key) == 2 ** 40
+      assert Map.fetch!(Options.new!([{key, :infinity}]), key) == :infinity
+
+      for bad <- [0, -1, 1.5, "1s", nil, :max] do
+        assert_invalid([{key, bad}], "invalid option #{inspect(key)} with value #{inspect(bad)}")
+      end
+    end
+  end
+
+  test ":separate_stderr excludes the other stderr options" do
+    for other <- [:stderr_to_stdout, :capture_stderr_only] do
+      assert_raise ArgumentError,
+                   "options :separate_stderr and #{inspect(other)} exclude each other",
+                   fn -> Options.new!([{:separate_stderr, true}, {other, true}]) end
+
+      assert Options.new!([{:separate_stderr, true}, {other, false}]).separate_stderr
+    end
+  end
+
+  test ":no_cgroup excludes every cgroup option" do
+    for {key, value} <- [
+          cgroup_path: "a",
+          cgroup_base: "b",
+          cgroup: [pids_max: 10],
+          cgroup_controllers: ["memory"],
+          cgroup_sets: [{"memory", "memory.limit_in_bytes", 1}]
+        ] do
+      assert_raise ArgumentError,
+                   "options :no_cgroup and #{inspect(key)} exclude each other",
+                   fn ->
+                     Options.new!([{:no_cgroup, true}, {key, value}])
+                   end
+
+      assert Options.new!([{:no_cgroup, false}, {key, value}])
+    end
+
+    # Limits of the whole tree need no cgroup.
+    assert Options.new!(no_cgroup: true, memory: 1024, max_processes: 5).no_cgroup
   end
 
   test ":uid and :gid are ids or names" do

@@ -219,6 +219,32 @@ defmodule Corral.PortTest do
       assert "cpu_max=max" in Port.argv("/bin/true", [], Options.new!(cgroup: %{cpu_max: :max}))
     end
 
+    test "limits of the whole tree: durations with ms, sizes in bytes" do
+      opts =
+        Options.new!(
+          timeout: 300,
+          cpu_time: 1000,
+          memory: 64 * 1_048_576,
+          max_processes: 20,
+          idle_timeout: 500,
+          no_cgroup: true
+        )
+
+      argv = Port.argv("/bin/true", [], opts)
+      [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
+
+      assert tail ==
+               ~w(--timeout 300ms --cpu-time 1000ms --memory-limit 67108864
+                  --max-processes 20 --idle-timeout 500ms --no-cgroup -- /bin/true)
+
+      refute Enum.any?(Port.argv("/bin/true", [], %Options{}), &(&1 =~ ~r/limit|cpu|idle|no-c/))
+    end
+
+    test "separate_stderr pipes stderr, tagged apart" do
+      argv = Port.argv("/bin/true", [], Options.new!(separate_stderr: true))
+      assert ["--stdout", "pipe", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
+    end
+
     test "capture_stderr_only discards stdout and pipes stderr" do
       argv = Port.argv("/bin/true", [], Options.new!(capture_stderr_only: true))
       assert ["--stdout", "null", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
