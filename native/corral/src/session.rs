@@ -280,8 +280,17 @@ impl Session {
 
     /// Reaps every exited child; the main child's status is kept.
     fn reap(&mut self) {
+        self.reap_with(Some(WaitPidFlag::WNOHANG));
+    }
+
+    /// Waits for every remaining child to be reaped.
+    fn reap_blocking(&mut self) {
+        self.reap_with(None);
+    }
+
+    fn reap_with(&mut self, flags: Option<WaitPidFlag>) {
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            match waitpid(Pid::from_raw(-1), flags) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
                     self.status = Some((Status::Exited(code), Instant::now()));
                 }
@@ -449,9 +458,12 @@ impl Session {
     }
 
     fn finish(mut self) -> Outcome {
-        // Every tree member is dead; reap the last zombies so their CPU
-        // time lands in RUSAGE_CHILDREN before it is read.
+        // Every tree member is dead or dying; reap them all, waiting for the
+        // ones still exiting, so their CPU time lands in RUSAGE_CHILDREN
+        // before it is read. Everything left is our own child (the subreaper
+        // adopted it), so this ends at ECHILD.
         self.reap();
+        self.reap_blocking();
         let (status, ended) = self
             .status
             .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));

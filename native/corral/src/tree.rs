@@ -87,6 +87,12 @@ pub fn page_size() -> u64 {
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
+/// A thread-group leader that has exited shows `Z` while its other threads
+/// still run: such a process is alive, and its CPU time is not yet anyone's.
+fn has_live_threads(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| tasks.count() > 1)
+}
+
 /// Reads one process's stat, if it still exists.
 pub fn stat_of(pid: i32) -> Option<ProcStat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
@@ -191,7 +197,7 @@ impl Tree {
     /// and whoever is in the cgroup.
     pub fn members(&self) -> Vec<ProcStat> {
         let mut found = self.members_with_zombies();
-        found.retain(|p| p.state != b'Z');
+        found.retain(|p| p.state != b'Z' || has_live_threads(p.pid));
         found
     }
 
