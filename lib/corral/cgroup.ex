@@ -599,12 +599,31 @@ defmodule Corral.Cgroup do
   def cleanup([]), do: :ok
 
   def cleanup(dirs) when is_list(dirs) do
+    case open_dirs(dirs) do
+      {:ok, %__MODULE__{ref: ref}} -> native(fn -> Native.cgroup_delete(ref, true) end)
+      {:error, :enoent} -> :ok
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
+  Opens the group made of these absolute directories, one per hierarchy,
+  as a helper's `S` frame lists them (`Corral.Daemon` uses it for
+  `statistics/1`, `cgget/2` and `cgset/3`). Nothing is removed when the
+  handle is dropped.
+
+  ## Error reasons
+
+    * `:enoent` - none of the directories exists;
+    * `{:invalid, message}` - a path that is not a cgroup directory below a
+      hierarchy's mount point.
+  """
+  @spec open_dirs([String.t()]) :: {:ok, t()} | {:error, reason()}
+  def open_dirs([]), do: {:error, :enoent}
+
+  def open_dirs(dirs) when is_list(dirs) do
     with :ok <- all_text(dirs, "cgroup directory") do
-      case native(fn -> Native.cgroup_open_dirs(dirs) end) do
-        {:ok, {ref, _dirs}} -> native(fn -> Native.cgroup_delete(ref, true) end)
-        {:error, :enoent} -> :ok
-        {:error, _} = error -> error
-      end
+      native(fn -> Native.cgroup_open_dirs(dirs) end) |> handle(nil)
     end
   end
 

@@ -83,7 +83,7 @@ defmodule Corral.Daemon do
 
   use GenServer
 
-  alias Corral.Daemon.CgroupFiles
+  alias Corral.Cgroup
   alias Corral.Daemon.Helper
   alias Corral.Daemon.Lines
   alias Corral.Daemon.Options, as: DaemonOptions
@@ -316,8 +316,34 @@ defmodule Corral.Daemon do
         stderr_byte_count: info.bytes.stderr,
         uptime_ms: info.uptime_ms
       },
-      CgroupFiles.stats(info.dirs)
+      cgroup_stats(info.dirs)
     )
+  end
+
+  @cgroup_stat_keys [
+    :cpu_usage_usec,
+    :user_usec,
+    :system_usec,
+    :memory_current,
+    :memory_peak,
+    :oom_kills,
+    :pids_current,
+    :pids_peak,
+    :pids_limit_hits
+  ]
+
+  # Read through Corral.Cgroup, the same Rust code the helper uses, in the
+  # caller so the daemon never waits on sysfs. nil for what the group does
+  # not report, or all of it without a cgroup.
+  defp cgroup_stats(dirs) do
+    none = Map.new(@cgroup_stat_keys, &{&1, nil})
+
+    with {:ok, group} <- Cgroup.open_dirs(dirs),
+         {:ok, stats} <- Cgroup.stats(group) do
+      Map.merge(none, stats)
+    else
+      _ -> none
+    end
   end
 
   @doc """
@@ -357,8 +383,8 @@ defmodule Corral.Daemon do
 
   @doc """
   Reads a file of the daemon's cgroup, such as `"memory.max"` or
-  `"cpu.stat"`, from the first of its directories that has it; trailing
-  whitespace is trimmed.
+  `"cpu.stat"`, from the directory of the hierarchy that has that
+  controller (through `Corral.Cgroup.read/2`), trailing whitespace trimmed.
 
   `file` must name a file in the group's own directory (`name.name`,
   letters, digits and `_`); anything else raises `ArgumentError`.
@@ -372,7 +398,10 @@ defmodule Corral.Daemon do
   @spec cgget(GenServer.server(), String.t()) :: {:ok, String.t()} | {:error, File.posix()}
   def cgget(server, file) do
     check_file!(file)
-    CgroupFiles.read(GenServer.call(server, :info).dirs, file)
+
+    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
+         {:ok, text} <- Cgroup.read(group, file),
+         do: {:ok, String.trim_trailing(text)}
   end
 
   @doc """
@@ -387,8 +416,8 @@ defmodule Corral.Daemon do
   end
 
   @doc """
-  Writes `value` to a file of the daemon's cgroup, in the first of its
-  directories that has the file: for example `cgset(pid, "memory.max",
+  Writes `value` to a file of the daemon's cgroup, in the directory of the
+  hierarchy that has that controller: for example `cgset(pid, "memory.max",
   "268435456")` (v2) or `cgset(pid, "memory.limit_in_bytes", ...)` (v1).
   File names are checked as in `cgget/2`.
 
@@ -402,7 +431,9 @@ defmodule Corral.Daemon do
   def cgset(server, file, value) do
     check_file!(file)
     value = value!(value)
-    CgroupFiles.write(GenServer.call(server, :info).dirs, file, value)
+
+    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
+         do: Cgroup.write(group, file, value)
   end
 
   @doc "MuonTrap 1's form of `cgset/3`; `controller` is checked."
@@ -414,7 +445,7 @@ defmodule Corral.Daemon do
   end
 
   defp check_file!(file) do
-    unless CgroupFiles.valid_file?(file) do
+    unless is_binary(file) and file =~ ~r/\A[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+\z/ do
       raise ArgumentError, "invalid cgroup file name #{inspect(file)}"
     end
   end
@@ -733,7 +764,7 @@ defmodule Corral.Daemon do
   end
 
   defp helper_died(s) do
-    CgroupFiles.cleanup(s.dirs)
+    Cgroup.cleanup(s.dirs)
     %{s | port: nil, stdin_open: false}
   end
 

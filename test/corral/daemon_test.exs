@@ -651,23 +651,6 @@ defmodule Corral.DaemonTest do
       assert Cgroups.wait_no_new_dirs(before) == []
     end
 
-    @tag :cgroup
-    test "without the NIF, the cleanup kills through cgroup files and removes the group" do
-      %{dir: parent} = Cgroups.hierarchy(:unified) || flunk("no cgroup v2 hierarchy here")
-      dir = Path.join(parent, "corral-daemon-test-#{System.unique_integer([:positive])}")
-      File.mkdir!(dir)
-      on_exit(fn -> File.rmdir(dir) end)
-
-      port = Port.open({:spawn_executable, System.find_executable("sleep")}, args: ["1000"])
-      {:os_pid, os_pid} = Port.info(port, :os_pid)
-      on_exit(fn -> OSProc.kill([os_pid]) end)
-      File.write!(Path.join(dir, "cgroup.procs"), Integer.to_string(os_pid))
-
-      assert Corral.Daemon.CgroupFiles.kill_and_remove([dir]) == :ok
-      assert OSProc.wait_gone([os_pid], 1000) == []
-      refute File.exists?(dir)
-    end
-
     @tag :vm
     test "kill -9 of the whole VM" do
       file = tree_file()
