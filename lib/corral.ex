@@ -452,7 +452,7 @@ defmodule Corral do
     receive do
       {:watch, port} ->
         receive do
-          {:DOWN, ^ref, :process, _, _} -> close_port(port)
+          {:DOWN, ^ref, :process, _, _} -> Proto.close(port)
           :done -> :ok
         end
 
@@ -465,29 +465,13 @@ defmodule Corral do
     end
   end
 
+  # Proto.close/1 also drops an exit status already waiting, and an
+  # {:EXIT, port, _} for a caller that traps exits, if the port closed
+  # before the unlink.
   defp close({port, ref, watcher}) do
-    close_port(port)
+    Proto.close(port)
     send(watcher, :done)
     Port.demonitor(ref, [:flush])
-    flush(port)
-  end
-
-  defp close_port(port) do
-    Port.close(port)
-  rescue
-    ArgumentError -> :ok
-  end
-
-  # Port.close/1 is synchronous: nothing from the port arrives after it, but
-  # an exit status may already be waiting, and so may an {:EXIT, port, _}
-  # for a caller that traps exits, if the port closed before the unlink.
-  defp flush(port) do
-    receive do
-      {^port, _} -> flush(port)
-      {:EXIT, ^port, _} -> flush(port)
-    after
-      0 -> :ok
-    end
   end
 
   # The first frame is S or F, and says which protocol version the helper

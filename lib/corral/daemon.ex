@@ -705,7 +705,7 @@ defmodule Corral.Daemon do
   # for the port to close (docs/protocol.md, "Ending the tree").
   defp frame({:exit, report}, s) do
     s = flush_partials(s)
-    Helper.close(s.port)
+    Proto.close(s.port)
     s = %{s | port: nil, stdin_open: false}
 
     case {report.reason, exit_status(report)} do
@@ -786,7 +786,7 @@ defmodule Corral.Daemon do
       System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
 
     s = drain(s, deadline)
-    if s.port, do: Helper.close(s.port)
+    if s.port, do: Proto.close(s.port)
   end
 
   defp drain(%{port: port} = s, deadline) do
@@ -800,7 +800,7 @@ defmodule Corral.Daemon do
 
           {:ok, {:exit, _report}} ->
             output_quietly_flush(s)
-            Helper.close(port)
+            Proto.close(port)
             %{s | port: nil}
 
           _ ->

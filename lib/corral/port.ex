@@ -321,4 +321,27 @@ defmodule Corral.Port do
 
   # The helper's durations take units; a bare number would be seconds.
   defp ms(n) when is_integer(n), do: Integer.to_string(n) <> "ms"
+
+  @doc """
+  Closes the port, which ends the tree if it still runs, and drops what the
+  port sent meanwhile: Port.close/1 is synchronous, but an exit status or
+  the port's exit signal may already be waiting.
+  """
+  @spec close(port()) :: :ok
+  def close(port) do
+    Port.close(port)
+  rescue
+    ArgumentError -> :ok
+  after
+    flush(port)
+  end
+
+  defp flush(port) do
+    receive do
+      {^port, _} -> flush(port)
+      {:EXIT, ^port, _} -> flush(port)
+    after
+      0 -> :ok
+    end
+  end
 end

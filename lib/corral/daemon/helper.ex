@@ -80,7 +80,7 @@ defmodule Corral.Daemon.Helper do
   end
 
   defp fail(port, reason) do
-    close(port)
+    Proto.close(port)
     {:error, reason}
   end
 
@@ -119,28 +119,5 @@ defmodule Corral.Daemon.Helper do
     {chunk, rest} = Proto.split_stdin(data)
     send_frame(port, {:stdin, chunk})
     send_input(port, rest)
-  end
-
-  @doc """
-  Closes the port, which ends the tree if it still runs, and drops what the
-  port sent meanwhile: Port.close/1 is synchronous, but an exit status or
-  the port's exit signal may already be waiting.
-  """
-  @spec close(port()) :: :ok
-  def close(port) do
-    Port.close(port)
-  rescue
-    ArgumentError -> :ok
-  after
-    flush(port)
-  end
-
-  defp flush(port) do
-    receive do
-      {^port, _} -> flush(port)
-      {:EXIT, ^port, _} -> flush(port)
-    after
-      0 -> :ok
-    end
   end
 end
