@@ -171,7 +171,10 @@ defmodule Corral.CgroupTest do
   describe "cpu_max" do
     @busy ["-c", "while :; do :; done"]
 
-    # Measured from the cgroup's own CPU counter over 2 s while the loop runs.
+    # Measured from the cgroup's own CPU counter over 2 s windows while the
+    # loop runs. The cap must hold in every window. Other load on the host
+    # can only push a window below 0.40, never above 0.60, so a second
+    # window is taken before calling a low one a failure.
     test "{50_000, 100_000} holds a busy loop at half a core through cmd/3",
          %{before: before} do
       file = cgroup_file()
@@ -179,18 +182,24 @@ defmodule Corral.CgroupTest do
 
       task =
         Task.async(fn ->
-          Corral.cmd("sh", ["-c", script], cgroup: %{cpu_max: {50_000, 100_000}}, timeout: 2600)
+          Corral.cmd("sh", ["-c", script], cgroup: %{cpu_max: {50_000, 100_000}}, timeout: 4700)
         end)
 
       dirs = wait_for_dirs(file)
       Process.sleep(200)
-      {usage1, t1} = {cpu_usage_us(dirs), System.monotonic_time(:microsecond)}
-      Process.sleep(2000)
-      {usage2, t2} = {cpu_usage_us(dirs), System.monotonic_time(:microsecond)}
-      assert {"", :timeout} = Task.await(task)
 
-      share = (usage2 - usage1) / (t2 - t1)
-      assert share >= 0.40 and share <= 0.60, "the loop used #{Float.round(share, 3)} of a core"
+      shares =
+        Enum.reduce_while(1..2, [], fn _, shares ->
+          {usage1, t1} = {cpu_usage_us(dirs), System.monotonic_time(:microsecond)}
+          Process.sleep(2000)
+          {usage2, t2} = {cpu_usage_us(dirs), System.monotonic_time(:microsecond)}
+          share = (usage2 - usage1) / (t2 - t1)
+          assert share <= 0.60, "the loop used #{Float.round(share, 3)} of a core"
+          if share >= 0.40, do: {:halt, [share | shares]}, else: {:cont, [share | shares]}
+        end)
+
+      assert {"", :timeout} = Task.await(task)
+      assert hd(shares) >= 0.40, "the loop used #{inspect(shares)} of a core"
       assert Cgroups.wait_no_new_dirs(before) == []
     end
 
