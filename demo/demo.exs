@@ -42,17 +42,29 @@ owner = spawn(fn -> Corral.cmd("sh", ["-c", script]) end)
 pids = Demo.wait_for_lines(pids_file, 4, System.monotonic_time(:millisecond) + 5000)
 
 for pid <- pids,
-    do: IO.puts("  #{pid} alive=#{Demo.alive?(pid)}  #{File.read!("/proc/#{pid}/cmdline") |> String.replace(<<0>>, " ")}")
+    do:
+      IO.puts(
+        "  #{pid} alive=#{Demo.alive?(pid)}  " <>
+          (File.read!("/proc/#{pid}/cmdline")
+           |> String.replace(<<0>>, " ")
+           |> String.replace("\n", "; ")
+           |> String.slice(0, 60))
+      )
 
 t0 = System.monotonic_time(:millisecond)
 Process.exit(owner, :kill)
 
 gone_after =
   Enum.find_value(1..200, fn _ ->
-    if Enum.any?(pids, &Demo.alive?/1), do: Process.sleep(5) && nil, else: System.monotonic_time(:millisecond) - t0
+    if Enum.any?(pids, &Demo.alive?/1),
+      do: Process.sleep(5) && nil,
+      else: System.monotonic_time(:millisecond) - t0
   end)
 
-IO.puts("\n  owner killed; every one of the #{length(pids)} processes gone after #{gone_after} ms")
+IO.puts(
+  "\n  owner killed; every one of the #{length(pids)} processes gone after #{gone_after} ms"
+)
+
 for pid <- pids, do: IO.puts("  #{pid} alive=#{Demo.alive?(pid)}")
 File.rm(pids_file)
 
@@ -80,9 +92,15 @@ sampler =
 
 before = :erlang.memory(:total)
 devnull = File.stream!("/dev/null")
-{us, {_, 0}} = :timer.tc(fn -> Corral.cmd("head", ["-c", "1000000000", "/dev/zero"], into: devnull) end)
+
+{us, {_, 0}} =
+  :timer.tc(fn -> Corral.cmd("head", ["-c", "1000000000", "/dev/zero"], into: devnull) end)
+
 send(sampler, {:done, self()})
 peak = receive do: ({:max, m} -> m)
 
 IO.puts("  1,000,000,000 bytes in #{Float.round(us / 1.0e6, 2)} s = #{round(1.0e9 / us)} MB/s")
-IO.puts("  VM memory before #{div(before, 1_048_576)} MiB, peak during the run #{div(peak, 1_048_576)} MiB")
+
+IO.puts(
+  "  VM memory before #{div(before, 1_048_576)} MiB, peak during the run #{div(peak, 1_048_576)} MiB"
+)
