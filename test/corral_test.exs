@@ -49,13 +49,17 @@ defmodule CorralTest do
       assert_empty_mailbox()
     end
 
+    # 20 GB in all: counted, not kept, so the test measures delivery and not
+    # the VM's ability to build a 1 GB binary 20 times.
     @tag :slow
-    @tag timeout: 120_000
-    test "head -c 1000000000 /dev/zero returns exactly 10^9 bytes" do
+    @tag timeout: 300_000
+    test "head -c 1000000000 /dev/zero returns exactly 10^9 bytes, 20 runs" do
       n = 1_000_000_000
 
-      assert Corral.cmd("head", ["-c", Integer.to_string(n), "/dev/zero"], into: %Counter{}) ==
-               {n, 0}
+      for _run <- 1..20 do
+        assert Corral.cmd("head", ["-c", Integer.to_string(n), "/dev/zero"], into: %Counter{}) ==
+                 {n, 0}
+      end
     end
 
     test "a small window still delivers everything" do
