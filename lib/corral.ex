@@ -610,26 +610,16 @@ defmodule Corral do
     error(s.command, reason)
   end
 
-  defp spawn_failed(%{stage: "exec", errno_name: "enoent"}, _command), do: {:error, :enoent}
-
-  defp spawn_failed(%{stage: "cgroup"} = failed, command),
-    do: error(command, {:cgroup, posix(failed.errno_name), failed.message})
-
-  defp spawn_failed(failed, command),
-    do: error(command, {:spawn_failed, posix(failed.errno_name), failed.stage}, failed.message)
+  defp spawn_failed(failed, command) do
+    case Proto.failure_reason(failed) do
+      :enoent -> {:error, :enoent}
+      {:cgroup, _, _} = reason -> error(command, reason)
+      reason -> error(command, reason, failed.message)
+    end
+  end
 
   defp error(command, reason, details \\ nil),
     do: {:error, %Error{reason: reason, command: command, details: details}}
-
-  # errno names come from the helper; only names the VM already knows
-  # become atoms.
-  defp posix(nil), do: nil
-
-  defp posix(name) do
-    String.to_existing_atom(name)
-  rescue
-    ArgumentError -> name
-  end
 
   ## Input: {buffered binary, suspended enumerable or nil}, or nil when done.
 

@@ -344,4 +344,25 @@ defmodule Corral.Port do
       0 -> :ok
     end
   end
+
+  @doc """
+  The reason for an `F` frame, as `Corral.Error` and `{:error, _}` carry
+  it: plain `:enoent` for a program that does not exist (as for one
+  `:os.find_executable/1` did not find), `{:cgroup, posix, message}`, or
+  `{:spawn_failed, posix, stage}`.
+  """
+  @spec failure_reason(map()) :: term()
+  def failure_reason(%{stage: "exec", errno_name: "enoent"}), do: :enoent
+  def failure_reason(%{stage: "cgroup"} = f), do: {:cgroup, posix(f.errno_name), f.message}
+  def failure_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
+
+  # errno names come from the helper; only names the VM already knows
+  # become atoms.
+  defp posix(nil), do: nil
+
+  defp posix(name) do
+    String.to_existing_atom(name)
+  rescue
+    ArgumentError -> name
+  end
 end

@@ -64,7 +64,7 @@ defmodule Corral.Daemon.Helper do
         case Proto.decode(body) do
           {:ok, {:started, %{version: ^version} = started}} -> {:ok, started}
           {:ok, {:started, %{version: other}}} -> fail(port, {:protocol, {:version, other}})
-          {:ok, {:failed, failed}} -> fail(port, failed_reason(failed))
+          {:ok, {:failed, failed}} -> fail(port, Proto.failure_reason(failed))
           {:ok, frame} -> fail(port, {:protocol, {:unexpected_frame, frame}})
           {:error, error} -> fail(port, {:protocol, error})
         end
@@ -82,21 +82,6 @@ defmodule Corral.Daemon.Helper do
   defp fail(port, reason) do
     Proto.close(port)
     {:error, reason}
-  end
-
-  # The reasons of Corral.Error, except a missing program, which is plain
-  # :enoent as for a program :os.find_executable/1 did not find.
-  defp failed_reason(%{stage: "exec", errno_name: "enoent"}), do: :enoent
-  defp failed_reason(%{stage: "cgroup"} = f), do: {:cgroup, posix(f.errno_name), f.message}
-  defp failed_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
-
-  # errno names come from the helper; only names the VM knows become atoms.
-  defp posix(nil), do: nil
-
-  defp posix(name) do
-    String.to_existing_atom(name)
-  rescue
-    ArgumentError -> name
   end
 
   @doc """
