@@ -136,7 +136,7 @@ defmodule Corral.MixProject do
   end
 
   def application do
-    []
+    [mod: {Corral.Application, []}]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

@@ -417,9 +417,46 @@ defmodule Corral do
   # watcher process closes the port if the caller dies, which is what the link
   # would have done.
   defp open(program, args, %Options{} = options, command) do
-    helper = Proto.helper_path()
     caller = self()
     watcher = spawn(fn -> watch(caller) end)
+
+    case pooled(program, args, options) do
+      {:ok, port} ->
+        send(watcher, {:watch, port})
+        Process.unlink(port)
+        {:ok, {port, Port.monitor(port), watcher}}
+
+      :none ->
+        open_fresh(program, args, options, command, watcher)
+    end
+  end
+
+  # A helper the pool started ahead, given its command line in an R frame.
+  # It was started in the VM's working directory of that moment, so the
+  # current one is passed along, as a fresh helper would inherit it.
+  defp pooled(program, args, %Options{parallelism: nil} = options) do
+    with {:ok, port} <- Corral.Pool.checkout(self(), Proto.helper_path()) do
+      options = %{options | cd: options.cd || File.cwd!()}
+
+      try do
+        Port.command(
+          port,
+          Proto.encode({:run, Proto.run_args(program, args, options)})
+        )
+
+        {:ok, port}
+      rescue
+        ArgumentError ->
+          Proto.close(port)
+          :none
+      end
+    end
+  end
+
+  defp pooled(_program, _args, _options), do: :none
+
+  defp open_fresh(program, args, options, command, watcher) do
+    helper = Proto.helper_path()
 
     port_opts =
       [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide] ++

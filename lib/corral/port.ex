@@ -58,6 +58,7 @@ defmodule Corral.Port do
           | :close_stdin
           | {:signal, String.t()}
           | :stop
+          | {:run, [String.t()]}
 
   @type containment :: :none | :cgroup_v2 | :cgroup_v1 | :hybrid | non_neg_integer()
 
@@ -102,8 +103,20 @@ defmodule Corral.Port do
   @doc "The helper's argv in port mode, as in docs/helper.md."
   @spec argv(String.t(), [String.t()], Options.t()) :: [String.t()]
   def argv(program, args, %Options{} = opts) do
-    ["--port", "--protocol", Integer.to_string(@version)] ++
-      option_argv(opts) ++ ["--", program | args]
+    pool_argv() ++ run_args(program, args, opts)
+  end
+
+  @doc "The argv of a pre-started helper, which waits for an `R` frame."
+  @spec pool_argv() :: [String.t()]
+  def pool_argv, do: ["--port", "--protocol", Integer.to_string(@version)]
+
+  @doc """
+  The rest of the command line after `pool_argv/0`: what an `R` frame
+  carries to a pre-started helper (started with `--pooled`).
+  """
+  @spec run_args(String.t(), [String.t()], Options.t()) :: [String.t()]
+  def run_args(program, args, %Options{} = opts) do
+    option_argv(opts) ++ ["--", program | args]
   end
 
   defp option_argv(%Options{} = o) do
@@ -196,6 +209,7 @@ defmodule Corral.Port do
   def encode(:close_stdin), do: "C"
   def encode({:signal, name}) when is_binary(name), do: [?K, name]
   def encode(:stop), do: "Q"
+  def encode({:run, args}) when is_list(args), do: [?R, Enum.intersperse(args, <<0>>)]
 
   def encode({:started, %{} = s}) do
     [
@@ -261,8 +275,13 @@ defmodule Corral.Port do
   def decode(<<?C>>), do: {:ok, :close_stdin}
   def decode(<<?K, name::binary>>), do: {:ok, {:signal, name}}
   def decode(<<?Q>>), do: {:ok, :stop}
+  def decode(<<?R>>), do: {:ok, {:run, []}}
+  def decode(<<?R, args::binary>>), do: {:ok, {:run, :binary.split(args, <<0>>, [:global])}}
   def decode(<<>>), do: {:error, :empty_frame}
-  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFAIKCQ", do: {:error, {:bad_frame, body}}
+
+  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFAIKCQR",
+    do: {:error, {:bad_frame, body}}
+
   def decode(<<tag, _::binary>>), do: {:error, {:unknown_tag, tag}}
 
   # Reads the whole key/length/value list, keeping the keys `spec` knows, so

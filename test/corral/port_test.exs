@@ -69,7 +69,8 @@ defmodule Corral.PortTest do
     "stdin.hex" => {:stdin, "hi"},
     "close_stdin.hex" => :close_stdin,
     "signal.hex" => {:signal, "SIGHUP"},
-    "stop.hex" => :stop
+    "stop.hex" => :stop,
+    "run.hex" => {:run, ["--cd", "/tmp", "--", "/bin/echo", "hi"]}
   }
 
   test "every golden vector has an expected frame here" do

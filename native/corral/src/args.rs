@@ -36,6 +36,11 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub protocol: Option<u8>,
 
+    /// Start before the command is known and take it from an `R` frame
+    /// (a pre-started helper from the BEAM's pool).
+    #[arg(long, hide = true, requires = "port")]
+    pub pooled: bool,
+
     /// The child's working directory.
     #[arg(long, value_name = "DIR")]
     pub cd: Option<PathBuf>,
@@ -161,7 +166,7 @@ pub struct Args {
     pub cgroup_raw: Vec<String>,
 
     /// The program and its arguments.
-    #[arg(required = true, value_name = "COMMAND")]
+    #[arg(required_unless_present = "pooled", value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 

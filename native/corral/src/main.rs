@@ -9,6 +9,7 @@ mod cli;
 mod contain;
 mod exit_code;
 mod limits;
+mod pooled;
 mod report;
 mod run;
 mod session;
@@ -32,6 +33,14 @@ fn main() {
             let _ = e.print();
             std::process::exit(code);
         }
+    };
+    let args = if args.pooled {
+        match pooled::await_command(&args) {
+            Some(args) => args,
+            None => std::process::exit(0),
+        }
+    } else {
+        args
     };
     std::process::exit(run::run(args));
 }

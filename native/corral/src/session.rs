@@ -388,6 +388,10 @@ impl Session {
                 }
             }
             Down::Stop => self.end(Reason::Stopped),
+            Down::Run(_) => {
+                self.protocol_error = Some("R after the child started".into());
+                self.orphan();
+            }
         }
     }
 

@@ -113,6 +113,16 @@ fn beam_to_helper() {
     down("close_stdin", Down::CloseStdin);
     down("signal", Down::Signal("SIGHUP".into()));
     down("stop", Down::Stop);
+    down(
+        "run",
+        Down::Run(vec![
+            b"--cd".to_vec(),
+            b"/tmp".to_vec(),
+            b"--".to_vec(),
+            b"/bin/echo".to_vec(),
+            b"hi".to_vec(),
+        ]),
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! | BEAM → helper | `C` | [`Down::CloseStdin`] | none |
 //! | BEAM → helper | `K` | [`Down::Signal`] | signal name |
 //! | BEAM → helper | `Q` | [`Down::Stop`] | none |
+//! | BEAM → helper | `R` | [`Down::Run`] | the command line, NUL-separated |
 //!
 //! # Flow control
 //! [`Window`] does the ack arithmetic: the helper never has more than
@@ -56,6 +57,8 @@ pub mod tag {
     pub const SIGNAL: u8 = b'K';
     /// End the tree and report.
     pub const STOP: u8 = b'Q';
+    /// The command line for a pre-started (`--pooled`) helper.
+    pub const RUN: u8 = b'R';
 }
 
 /// Why the child ended, as carried in the `X` frame.
@@ -160,6 +163,9 @@ pub enum Down {
     Signal(String),
     /// End the tree, deliver output, report.
     Stop,
+    /// The helper's command line after `--port --protocol N`, for a helper
+    /// started with `--pooled` before its command was known.
+    Run(Vec<Vec<u8>>),
 }
 
 /// A frame that could not be decoded.
@@ -298,6 +304,7 @@ impl Down {
             Down::CloseStdin => frame(tag::CLOSE_STDIN, &[]),
             Down::Signal(name) => frame(tag::SIGNAL, &[name.as_bytes()]),
             Down::Stop => frame(tag::STOP, &[]),
+            Down::Run(args) => frame(tag::RUN, &[&args.join(&0u8)]),
         }
     }
 
@@ -316,6 +323,10 @@ impl Down {
             tag::CLOSE_STDIN => Ok(Down::CloseStdin),
             tag::SIGNAL => Ok(Down::Signal(text(t, p)?)),
             tag::STOP => Ok(Down::Stop),
+            tag::RUN if p.is_empty() => Ok(Down::Run(Vec::new())),
+            tag::RUN => Ok(Down::Run(
+                p.split(|&b| b == 0).map(<[u8]>::to_vec).collect(),
+            )),
             other => Err(DecodeError::UnknownTag(other)),
         }
     }
