@@ -663,17 +663,7 @@ defmodule Corral.DaemonTest do
       Process.sleep(:infinity)
       """
 
-      ebin = Path.dirname(:code.which(Corral))
-
-      vm =
-        Port.open({:spawn_executable, System.find_executable("elixir")}, [
-          :binary,
-          :exit_status,
-          args: ["-pa", ebin, "-e", code],
-          env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Port.helper_path())}]
-        ])
-
-      [vm_pid] = OSProc.wait_for_pids(vm_file, 1, 20_000)
+      {vm, vm_pid} = OSProc.start_vm(code, vm_file)
       pids = OSProc.wait_for_pids(file, 4, 20_000)
       on_exit(fn -> OSProc.kill([vm_pid | pids]) end)
       assert OSProc.alive(pids) == pids

@@ -72,4 +72,24 @@ defmodule Corral.Test.OSProc do
   def tmp_path(name) do
     Path.join(System.tmp_dir!(), "corral-test-#{System.unique_integer([:positive])}-#{name}")
   end
+
+  @doc """
+  Starts a second VM running `code` with this project's code and helper,
+  and returns its port and OS pid. `code` must write `System.pid()` to
+  `pid_file` first.
+  """
+  def start_vm(code, pid_file) do
+    ebin = Path.dirname(:code.which(Corral))
+
+    vm =
+      Port.open({:spawn_executable, System.find_executable("elixir")}, [
+        :binary,
+        :exit_status,
+        args: ["-pa", ebin, "-e", code],
+        env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Port.helper_path())}]
+      ])
+
+    [vm_pid] = wait_for_pids(pid_file, 1, 20_000)
+    {vm, vm_pid}
+  end
 end

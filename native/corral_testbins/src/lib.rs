@@ -80,6 +80,18 @@ pub fn usage(text: &str) -> ! {
     std::process::exit(64)
 }
 
+/// True when `pid` exists and is not a zombie (`/proc/<pid>/stat`,
+/// `proc(5)`): what the tests mean by "still alive".
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s.as_bytes().get(i + 2))
+            .is_some_and(|&state| state != b'Z'),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,16 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True while `/proc/<pid>/stat` exists and says the process is not a zombie.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s.as_bytes().get(i + 2))
-            .is_some_and(|&state| state != b'Z'),
-        Err(_) => false,
-    }
-}
+use corral_testbins::alive;
 
 fn kill(pid: i32) {
     // SAFETY: kill(2) takes plain integers; pid is one this test started.

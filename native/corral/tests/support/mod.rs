@@ -70,16 +70,8 @@ pub fn assert_pattern(data: &[u8], n: u64) {
     }
 }
 
-/// True when `pid` exists and is not a zombie (`/proc/<pid>/stat`, `proc(5)`).
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s.as_bytes().get(i + 2))
-            .is_some_and(|&state| state != b'Z'),
-        Err(_) => false,
-    }
-}
+/// True when `pid` exists and is not a zombie.
+pub use corral_testbins::alive;
 
 /// Polls until none of `pids` is alive or `within` has passed; returns the
 /// ones still alive (empty means all gone).
