@@ -6,7 +6,9 @@ defmodule Corral.PoolTest do
   alias Corral.Port, as: Proto
   alias Corral.Test.OSProc
 
-  defp waiting, do: length(:sys.get_state(Pool).ports)
+  defp waiting, do: Pool.waiting()
+
+  defp ports(pool), do: for({n, port} <- :ets.tab2list(:sys.get_state(pool).table), is_integer(n), do: port)
 
   defp frames(port, acc \\ []) do
     receive do
@@ -25,7 +27,8 @@ defmodule Corral.PoolTest do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
     assert {:ok, port} = Pool.checkout(self(), Proto.helper_path())
     assert Port.info(port, :connected) == {:connected, self()}
-    assert Port.info(port, :links) == {:links, [self()]}
+    # The pool unlinks once it has read the caller's note.
+    assert OSProc.wait_until(fn -> Port.info(port, :links) == {:links, [self()]} end, 1000)
 
     Port.command(
       port,
@@ -39,13 +42,52 @@ defmodule Corral.PoolTest do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
   end
 
+  test "concurrent checkouts never share a helper" do
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    parent = self()
+
+    callers =
+      for _ <- 1..20 do
+        spawn(fn ->
+          result = Pool.checkout(self(), Proto.helper_path())
+          send(parent, {:got, self(), result})
+          receive do: (:done -> :ok)
+        end)
+      end
+
+    results = for c <- callers, do: receive(do: ({:got, ^c, r} -> r))
+    ports = for {:ok, port} <- results, do: port
+    assert ports != []
+    assert Enum.uniq(ports) == ports
+    assert length(ports) + Enum.count(results, &(&1 == :none)) == 20
+    Enum.each(callers, &send(&1, :done))
+  end
+
+  test "helpers killed while they wait are skipped and replaced" do
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    os_pids = for port <- ports(Pool), do: elem(Port.info(port, :os_pid), 1)
+    Enum.each(os_pids, &System.cmd("kill", ["-9", Integer.to_string(&1)]))
+    assert OSProc.wait_gone(os_pids, 1000) == []
+
+    # Whatever the pool has noticed by now, cmd/3 still runs, and the pool
+    # fills up again with live helpers.
+    assert Corral.cmd("echo", ["ok"]) == {"ok\n", 0}
+    assert OSProc.wait_until(
+             fn ->
+               fresh = for port <- ports(Pool), {:os_pid, p} <- [Port.info(port, :os_pid)], do: p
+               length(fresh) == 2 and OSProc.alive(fresh) == fresh
+             end,
+             5000
+           )
+  end
+
   test "a caller that wants another helper gets none from the pool" do
     assert Pool.checkout(self(), "/somewhere/else/corral") == :none
   end
 
   test "cmd/3 goes through the pool and still ends the tree with its caller" do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
-    before = :sys.get_state(Pool).ports
+    before = ports(Pool)
     file = OSProc.tmp_path("pool-tree")
     on_exit(fn -> File.rm(file) end)
 
@@ -70,8 +112,8 @@ defmodule Corral.PoolTest do
 
   test "helpers waiting in a pool that stops exit with it" do
     {:ok, pool} = GenServer.start(Pool, size: 3)
-    assert OSProc.wait_until(fn -> length(:sys.get_state(pool).ports) == 3 end, 5000)
-    os_pids = for port <- :sys.get_state(pool).ports, do: elem(Port.info(port, :os_pid), 1)
+    assert OSProc.wait_until(fn -> Pool.waiting(pool) == 3 end, 5000)
+    os_pids = for port <- ports(pool), do: elem(Port.info(port, :os_pid), 1)
     assert OSProc.alive(os_pids) == os_pids
     GenServer.stop(pool)
     assert OSProc.wait_gone(os_pids, 1000) == []
