@@ -62,14 +62,24 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
     Ok((limits, raw))
 }
 
+/// The cgroup layout, as [`System::detect`] found it.
+pub type Detected = corral_cgroup::Result<System>;
+
+/// Reads the cgroup layout (`/proc/self/mountinfo` and
+/// `/proc/self/cgroup`), the costliest part of choosing a cgroup.
+pub fn detect() -> Detected {
+    System::detect()
+}
+
 /// The cgroup for this run (or `None` when the system offers none and
 /// nothing was asked that needs one), and which of `--memory` and
-/// `--max-processes` it enforces itself.
+/// `--max-processes` it enforces itself. `detected` is the layout if it
+/// was read already (see [`detect`]).
 ///
 /// # Errors
 /// Bad limit syntax, or a cgroup that was asked for (a path, a base, a
 /// limit) and cannot be had.
-pub fn group(args: &Args) -> Result<Contained, Error> {
+pub fn group(args: &Args, detected: Option<Detected>) -> Result<Contained, Error> {
     let (limits, raw) = requested(args)?;
     let needs_cgroup = !limits.is_empty()
         || !raw.is_empty()
@@ -90,7 +100,7 @@ pub fn group(args: &Args) -> Result<Contained, Error> {
         (None, Some(b)) => Placement::Base(b.clone()),
         (None, None) => Placement::Default,
     };
-    let sys = match System::detect() {
+    let sys = match detected.unwrap_or_else(detect) {
         Ok(sys) => sys,
         Err(e) if e.is_unavailable() && !needs_cgroup => return Ok(Contained::default()),
         Err(e) => return Err(from_cgroup(&e)),

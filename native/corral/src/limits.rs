@@ -110,7 +110,13 @@ pub struct Watch {
 impl Watch {
     /// Starts watching at `now`.
     pub fn new(limits: Limits, cgroup_pids: bool, now: Instant) -> Watch {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        // Only the CPU-time limit needs it, and finding it out reads the
+        // cgroup's CPU quota (std's available_parallelism).
+        let cpus = if limits.cpu_time.is_some() {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+        } else {
+            1
+        };
         let next = if limits.is_empty() { None } else { Some(now) };
         Watch {
             limits,

@@ -34,6 +34,9 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // A pooled helper does what needs no command line before its R frame
+    // arrives, while nobody is waiting for it.
+    let ready = run::Ready::new(args.pooled);
     let args = if args.pooled {
         match pooled::await_command(&args) {
             Some(args) => args,
@@ -42,5 +45,5 @@ fn main() {
     } else {
         args
     };
-    std::process::exit(run::run(args));
+    std::process::exit(run::run(args, ready));
 }

@@ -14,8 +14,37 @@ use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
 
+/// The work of a run that does not depend on its command line, done
+/// early by a pooled helper, before the BEAM is waiting for it.
+pub struct Ready {
+    sink: Sink,
+    subreaper: nix::Result<()>,
+    system: Option<contain::Detected>,
+}
+
+impl Ready {
+    /// Prepares the output channel and the subreaper; with `detect`, also
+    /// reads the cgroup layout, which a pooled helper does before its
+    /// command arrives (others may never need it, with `--no-cgroup`).
+    pub fn new(detect: bool) -> Ready {
+        Ready {
+            sink: Sink::stdout(),
+            // Orphaned grandchildren re-parent to us, not to init, so the
+            // tree can always be found and reaped (prctl(2),
+            // PR_SET_CHILD_SUBREAPER).
+            subreaper: nix::sys::prctl::set_child_subreaper(true),
+            system: detect.then(contain::detect),
+        }
+    }
+}
+
 /// Runs the child described by `args` and returns the helper's exit status.
-pub fn run(args: Args) -> i32 {
+pub fn run(args: Args, ready: Ready) -> i32 {
+    let Ready {
+        mut sink,
+        subreaper,
+        system,
+    } = ready;
     if args.port && args.protocol != Some(VERSION) {
         eprintln!(
             "corral: this helper speaks protocol {VERSION}; the BEAM asked for {:?}",
@@ -23,9 +52,7 @@ pub fn run(args: Args) -> i32 {
         );
         return exit_code::USAGE;
     }
-    // Orphaned grandchildren re-parent to us, not to init, so the tree
-    // can always be found and reaped (prctl(2), PR_SET_CHILD_SUBREAPER).
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+    if let Err(e) = subreaper {
         eprintln!("corral: cannot become a subreaper: {e}");
         return exit_code::INTERNAL;
     }
@@ -68,8 +95,7 @@ pub fn run(args: Args) -> i32 {
         cgroup_procs: Vec::new(),
         cgroup_v2: None,
     };
-    let mut sink = Sink::stdout();
-    let contained = match contain::group(&args) {
+    let contained = match contain::group(&args, system) {
         Ok(c) => c,
         Err(e) => {
             let e = spawn::Error {
@@ -128,7 +154,7 @@ pub fn run(args: Args) -> i32 {
         limits,
         cgroup_pids,
     };
-    let session = match Session::new(cfg, child, tree, started) {
+    let session = match Session::new(cfg, child, tree, sink, started) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");

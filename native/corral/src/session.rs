@@ -102,6 +102,7 @@ impl Session {
         cfg: Config,
         child: crate::spawn::Child,
         tree: Tree,
+        sink: Sink,
         started: Instant,
     ) -> std::io::Result<Session> {
         let poll = Poll::new()?;
@@ -144,7 +145,7 @@ impl Session {
             cfg,
             poll,
             signals,
-            sink: Sink::stdout(),
+            sink,
             control,
             outputs,
             input,

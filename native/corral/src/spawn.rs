@@ -436,7 +436,7 @@ const CHILD_STACK: usize = 64 << 10;
 /// helper is suspended until the child execs or exits, so nothing else
 /// touches the memory they share. Returns the pid, or -1 with errno set.
 fn clone_vfork(setup: &ChildSetup) -> libc::pid_t {
-    let mut stack = vec![0u8; CHILD_STACK];
+    let mut stack: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(CHILD_STACK);
     // SAFETY: the stack grows down from its (16-byte aligned) top; the
     // child runs `entry` on it and the parent waits (CLONE_VFORK) before
     // the stack or `setup` can be dropped.
@@ -492,7 +492,8 @@ fn clone_into_cgroup(setup: &ChildSetup, dir: RawFd) -> libc::pid_t {
     };
     #[cfg(target_arch = "x86_64")]
     {
-        let mut stack = vec![0u8; CHILD_STACK];
+        // Left uninitialised: the child touches only the pages it uses.
+        let mut stack: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(CHILD_STACK);
         let base = stack.as_mut_ptr() as u64;
         // The kernel starts the child at stack + stack_size; keep that
         // 16-byte aligned, as the ABI wants before a call.

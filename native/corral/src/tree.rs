@@ -98,14 +98,36 @@ pub fn stat_of(pid: i32) -> Option<ProcStat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Whether the calling process has any child, live or zombie, of any kind
+/// (`__WALL`). Nothing is reaped (`WNOWAIT`).
+fn has_children() -> bool {
+    // SAFETY: waitid only writes the siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+        libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0
+            || *libc::__errno_location() != libc::ECHILD
+    }
+}
+
 /// The descendants of `root`, walked through each task's `children` file
 /// (`proc(5)`, `/proc/<pid>/task/<tid>/children`): a few reads per member
 /// instead of one per process on the system. `None` when the kernel does
 /// not provide the file, and the caller must scan all of `/proc`.
 pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
-    let probe = format!("/proc/{root}/task/{root}/children");
-    if !std::path::Path::new(&probe).exists() {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let supported = *SUPPORTED.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    });
+    if !supported {
         return None;
+    }
+    // Every descendant is a child of ours or below one (orphans re-parent
+    // to us, the subreaper), so with no child there is nothing to walk.
+    // This is the common case once the child has exited and been reaped.
+    if root == std::process::id() as i32 && !has_children() {
+        return Some(Vec::new());
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
