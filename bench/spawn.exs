@@ -1,5 +1,12 @@
-# Spawn latency of `true`, System.cmd/3 and Corral.cmd/3 side by side, with
-# Corral's default containment. Usage: mix run bench/spawn.exs [runs]
+# Spawn latency of `true`, System.cmd/3 and Corral.cmd/3, with Corral's
+# default containment (a fresh cgroup) and helper pool.
+# Usage: mix run bench/spawn.exs [runs]
+#
+#   1. side by side: the two calls alternate, so both see the same machine;
+#   2. back to back: each in a row of its own, as a loop of cmd/3 would;
+#   3. four callers at once, `runs` calls in all: wall time. With more
+#      callers than `config :corral, pool_size` (default 2), the extra ones
+#      start a helper of their own.
 
 runs =
   case System.argv() do
@@ -12,22 +19,44 @@ time = fn fun ->
   us
 end
 
+system = fn -> System.cmd("true", []) end
+corral = fn -> Corral.cmd("true", []) end
+
 # Warm up both paths (code loading, executable lookup caches).
-for _ <- 1..20, do: {System.cmd("true", []), Corral.cmd("true", [])}
+for _ <- 1..20, do: {system.(), corral.()}
+
+median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
+p95 = fn l -> l |> Enum.sort() |> Enum.at(div(length(l) * 95, 100)) end
 
 {sys, cor} =
   Enum.reduce(1..runs, {[], []}, fn _, {s, c} ->
-    {[time.(fn -> System.cmd("true", []) end) | s], [time.(fn -> Corral.cmd("true", []) end) | c]}
+    {[time.(system) | s], [time.(corral) | c]}
   end)
 
-stats = fn l ->
-  l = Enum.sort(l)
-  {Enum.at(l, div(length(l), 2)), Enum.at(l, div(length(l) * 95, 100))}
+IO.puts("spawn of `true`, #{runs} runs each (microseconds)")
+IO.puts("side by side")
+IO.puts("  System.cmd  median #{median.(sys)}  p95 #{p95.(sys)}")
+IO.puts("  Corral.cmd  median #{median.(cor)}  p95 #{p95.(cor)}")
+IO.puts("  ratio       #{Float.round(median.(cor) / median.(sys), 2)}x (median)")
+
+sys = for _ <- 1..runs, do: time.(system)
+cor = for _ <- 1..runs, do: time.(corral)
+IO.puts("back to back")
+IO.puts("  System.cmd  median #{median.(sys)}  p95 #{p95.(sys)}")
+IO.puts("  Corral.cmd  median #{median.(cor)}  p95 #{p95.(cor)}")
+IO.puts("  ratio       #{Float.round(median.(cor) / median.(sys), 2)}x (median)")
+
+wall = fn fun ->
+  {us, :ok} =
+    :timer.tc(fn ->
+      1..runs |> Task.async_stream(fn _ -> fun.() end, max_concurrency: 4) |> Stream.run()
+    end)
+
+  div(us, 1000)
 end
 
-{sm, sp} = stats.(sys)
-{cm, cp} = stats.(cor)
-IO.puts("spawn of `true`, #{runs} runs each (microseconds)")
-IO.puts("  System.cmd  median #{sm}  p95 #{sp}")
-IO.puts("  Corral.cmd  median #{cm}  p95 #{cp}")
-IO.puts("  ratio       #{Float.round(cm / sm, 2)}x (median)")
+{ws, wc} = {wall.(system), wall.(corral)}
+IO.puts("4 callers at once, #{runs} calls (milliseconds of wall time)")
+IO.puts("  System.cmd  #{ws}")
+IO.puts("  Corral.cmd  #{wc}")
+IO.puts("  ratio       #{Float.round(wc / ws, 2)}x")

@@ -377,8 +377,14 @@ defmodule Corral do
       with {:ok, session} <- open(program, args, options, command) do
         try do
           start(session, options, sinks, command)
-        after
-          close(session)
+        catch
+          kind, reason ->
+            close(session)
+            :erlang.raise(kind, reason, __STACKTRACE__)
+        else
+          result ->
+            release(session, result)
+            result
         end
       end
     catch
@@ -421,10 +427,10 @@ defmodule Corral do
     watcher = spawn(fn -> watch(caller) end)
 
     case pooled(program, args, options) do
-      {:ok, port} ->
+      {:ok, port, env} ->
         send(watcher, {:watch, port})
         Process.unlink(port)
-        {:ok, {port, Port.monitor(port), watcher}}
+        {:ok, {port, Port.monitor(port), watcher, {:pooled, env}}}
 
       :none ->
         open_fresh(program, args, options, command, watcher)
@@ -435,7 +441,7 @@ defmodule Corral do
   # It was started in the VM's working directory of that moment, so the
   # current one is passed along, as a fresh helper would inherit it.
   defp pooled(program, args, %Options{parallelism: nil} = options) do
-    with {:ok, port} <- Corral.Pool.checkout(self(), Proto.helper_path()) do
+    with {:ok, port, env} <- Corral.Pool.checkout(self(), Proto.helper_path()) do
       options = %{options | cd: options.cd || File.cwd!()}
 
       try do
@@ -444,7 +450,7 @@ defmodule Corral do
           Proto.encode({:run, Proto.run_args(program, args, options)})
         )
 
-        {:ok, port}
+        {:ok, port, env}
       rescue
         ArgumentError ->
           Proto.close(port)
@@ -476,7 +482,7 @@ defmodule Corral do
       port ->
         send(watcher, {:watch, port})
         Process.unlink(port)
-        {:ok, {port, Port.monitor(port), watcher}}
+        {:ok, {port, Port.monitor(port), watcher, :fresh}}
     end
   end
 
@@ -505,15 +511,25 @@ defmodule Corral do
   # Proto.close/1 also drops an exit status already waiting, and an
   # {:EXIT, port, _} for a caller that traps exits, if the port closed
   # before the unlink.
-  defp close({port, ref, watcher}) do
+  defp close({port, ref, watcher, _origin}) do
     Proto.close(port)
     send(watcher, :done)
     Port.demonitor(ref, [:flush])
   end
 
+  # A pooled helper whose run ended with X waits for its next R: it goes
+  # back to the pool. Anything else is closed.
+  defp release({port, ref, watcher, {:pooled, env}}, {:ok, _started, _report, _accs}) do
+    send(watcher, :done)
+    Port.demonitor(ref, [:flush])
+    Corral.Pool.checkin(port, env)
+  end
+
+  defp release(session, _result), do: close(session)
+
   # The first frame is S or F, and says which protocol version the helper
   # speaks.
-  defp start({port, ref, _}, options, sinks, command) do
+  defp start({port, ref, _watcher, _origin}, options, sinks, command) do
     version = Proto.version()
 
     receive do

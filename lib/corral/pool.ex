@@ -1,36 +1,46 @@
 defmodule Corral.Pool do
   @moduledoc false
-  # Helpers started ahead of need. Each runs `corral --port --protocol 1
+  # Helpers kept between runs. Each runs `corral --port --protocol 1
   # --pooled`, which waits, asleep, for an R frame with the rest of its
-  # command line. A spawn that takes one skips the helper's own execve, the
-  # largest part of what Corral adds to a spawn (about 1.5 ms on a small
-  # virtual machine), and the pool starts a replacement after it is taken.
-  # Every child still gets its own helper and its own port.
+  # command line, serves that run, and after its X frame waits for the next
+  # R. A spawn that takes one pays for neither the helper's own execve nor
+  # its setup (about 1.5 ms and 0.3 ms on a small virtual machine), and a
+  # caller whose run ended cleanly puts the helper back. Each child still
+  # has a helper of its own while it runs.
   #
   # The waiting ports sit in a public ETS table, and checkout/2 takes one
   # in the caller's own process: asking the pool would make every spawn wait
-  # for whatever the pool is doing, and what it does is Port.open/2 for the
-  # replacement, which blocks it for about half a millisecond. The caller
-  # makes itself the owner with Port.connect/2 (any process may) and tells
-  # the pool, which unlinks the port and opens the next one.
+  # for whatever the pool is doing, such as Port.open/2 for a new helper,
+  # which blocks it for about half a millisecond. The caller makes itself
+  # the owner with Port.connect/2 (any process may) and tells the pool,
+  # which unlinks the port. checkin/1 hands a port back the same way.
   #
-  # Until then the pool owns the waiting ports and is linked to them, so
-  # they close (and their helpers exit) with it.
+  # The pool watches the helpers it handed out: one that closes instead of
+  # coming back is replaced, and when a caller finds none waiting the pool
+  # opens more. Those that come back to a full pool are closed, so with more
+  # callers at once than `:pool_size` the extra ones pay for a new helper. A helper inherits the VM's environment when
+  # it starts, so each remembers a hash of it: after System.put_env/2 the
+  # old ones are closed instead of used, as a fresh helper would see the
+  # new variable.
+  #
+  # While they wait the pool owns the ports and is linked to them, so they
+  # close (and their helpers exit) with it.
   use GenServer
 
   alias Corral.Port, as: Proto
 
   @default_size 2
 
-  @doc "Starts the pool; `:size` (default #{@default_size}) helpers wait at once."
+  @doc "Starts the pool; up to `:size` (default #{@default_size}) helpers wait at once."
   def start_link(opts \\ []), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
 
   @doc """
-  A waiting helper's port, now owned by and linked to `owner`, or `:none`
-  when the pool is not running, has none ready, or runs another helper
-  than `helper` (`CORRAL_HELPER` changed since it started).
+  A waiting helper's port, now owned by and linked to `owner`, and what
+  checkin/2 wants with it; or `:none` when the pool is not running, has
+  none ready, or runs another helper than `helper` (`CORRAL_HELPER`
+  changed since it started).
   """
-  @spec checkout(pid(), Path.t()) :: {:ok, port()} | :none
+  @spec checkout(pid(), Path.t()) :: {:ok, port(), env :: term()} | :none
   def checkout(owner, helper) do
     case :ets.whereis(__MODULE__) do
       :undefined -> :none
@@ -38,16 +48,45 @@ defmodule Corral.Pool do
     end
   end
 
+  @doc """
+  Hands back a port from checkout/2 whose run ended with an X frame, from
+  its owner's process, with the `env` checkout/2 gave. Messages the port
+  sent the owner are dropped. Returns false (and closes the port) when
+  there is no pool to take it.
+  """
+  @spec checkin(port(), term()) :: boolean()
+  def checkin(port, env) do
+    case Process.whereis(__MODULE__) do
+      nil ->
+        Proto.close(port)
+        false
+
+      pool ->
+        try do
+          Port.connect(port, pool)
+          Process.unlink(port)
+          send(pool, {:checkin, port, env})
+          true
+        rescue
+          # The helper died after its X frame.
+          ArgumentError -> false
+        after
+          flush(port)
+        end
+    end
+  end
+
   @doc "How many helpers wait in `pool` (a pid or name)."
   @spec waiting(GenServer.server()) :: non_neg_integer()
   def waiting(pool \\ __MODULE__), do: GenServer.call(pool, :waiting)
 
-  # Rows: {:helper, path, pool} once, and {n, port} for each waiting
-  # helper. Integers sort before atoms, so :ets.first/1 is a port's row
-  # while there is one, and :helper when there is none.
+  # Rows: {:helper, path, pool} once, and {n, port, env} for each waiting
+  # helper, `env` the hash of the environment it started with. Integers
+  # sort before atoms, so :ets.first/1 is a port's row while there is
+  # one, and :helper when there is none.
   defp checkout(table, owner, helper) do
     case :ets.lookup(table, :helper) do
-      [{:helper, ^helper, pool}] -> take(table, owner, pool)
+      [{:helper, ^helper, pool}] -> take(table, owner, pool, env_hash())
       _ -> :none
     end
   catch
@@ -55,30 +94,45 @@ defmodule Corral.Pool do
     :error, :badarg -> :none
   end
 
-  defp take(table, owner, pool) do
+  defp take(table, owner, pool, env) do
     with key when is_integer(key) <- :ets.first(table),
-         [{^key, port}] <- :ets.take(table, key) do
+         [{^key, port, ^env}] <- :ets.take(table, key) do
       try do
         Port.connect(port, owner)
       catch
         # The helper died while it waited: try the next one.
         :error, _ ->
           send(pool, {:taken, port})
-          take(table, owner, pool)
+          take(table, owner, pool, env)
       else
         true ->
           send(pool, {:taken, port})
-          {:ok, port}
+          {:ok, port, env}
       end
     else
       # Another caller took that one first.
       [] ->
-        take(table, owner, pool)
+        take(table, owner, pool, env)
 
-      # None waits; ask for more, in case helpers died while they waited.
+      # Started before the environment changed.
+      [{_key, port, _other}] ->
+        send(pool, {:stale, port})
+        take(table, owner, pool, env)
+
+      # None waits; ask for more.
       :helper ->
         send(pool, :fill)
         :none
+    end
+  end
+
+  defp env_hash, do: :erlang.phash2(:os.getenv())
+
+  defp flush(port) do
+    receive do
+      {^port, _} -> flush(port)
+    after
+      0 -> :ok
     end
   end
 
@@ -99,7 +153,7 @@ defmodule Corral.Pool do
     # The helper's path is fixed when the pool starts; a caller that wants
     # another one opens its own.
     :ets.insert(table, {:helper, Proto.helper_path(), self()})
-    {:ok, %{size: size, table: table, next: 0}, {:continue, :fill}}
+    {:ok, %{size: size, table: table, next: 0, out: %{}}, {:continue, :fill}}
   end
 
   @impl true
@@ -108,14 +162,11 @@ defmodule Corral.Pool do
       {:noreply, s}
     else
       [{:helper, helper, _}] = :ets.lookup(s.table, :helper)
+      env = env_hash()
 
       case open(helper) do
-        {:ok, port} ->
-          :ets.insert(s.table, {s.next, port})
-          {:noreply, %{s | next: s.next + 1}, {:continue, :fill}}
-
-        :error ->
-          {:noreply, s}
+        {:ok, port} -> {:noreply, put(s, port, env), {:continue, :fill}}
+        :error -> {:noreply, s}
       end
     end
   end
@@ -123,14 +174,39 @@ defmodule Corral.Pool do
   @impl true
   def handle_call(:waiting, _from, s), do: {:reply, count(s), s}
 
-  # A caller took `port`: it is the caller's now, and a replacement starts.
+  # A caller took `port`: it is the caller's now. No replacement yet:
+  # most come back, and a caller that finds none asks for more (:fill).
   @impl true
   def handle_info({:taken, port}, s) do
     Process.unlink(port)
+    {:noreply, %{s | out: Map.put(s.out, port, Port.monitor(port))}}
+  end
+
+  # A run ended and its caller handed the helper back (now linked to us).
+  def handle_info({:checkin, port, env}, s) do
+    {ref, out} = Map.pop(s.out, port)
+    if ref, do: Port.demonitor(ref, [:flush])
+    s = %{s | out: out}
+
+    if count(s) < s.size and Port.info(port) != nil do
+      {:noreply, put(s, port, env)}
+    else
+      Proto.close(port)
+      {:noreply, s}
+    end
+  end
+
+  def handle_info({:stale, port}, s) do
+    Proto.close(port)
     {:noreply, s, {:continue, :fill}}
   end
 
   def handle_info(:fill, s), do: {:noreply, s, {:continue, :fill}}
+
+  # A helper that was out closed instead of coming back.
+  def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
+    {:noreply, %{s | out: Map.delete(s.out, port)}, {:continue, :fill}}
+  end
 
   # A waiting helper exited (killed from outside): forget it. A checkout
   # that finds none asks for a replacement; starting one here could spin
@@ -140,8 +216,13 @@ defmodule Corral.Pool do
   # A waiting helper sends nothing before R; anything else is dropped.
   def handle_info(_other, s), do: {:noreply, s}
 
+  defp put(s, port, env) do
+    :ets.insert(s.table, {s.next, port, env})
+    %{s | next: s.next + 1}
+  end
+
   defp forget(port, s) do
-    :ets.match_delete(s.table, {:_, port})
+    :ets.match_delete(s.table, {:_, port, :_})
     {:noreply, s}
   end
 

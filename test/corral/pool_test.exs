@@ -8,7 +8,8 @@ defmodule Corral.PoolTest do
 
   defp waiting, do: Pool.waiting()
 
-  defp ports(pool), do: for({n, port} <- :ets.tab2list(:sys.get_state(pool).table), is_integer(n), do: port)
+  defp ports(pool),
+    do: for({n, port, _env} <- :ets.tab2list(:sys.get_state(pool).table), is_integer(n), do: port)
 
   defp frames(port, acc \\ []) do
     receive do
@@ -25,7 +26,7 @@ defmodule Corral.PoolTest do
 
   test "checkout hands over a waiting helper, owned by and linked to the caller alone" do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
-    assert {:ok, port} = Pool.checkout(self(), Proto.helper_path())
+    assert {:ok, port, _env} = Pool.checkout(self(), Proto.helper_path())
     assert Port.info(port, :connected) == {:connected, self()}
     # The pool unlinks once it has read the caller's note.
     assert OSProc.wait_until(fn -> Port.info(port, :links) == {:links, [self()]} end, 1000)
@@ -38,8 +39,59 @@ defmodule Corral.PoolTest do
     assert [{:started, _}, {:stdout, "hi\n"}, {:exit, %{exit_status: 0}}] = frames(port)
     Proto.close(port)
 
-    # The pool starts a replacement once it has replied.
+    # Closed rather than handed back: the pool opens another.
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+  end
+
+  defp helper_pids,
+    do: for(port <- ports(Pool), {:os_pid, p} <- [Port.info(port, :os_pid)], do: p)
+
+  test "a helper serves one cmd after another, and goes back to the pool after each" do
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    before = Enum.sort(helper_pids())
+
+    for i <- 1..50 do
+      assert Corral.cmd("sh", ["-c", "echo $PPID"]) |> elem(1) == 0
+      assert Corral.cmd("echo", [Integer.to_string(i)]) == {"#{i}\n", 0}
+    end
+
+    # The same two helpers served all 100 runs: none was started or lost.
+    assert OSProc.wait_until(fn -> Enum.sort(helper_pids()) == before end, 1000)
+    {out, 0} = Corral.cmd("sh", ["-c", "echo $PPID"])
+    assert String.to_integer(String.trim(out)) in before
+  end
+
+  test "a run that did not end with X does not go back" do
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    before = helper_pids()
+    assert_raise Corral.Error, fn -> Corral.cmd("/dev/null", []) end
+    assert {"", :timeout} = Corral.cmd("sleep", ["10"], timeout: 50)
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    # The helper whose spawn failed was closed and replaced; the one that
+    # timed out ended with X and came back.
+    assert length(helper_pids() -- before) == 1
+  end
+
+  test "after System.put_env/2, helpers started before are not used" do
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    before = helper_pids()
+    System.put_env("CORRAL_POOL_PROBE", "changed")
+
+    try do
+      # As with System.cmd/3, the child sees the variable at once.
+      for _ <- 1..3 do
+        assert Corral.cmd("sh", ["-c", "echo $CORRAL_POOL_PROBE"]) == {"changed\n", 0}
+      end
+
+      assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+      assert helper_pids() -- before == helper_pids()
+      assert OSProc.wait_gone(before, 1000) == []
+    after
+      # Back as it was; one cmd retires the helpers that saw the variable.
+      System.delete_env("CORRAL_POOL_PROBE")
+      assert Corral.cmd("sh", ["-c", "echo $CORRAL_POOL_PROBE"]) == {"\n", 0}
+      assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    end
   end
 
   test "concurrent checkouts never share a helper" do
@@ -56,7 +108,7 @@ defmodule Corral.PoolTest do
       end
 
     results = for c <- callers, do: receive(do: ({:got, ^c, r} -> r))
-    ports = for {:ok, port} <- results, do: port
+    ports = for {:ok, port, _env} <- results, do: port
     assert ports != []
     assert Enum.uniq(ports) == ports
     assert length(ports) + Enum.count(results, &(&1 == :none)) == 20
@@ -72,6 +124,7 @@ defmodule Corral.PoolTest do
     # Whatever the pool has noticed by now, cmd/3 still runs, and the pool
     # fills up again with live helpers.
     assert Corral.cmd("echo", ["ok"]) == {"ok\n", 0}
+
     assert OSProc.wait_until(
              fn ->
                fresh = for port <- ports(Pool), {:os_pid, p} <- [Port.info(port, :os_pid)], do: p

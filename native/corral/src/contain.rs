@@ -79,7 +79,7 @@ pub fn detect() -> Detected {
 /// # Errors
 /// Bad limit syntax, or a cgroup that was asked for (a path, a base, a
 /// limit) and cannot be had.
-pub fn group(args: &Args, detected: Option<Detected>) -> Result<Contained, Error> {
+pub fn group(args: &Args, detected: Option<&Detected>) -> Result<Contained, Error> {
     let (limits, raw) = requested(args)?;
     let needs_cgroup = !limits.is_empty()
         || !raw.is_empty()
@@ -100,12 +100,20 @@ pub fn group(args: &Args, detected: Option<Detected>) -> Result<Contained, Error
         (None, Some(b)) => Placement::Base(b.clone()),
         (None, None) => Placement::Default,
     };
-    let sys = match detected.unwrap_or_else(detect) {
+    let fresh;
+    let detected = match detected {
+        Some(d) => d,
+        None => {
+            fresh = detect();
+            &fresh
+        }
+    };
+    let sys = match detected {
         Ok(sys) => sys,
         Err(e) if e.is_unavailable() && !needs_cgroup => return Ok(Contained::default()),
-        Err(e) => return Err(from_cgroup(&e)),
+        Err(e) => return Err(from_cgroup(e)),
     };
-    let create = |l: &Limits| Group::create(&sys, &placement, l, &args.cgroup_controllers, &raw);
+    let create = |l: &Limits| Group::create(sys, &placement, l, &args.cgroup_controllers, &raw);
     // --memory and --max-processes prefer the kernel's enforcement; where
     // the cgroup cannot take them the helper polls instead.
     let mut with_tree_limits = limits.clone();

@@ -58,8 +58,8 @@ pub struct Sample {
 }
 
 /// Reads the tree's usage: the cgroup's own accounting when there is one,
-/// else the live members from `/proc` plus what the helper reaped
-/// (`RUSAGE_CHILDREN`; the helper is every orphan's subreaper).
+/// else the live members from `/proc` plus what the helper reaped (the
+/// helper is every orphan's subreaper).
 pub fn sample(tree: &Tree) -> Sample {
     if let Some(g) = &tree.group {
         let st = g.stats();
@@ -74,7 +74,7 @@ pub fn sample(tree: &Tree) -> Sample {
             };
         }
     }
-    let (user, system, _) = crate::report::reaped_children();
+    let (user, system, _) = tree.reaped.totals();
     let mut s = Sample {
         cpu: user + system,
         ..Sample::default()

@@ -34,16 +34,30 @@ fn main() {
             std::process::exit(code);
         }
     };
-    // A pooled helper does what needs no command line before its R frame
-    // arrives, while nobody is waiting for it.
-    let ready = run::Ready::new(args.pooled);
-    let args = if args.pooled {
-        match pooled::await_command(&args) {
-            Some(args) => args,
-            None => std::process::exit(0),
+    let mut ready = match run::Ready::new(&args) {
+        Ok(ready) => ready,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            std::process::exit(exit_code::INTERNAL);
         }
-    } else {
-        args
     };
-    std::process::exit(run::run(args, ready));
+    if !args.pooled {
+        std::process::exit(run::run(args, &mut ready).0);
+    }
+    // A pooled helper serves one run after another, each from an R frame,
+    // until the BEAM closes the port instead of sending the next.
+    let mut served = 0;
+    loop {
+        let Some(command) = ready
+            .base()
+            .and_then(|base| pooled::await_command(&args, base, served))
+        else {
+            std::process::exit(0);
+        };
+        served += 1;
+        let (code, again) = run::run(command, &mut ready);
+        if !again {
+            std::process::exit(code);
+        }
+    }
 }

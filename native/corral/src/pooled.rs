@@ -1,54 +1,43 @@
-//! A helper started before its command is known: the BEAM keeps a few
-//! waiting so a spawn does not pay for the helper's own `execve`.
+//! A helper started before its command is known, which then serves one
+//! run after another: the BEAM keeps a few waiting so a spawn pays for
+//! neither the helper's own `execve` nor its setup.
 //!
 //! Such a helper (`--port --protocol N --pooled`) sends nothing and does
-//! nothing until an `R` frame brings the rest of its command line; if the
-//! port closes first it exits quietly.
+//! nothing until an `R` frame brings the rest of its command line. After
+//! the run's `X` (or `F`) frame it waits for the next `R`; if the port
+//! closes instead it exits quietly.
 
 use crate::args::Args;
 use crate::exit_code;
+use crate::session::Base;
 use clap::Parser;
-use corral_proto::{Down, HEADER, MAX_FRAME};
-use nix::errno::Errno;
+use corral_proto::Down;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// Reads exactly `buf.len()` bytes from stdin; false at EOF or on error.
-fn read_exact(buf: &mut [u8]) -> bool {
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(0, &mut buf[got..]) {
-            Ok(0) => return false,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => {}
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-/// Waits for the `R` frame and returns the whole command line it
-/// completes, or `None` when the port closed first.
+/// Waits for the next `R` frame and returns the whole command line it
+/// completes, or `None` when the port closed (or a signal asked the
+/// helper to go) first. `served` is how many runs came before.
 ///
-/// Reads byte-exactly, frame by frame: whatever the BEAM sends after `R`
-/// (stdin data, acks) must stay in the pipe for the session.
-pub fn await_command(pooled: &Args) -> Option<Args> {
-    let mut header = [0u8; HEADER];
-    if !read_exact(&mut header) {
-        return None;
-    }
-    let len = u32::from_be_bytes(header) as usize;
-    if len == 0 || len > MAX_FRAME {
-        eprintln!("corral: a pooled helper got a frame of {len} bytes");
-        std::process::exit(exit_code::PROTOCOL);
-    }
-    let mut body = vec![0u8; len];
-    if !read_exact(&mut body) {
-        return None;
-    }
-    let Ok(Down::Run(rest)) = Down::decode(&body) else {
-        eprintln!("corral: a pooled helper must get R first");
-        std::process::exit(exit_code::PROTOCOL);
+/// Frames before `R` are the last run's: acks and input its caller sent
+/// after the child had gone. They are dropped. Before the first run there
+/// are none, and anything but `R` breaks the protocol. Frames after `R`
+/// stay buffered in `base` for the run.
+pub fn await_command(pooled: &Args, base: &mut Base, served: u64) -> Option<Args> {
+    let rest = loop {
+        match base.next_frame() {
+            Ok(None) => return None,
+            Ok(Some(Down::Run(rest))) => break rest,
+            Ok(Some(_)) if served > 0 => {}
+            Ok(Some(_)) => {
+                eprintln!("corral: a pooled helper must get R first");
+                std::process::exit(exit_code::PROTOCOL);
+            }
+            Err(e) => {
+                eprintln!("corral: a pooled helper got a bad frame: {e}");
+                std::process::exit(exit_code::PROTOCOL);
+            }
+        }
     };
     let protocol = pooled.protocol.unwrap_or_default().to_string();
     let argv = ["corral", "--port", "--protocol", &protocol]

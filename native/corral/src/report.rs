@@ -86,24 +86,6 @@ impl Report {
     }
 }
 
-/// CPU and peak RSS of every reaped descendant, from `getrusage(2)`'s
-/// `RUSAGE_CHILDREN`: the helper is their subreaper, so orphans count too.
-pub fn reaped_children() -> (Duration, Duration, u64) {
-    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) {
-        Ok(r) => {
-            let tv = |t: nix::sys::time::TimeVal| {
-                Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
-            };
-            (
-                tv(r.user_time()),
-                tv(r.system_time()),
-                r.max_rss() as u64 * 1024,
-            )
-        }
-        Err(_) => (Duration::ZERO, Duration::ZERO, 0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,56 +5,68 @@ use crate::cli;
 use crate::contain;
 use crate::exit_code;
 use crate::limits;
-use crate::session::{Config, Outcome, Session};
+use crate::session::{Base, Config, Outcome, Session};
 use crate::spawn::{self, Spec};
-use crate::stdio::{self, Sink};
+use crate::stdio::Sink;
 use crate::tree::Tree;
 use corral_proto::{key, Fields, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
 
-/// The work of a run that does not depend on its command line, done
-/// early by a pooled helper, before the BEAM is waiting for it.
+/// What a helper sets up once, whatever it runs: the event loop and the
+/// channel to the BEAM, the subreaper, and for a pooled helper the cgroup
+/// layout. A pooled helper does this before its first `R` frame, while
+/// nobody waits for it, and keeps it for every run it serves.
 pub struct Ready {
-    sink: Sink,
+    /// Taken by a run, given back when the helper may serve another.
+    base: Option<Base>,
     subreaper: nix::Result<()>,
     system: Option<contain::Detected>,
+    pooled: bool,
 }
 
 impl Ready {
-    /// Prepares the output channel and the subreaper; with `detect`, also
-    /// reads the cgroup layout, which a pooled helper does before its
-    /// command arrives (others may never need it, with `--no-cgroup`).
-    pub fn new(detect: bool) -> Ready {
-        Ready {
-            sink: Sink::stdout(),
+    /// Sets up for `args` (the helper's own command line).
+    ///
+    /// # Errors
+    /// The OS errors of setting up epoll and the signal pipe.
+    pub fn new(args: &Args) -> std::io::Result<Ready> {
+        Ok(Ready {
+            base: Some(Base::new(Sink::stdout(), args.port)?),
             // Orphaned grandchildren re-parent to us, not to init, so the
             // tree can always be found and reaped (prctl(2),
             // PR_SET_CHILD_SUBREAPER).
             subreaper: nix::sys::prctl::set_child_subreaper(true),
-            system: detect.then(contain::detect),
-        }
+            // Others may never need it (`--no-cgroup`), and read it once.
+            system: args.pooled.then(contain::detect),
+            pooled: args.pooled,
+        })
+    }
+
+    /// The event loop and channel, between runs; `None` once a run kept them.
+    pub fn base(&mut self) -> Option<&mut Base> {
+        self.base.as_mut()
     }
 }
 
-/// Runs the child described by `args` and returns the helper's exit status.
-pub fn run(args: Args, ready: Ready) -> i32 {
-    let Ready {
-        mut sink,
-        subreaper,
-        system,
-    } = ready;
+/// Runs the child described by `args`. Returns the helper's exit status,
+/// and whether the helper may serve another run (pooled, and this one
+/// ended with an `X` or `F` frame).
+pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
+    let Some(mut base) = ready.base.take() else {
+        return (exit_code::INTERNAL, false);
+    };
     if args.port && args.protocol != Some(VERSION) {
         eprintln!(
             "corral: this helper speaks protocol {VERSION}; the BEAM asked for {:?}",
             args.protocol
         );
-        return exit_code::USAGE;
+        return (exit_code::USAGE, false);
     }
-    if let Err(e) = subreaper {
+    if let Err(e) = &ready.subreaper {
         eprintln!("corral: cannot become a subreaper: {e}");
-        return exit_code::INTERNAL;
+        return (exit_code::INTERNAL, false);
     }
     let default = if args.port {
         [Stdio::Null, Stdio::Pipe, Stdio::Inherit]
@@ -95,7 +107,7 @@ pub fn run(args: Args, ready: Ready) -> i32 {
         cgroup_procs: Vec::new(),
         cgroup_v2: None,
     };
-    let contained = match contain::group(&args, system) {
+    let contained = match contain::group(&args, ready.system.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             let e = spawn::Error {
@@ -103,7 +115,7 @@ pub fn run(args: Args, ready: Ready) -> i32 {
                 errno: Errno::from_raw(e.errno),
                 message: e.message,
             };
-            return failed(args.port, &mut sink, &e);
+            return failed(&args, ready, base, &e);
         }
     };
     let limits = limits::Limits {
@@ -133,12 +145,12 @@ pub fn run(args: Args, ready: Ready) -> i32 {
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,
-        Err(e) => return failed(args.port, &mut sink, &e),
+        Err(e) => return failed(&args, ready, base, &e),
     };
     let pgrp = args.port.then_some(child.pid);
     let tree = Tree::new(pgrp, group);
     if args.port {
-        sink.send_up(&Up::Started {
+        base.sink().send_up(&Up::Started {
             version: VERSION,
             os_pid: child.pid.as_raw() as u32,
             containment,
@@ -153,15 +165,19 @@ pub fn run(args: Args, ready: Ready) -> i32 {
         containment,
         limits,
         cgroup_pids,
+        serve_again: ready.pooled,
     };
-    let session = match Session::new(cfg, child, tree, sink, started) {
+    let session = match Session::new(cfg, child, tree, base, started) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");
-            return exit_code::INTERNAL;
+            return (exit_code::INTERNAL, false);
         }
     };
-    match session.run() {
+    let (outcome, base) = session.run();
+    ready.base = base;
+    let again = ready.base.is_some();
+    let code = match outcome {
         Outcome::Finished(report) if !args.port => {
             tell_person(&args, &report);
             report.status.code()
@@ -171,7 +187,8 @@ pub fn run(args: Args, ready: Ready) -> i32 {
             eprintln!("corral: protocol error: {e}");
             exit_code::PROTOCOL
         }
-    }
+    };
+    (code, again)
 }
 
 /// The summary or JSON report on stderr (or in `--report FILE`). Nothing
@@ -194,28 +211,34 @@ fn tell_person(args: &Args, report: &crate::report::Report) {
 }
 
 /// Tells the BEAM (or the person) that the child never ran.
-fn failed(port: bool, sink: &mut Sink, e: &spawn::Error) -> i32 {
-    if port {
+fn failed(args: &Args, ready: &mut Ready, mut base: Base, e: &spawn::Error) -> (i32, bool) {
+    let code = match (e.stage, e.errno) {
+        ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
+        ("cgroup", _) => exit_code::USAGE_ERROR,
+        _ => exit_code::CANNOT_EXECUTE,
+    };
+    if args.port {
         let fields = Fields::default()
             .int(key::ERRNO, e.errno as i32 as u64)
             .text(key::ERRNO_NAME, &errno_name(e.errno))
             .text(key::STAGE, e.stage)
             .text(key::MESSAGE, &e.message);
-        sink.send_up(&Up::Failed {
+        base.sink().send_up(&Up::Failed {
             version: VERSION,
             fields,
         });
+        if ready.pooled {
+            // Back to waiting; the BEAM closes the port (or sends R).
+            ready.base = Some(base);
+            return (code, true);
+        }
         // As after X: exiting before the BEAM closes the port could fail
         // a write it is making (input sent right after opening) with EPIPE.
-        stdio::read_until_eof(0);
+        while let Ok(Some(_)) = base.next_frame() {}
     } else {
         eprintln!("corral: {}: {}", e.stage, e.message);
     }
-    match (e.stage, e.errno) {
-        ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
-        ("cgroup", _) => exit_code::USAGE_ERROR,
-        _ => exit_code::CANNOT_EXECUTE,
-    }
+    (code, false)
 }
 
 /// `ENOENT` → `"enoent"`, the spelling of Elixir's `File.posix()` atoms.

@@ -7,7 +7,7 @@
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
 use crate::limits::{Limits, Watch};
-use crate::report::{self, Report, Status, Usage};
+use crate::report::{Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
 use crate::tree::Tree;
 use corral_proto::{Deframer, Down, Reason, Window};
@@ -15,7 +15,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -52,6 +52,106 @@ pub enum Outcome {
     ProtocolError(String),
 }
 
+/// What outlives one run in a helper that serves several (`--pooled`):
+/// the event loop, the signal pipe, the channel to the BEAM and what was
+/// read from it but not yet handled.
+pub struct Base {
+    poll: Poll,
+    signals: Signals,
+    sink: Sink,
+    control: Option<Deframer>,
+}
+
+impl Base {
+    /// Sets up epoll and the signal pipe; with `control`, the BEAM's
+    /// channel on stdin too (made non-blocking).
+    ///
+    /// # Errors
+    /// The OS errors of setting those up.
+    pub fn new(sink: Sink, control: bool) -> std::io::Result<Base> {
+        let poll = Poll::new()?;
+        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let control = if control {
+            stdio::set_nonblocking(0)?;
+            poll.registry()
+                .register(&mut SourceFd(&0), CONTROL, Interest::READABLE)?;
+            Some(Deframer::default())
+        } else {
+            None
+        };
+        Ok(Base {
+            poll,
+            signals,
+            sink,
+            control,
+        })
+    }
+
+    /// Where frames to the BEAM go.
+    pub fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+
+    /// Waits for the next frame from the BEAM between runs. `None` when the
+    /// channel closed or a signal (other than SIGCHLD) asks the helper to
+    /// go: with no child there is nothing to end.
+    ///
+    /// # Errors
+    /// A frame that does not decode.
+    pub fn next_frame(&mut self) -> Result<Option<Down>, String> {
+        let mut events = Events::with_capacity(4);
+        let mut closed = false;
+        loop {
+            let Some(deframer) = self.control.as_mut() else {
+                return Ok(None);
+            };
+            if let Some(body) = deframer.next_frame().map_err(|e| e.to_string())? {
+                return Down::decode(&body).map(Some).map_err(|e| e.to_string());
+            }
+            if closed {
+                self.control = None;
+                return Ok(None);
+            }
+            let (got, eof) = read_available(deframer);
+            closed = eof;
+            if got || closed {
+                continue;
+            }
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("epoll: {e}")),
+            }
+            if events.iter().any(|ev| ev.token() == SIGNALS)
+                && self.signals.pending().any(|s| s != SIGCHLD)
+            {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Reads what stdin has into `deframer` without blocking. Says whether
+/// any bytes came, and whether the channel reached end of file (or failed).
+fn read_available(deframer: &mut Deframer) -> (bool, bool) {
+    let mut chunk = [0u8; 64 << 10];
+    let mut got = false;
+    loop {
+        match nix::unistd::read(0, &mut chunk) {
+            Ok(0) => return (got, true),
+            Ok(n) => {
+                got = true;
+                deframer.push(&chunk[..n]);
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return (got, false),
+            Err(_) => return (got, true),
+        }
+    }
+}
+
 /// Limits and timings for one run.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -69,6 +169,9 @@ pub struct Config {
     pub limits: Limits,
     /// The cgroup's `pids.max` enforces `limits.max_processes`.
     pub cgroup_pids: bool,
+    /// After `X`, hand the [`Base`] back for the next run (`--pooled`)
+    /// instead of waiting for the BEAM to close the channel.
+    pub serve_again: bool,
 }
 
 /// The state of one run.
@@ -102,21 +205,15 @@ impl Session {
         cfg: Config,
         child: crate::spawn::Child,
         tree: Tree,
-        sink: Sink,
+        base: Base,
         started: Instant,
     ) -> std::io::Result<Session> {
-        let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let control = if cfg.control {
-            stdio::set_nonblocking(0)?;
-            poll.registry()
-                .register(&mut SourceFd(&0), CONTROL, Interest::READABLE)?;
-            Some(Deframer::default())
-        } else {
-            None
-        };
+        let Base {
+            poll,
+            signals,
+            sink,
+            control,
+        } = base;
         let mut outputs = [None, None];
         for (i, fd) in [child.stdout, child.stderr].into_iter().enumerate() {
             if let Some(fd) = fd {
@@ -163,9 +260,16 @@ impl Session {
         })
     }
 
-    /// Runs until the tree is gone and its output delivered.
-    pub fn run(mut self) -> Outcome {
+    /// Runs until the tree is gone and its output delivered. The [`Base`]
+    /// comes back after a run that ended with `X` when
+    /// [`Config::serve_again`] asks for it.
+    pub fn run(mut self) -> (Outcome, Option<Base>) {
         let mut events = Events::with_capacity(16);
+        // Frames that came with R were read already: the edge-triggered
+        // event loop would not report them again.
+        if self.control.is_some() {
+            self.read_control();
+        }
         loop {
             self.reap();
             self.advance();
@@ -291,7 +395,7 @@ impl Session {
 
     fn reap_with(&mut self, flags: Option<WaitPidFlag>) {
         loop {
-            match waitpid(Pid::from_raw(-1), flags) {
+            match self.tree.reap_one(flags) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
                     self.status = Some((Status::Exited(code), Instant::now()));
                 }
@@ -318,23 +422,7 @@ impl Session {
         let Some(deframer) = self.control.as_mut() else {
             return;
         };
-        let mut chunk = [0u8; 64 << 10];
-        let mut closed = false;
-        loop {
-            match nix::unistd::read(0, &mut chunk) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => deframer.push(&chunk[..n]),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => break,
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
+        let (_, mut closed) = read_available(deframer);
         while let Some(deframer) = self.control.as_mut() {
             match deframer
                 .next_frame()
@@ -462,7 +550,7 @@ impl Session {
         }
     }
 
-    fn finish(mut self) -> Outcome {
+    fn finish(mut self) -> (Outcome, Option<Base>) {
         // Every tree member is dead or dying; reap them all, waiting for the
         // ones still exiting, so their CPU time lands in RUSAGE_CHILDREN
         // before it is read. Everything left is our own child (the subreaper
@@ -472,7 +560,7 @@ impl Session {
         let (status, ended) = self
             .status
             .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));
-        let (mut user, mut system, peak_rss) = report::reaped_children();
+        let (mut user, mut system, peak_rss) = self.tree.reaped.totals();
         let stats = self
             .tree
             .group
@@ -520,18 +608,41 @@ impl Session {
             eprintln!("corral: {e}");
         }
         if let Some(e) = self.protocol_error.take() {
-            Outcome::ProtocolError(e)
+            (Outcome::ProtocolError(e), None)
         } else if self.orphaned {
-            Outcome::Orphaned(report)
+            (Outcome::Orphaned(report), None)
         } else {
+            let mut base = None;
             if self.cfg.control {
                 self.sink.send_up(&corral_proto::Up::Exit {
                     reason: report.reason,
                     fields: report.fields(),
                 });
-                self.await_close();
+                if self.cfg.serve_again && self.sink.open {
+                    base = Some(self.into_base());
+                } else {
+                    self.await_close();
+                }
             }
-            Outcome::Finished(report)
+            (Outcome::Finished(report), base)
+        }
+    }
+
+    /// What the next run reuses. The child's pipes leave the event loop
+    /// here and close when this run's state is dropped.
+    fn into_base(mut self) -> Base {
+        let registry = self.poll.registry();
+        for out in self.outputs.iter().flatten() {
+            let _ = registry.deregister(&mut SourceFd(&out.fd.as_raw_fd()));
+        }
+        if let Some(input) = &self.input {
+            let _ = registry.deregister(&mut SourceFd(&input.fd.as_raw_fd()));
+        }
+        Base {
+            poll: self.poll,
+            signals: self.signals,
+            sink: self.sink,
+            control: self.control.take(),
         }
     }
 }

@@ -114,18 +114,6 @@ impl Sink {
     }
 }
 
-/// Reads and discards `fd` until end of file or an error.
-pub fn read_until_eof(fd: RawFd) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match nix::unistd::read(fd, &mut buf) {
-            Ok(0) => return,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
-        }
-    }
-}
-
 /// Blocks until `fd` has room for a write (or has failed, which the next
 /// write reports).
 fn wait_writable(fd: std::os::fd::BorrowedFd) {

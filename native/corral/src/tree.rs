@@ -185,6 +185,34 @@ pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> 
     out
 }
 
+/// What the processes this run reaped used, from the `rusage` that
+/// `wait4(2)` returns for each (its own use plus that of the children it
+/// reaped): per run, where `RUSAGE_CHILDREN` would add up every run a
+/// pooled helper ever served.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reaped {
+    user: std::time::Duration,
+    system: std::time::Duration,
+    max_rss_kib: u64,
+}
+
+impl Reaped {
+    fn add(&mut self, r: &libc::rusage) {
+        let d = |t: libc::timeval| {
+            std::time::Duration::from_secs(t.tv_sec as u64)
+                + std::time::Duration::from_micros(t.tv_usec as u64)
+        };
+        self.user += d(r.ru_utime);
+        self.system += d(r.ru_stime);
+        self.max_rss_kib = self.max_rss_kib.max(r.ru_maxrss as u64);
+    }
+
+    /// User CPU, system CPU and the largest peak RSS in bytes.
+    pub fn totals(&self) -> (std::time::Duration, std::time::Duration, u64) {
+        (self.user, self.system, self.max_rss_kib * 1024)
+    }
+}
+
 /// The tree of one child, as the helper sees it.
 ///
 /// Dropping a `Tree` that may still have members kills them all, so an
@@ -200,6 +228,8 @@ pub struct Tree {
     pub group: Option<Group>,
     /// False once the tree was seen empty.
     armed: bool,
+    /// What the members reaped so far used.
+    pub reaped: Reaped,
 }
 
 impl Tree {
@@ -211,6 +241,33 @@ impl Tree {
             pgrp: pgrp.map(Pid::as_raw),
             group,
             armed: true,
+            reaped: Reaped::default(),
+        }
+    }
+
+    /// Reaps one exited child of the helper (any child: orphans re-parent
+    /// to it) and adds what it used to [`Tree::reaped`]. `flags` as for
+    /// `waitpid(2)`; `StillAlive` when nothing was ready under `WNOHANG`.
+    ///
+    /// # Errors
+    /// `ECHILD` when the helper has no children left, `EINTR`.
+    pub fn reap_one(
+        &mut self,
+        flags: Option<nix::sys::wait::WaitPidFlag>,
+    ) -> nix::Result<nix::sys::wait::WaitStatus> {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 writes both out-params.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = flags.map_or(0, |f| f.bits());
+        // SAFETY: wait4 with pointers to locals we own.
+        let pid = unsafe { libc::wait4(-1, &mut status, flags, &mut usage) };
+        match pid {
+            -1 => Err(Errno::last()),
+            0 => Ok(nix::sys::wait::WaitStatus::StillAlive),
+            pid => {
+                self.reaped.add(&usage);
+                nix::sys::wait::WaitStatus::from_raw(Pid::from_raw(pid), status)
+            }
         }
     }
 

@@ -501,6 +501,31 @@ impl Helper {
         pids
     }
 
+    fn no_exit(&self) -> ! {
+        panic!(
+            "no X frame; frames {:?}, failed {:?}, helper stderr {:?}",
+            String::from_utf8_lossy(&self.tags),
+            self.failed,
+            self.stderr()
+        )
+    }
+
+    /// Reads until this run's `X`, leaves the channel open as the BEAM does
+    /// when it puts a pooled helper back, and forgets the run's frames so
+    /// the next `R` starts a fresh record. Returns the `X` frame.
+    pub fn end_run(&mut self, within: Duration) -> (Reason, Fields) {
+        self.until("X", within, |h| h.exit.is_some() || h.eof);
+        let exit = self.exit.take().unwrap_or_else(|| self.no_exit());
+        assert_eq!(self.after_last, 0, "frames after X");
+        self.tags.clear();
+        self.out.clear();
+        self.err.clear();
+        self.child_pid = None;
+        self.received = 0;
+        self.in_flight = 0;
+        exit
+    }
+
     /// Reads until `X`, closes the control channel as the BEAM does once it
     /// has `X` (`docs/protocol.md`, "Ending the tree"), reads until the helper
     /// closes its stdout, and returns the `X` frame. Checks that `X` was the
@@ -510,14 +535,7 @@ impl Helper {
         self.close_control();
         self.until("the helper to close its stdout", within, |h| h.eof);
         assert_eq!(self.after_last, 0, "frames after the last one");
-        let exit = self.exit.clone().unwrap_or_else(|| {
-            panic!(
-                "no X frame; frames {:?}, failed {:?}, helper stderr {:?}",
-                String::from_utf8_lossy(&self.tags),
-                self.failed,
-                self.stderr()
-            )
-        });
+        let exit = self.exit.clone().unwrap_or_else(|| self.no_exit());
         assert_eq!(self.tags.last(), Some(&b'X'), "X is the last frame");
         assert_eq!(
             exit.1.get_int(key::CONTAINMENT),
