@@ -100,8 +100,9 @@ defmodule Corral do
     * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL when
       the tree is ended. Defaults to 500.
     * `:stdio_window` - the most output bytes in flight between the helper
-      and the caller. Defaults to 1 MiB (1_048_576): big enough to stream at
-      pipe speed, small enough to bound the VM's memory.
+      and the caller, and the most `:input` bytes sent ahead of what the
+      child took. Defaults to 1 MiB (1_048_576): big enough to stream at
+      pipe speed, small enough to bound the VM's and the helper's memory.
     * `:capture_stderr_only` - collect stderr into `:into` and discard
       stdout.
     * `:uid`, `:gid` - user and group (number or name) to run the child as.
@@ -135,8 +136,9 @@ defmodule Corral do
       and subreaper containment only, and polled limits. Excludes every
       cgroup option below. Defaults to `false`.
     * `:input` - a binary, iodata, or an enumerable of iodata written to the
-      child's stdin, which is then closed. Without it the child's stdin is
-      `/dev/null`.
+      child's stdin, which is then closed. An enumerable is pulled as the
+      child reads, at most `:stdio_window` ahead, so it may be endless.
+      Without it the child's stdin is `/dev/null`.
 
   Cgroups, with MuonTrap's names. Paths are relative to each hierarchy's
   root (a leading `/` means the same), with no `.`, `..` or empty
@@ -547,7 +549,9 @@ defmodule Corral do
             }
 
             accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
-            loop(state, accs, 0, input_source(options.input))
+            # Stdin may be a window ahead of what the helper confirmed.
+            input = {input_source(options.input), options.stdio_window}
+            loop(state, accs, 0, input)
 
           {:ok, {:started, %{version: other}}} ->
             error(command, {:protocol, {:version, other}})
@@ -571,15 +575,19 @@ defmodule Corral do
   end
 
   # Collects O and E frames and acks in batches of `threshold` bytes
-  # (docs/protocol.md, "Flow control"). While input is left, each turn
-  # without a waiting message writes one I frame.
-  defp loop(%{port: port, ref: ref} = s, accs, pending, input) do
+  # (docs/protocol.md, "Flow control"). While input is left and the helper
+  # has confirmed all but a window of it (`credit` > 0), each turn without
+  # a waiting message writes one I frame.
+  defp loop(%{port: port, ref: ref} = s, accs, pending, {input, credit}) do
     receive do
       {^port, {:data, body}} ->
         case Proto.decode(body) do
           {:ok, {tag, data}} when tag in [:stdout, :stderr] ->
             accs = collect(s, accs, tag, data, input)
-            loop(s, accs, ack(port, pending + byte_size(data), s.threshold), input)
+            loop(s, accs, ack(port, pending + byte_size(data), s.threshold), {input, credit})
+
+          {:ok, {:stdin_written, bytes}} ->
+            loop(s, accs, pending, {input, credit + bytes})
 
           {:ok, {:exit, %{exit_status: status} = report}} when is_integer(status) ->
             halt_input(input)
@@ -601,15 +609,15 @@ defmodule Corral do
       {:DOWN, ^ref, :port, ^port, reason} ->
         helper_gone(s, {:helper_closed, reason}, input)
     after
-      input_timeout(input) ->
+      input_timeout(input, credit) ->
         case pull(input) do
           {:chunk, chunk, input} ->
             send_frame(port, Proto.encode({:stdin, chunk}))
-            loop(s, accs, pending, input)
+            loop(s, accs, pending, {input, credit - byte_size(chunk)})
 
           :eof ->
             send_frame(port, Proto.encode(:close_stdin))
-            loop(s, accs, pending, nil)
+            loop(s, accs, pending, {nil, credit})
         end
     end
   end
@@ -683,8 +691,9 @@ defmodule Corral do
     {<<>>, &Enumerable.reduce(enum, &1, fn element, _ -> {:suspend, element} end)}
   end
 
-  defp input_timeout(nil), do: :infinity
-  defp input_timeout(_input), do: 0
+  defp input_timeout(nil, _credit), do: :infinity
+  defp input_timeout(_input, credit) when credit <= 0, do: :infinity
+  defp input_timeout(_input, _credit), do: 0
 
   defp pull({<<>>, nil}), do: :eof
 

@@ -109,6 +109,10 @@ defmodule Corral.Daemon do
     dirs: [],
     pending: 0,
     stdin_open: false,
+    # Stdin bytes the helper may still take before it confirms some (W
+    # frames), and the send_input/close_input calls waiting for that.
+    stdin_credit: 0,
+    stdin_waiting: :queue.new(),
     partial: %{stdout: "", stderr: ""},
     bytes: %{stdout: 0, stderr: 0},
     sinks: %{stdout: nil, stderr: nil}
@@ -497,7 +501,9 @@ defmodule Corral.Daemon do
   @doc """
   Writes `data` (iodata) to the program's stdin. Needs `stdin: true`.
 
-  The helper queues what the program has not read yet.
+  Returns once `data` is on its way. As a write to a pipe does, it waits
+  while the program lags too far behind: at most `:stdio_window` bytes
+  (1 MiB by default) that the program has not taken wait in the helper.
 
   ## Error reasons
 
@@ -505,7 +511,8 @@ defmodule Corral.Daemon do
       closed with `close_input/1`, or the program has not started.
   """
   @spec send_input(GenServer.server(), iodata()) :: :ok | {:error, :closed}
-  def send_input(server, data), do: GenServer.call(server, {:send_input, iodata!(data)})
+  def send_input(server, data),
+    do: GenServer.call(server, {:send_input, iodata!(data)}, :infinity)
 
   defp iodata!(data) do
     IO.iodata_to_binary(data)
@@ -519,7 +526,7 @@ defmodule Corral.Daemon do
   of file. Error reasons as for `send_input/2`.
   """
   @spec close_input(GenServer.server()) :: :ok | {:error, :closed}
-  def close_input(server), do: GenServer.call(server, :close_input)
+  def close_input(server), do: GenServer.call(server, :close_input, :infinity)
 
   ## GenServer
 
@@ -596,7 +603,8 @@ defmodule Corral.Daemon do
            containment: started.containment,
            dirs: started.paths,
            started_at: System.monotonic_time(:millisecond),
-           stdin_open: s.options.stdin
+           stdin_open: s.options.stdin,
+           stdin_credit: s.options.common.stdio_window
        }}
     end
   end
@@ -629,18 +637,15 @@ defmodule Corral.Daemon do
   def handle_call({:send_input, _data}, _from, %{stdin_open: false} = s),
     do: {:reply, {:error, :closed}, s}
 
-  def handle_call({:send_input, data}, _from, s) do
-    Helper.send_input(s.port, data)
-    {:reply, :ok, s}
-  end
+  def handle_call({:send_input, data}, from, s),
+    do: {:noreply, s |> wait_for_stdin({from, data}) |> feed_stdin()}
 
   def handle_call(:close_input, _from, %{stdin_open: false} = s),
     do: {:reply, {:error, :closed}, s}
 
-  def handle_call(:close_input, _from, s) do
-    Helper.send_frame(s.port, :close_stdin)
-    {:reply, :ok, %{s | stdin_open: false}}
-  end
+  # After whatever send_input calls wait, in order; later ones are refused.
+  def handle_call(:close_input, from, s),
+    do: {:noreply, %{s | stdin_open: false} |> wait_for_stdin({from, :close}) |> feed_stdin()}
 
   @impl true
   # Every frame from the helper after S: output, then one X.
@@ -706,7 +711,7 @@ defmodule Corral.Daemon do
   defp frame({:exit, report}, s) do
     s = flush_partials(s)
     Proto.close(s.port)
-    s = %{s | port: nil, stdin_open: false}
+    s = drop_stdin_waiting(%{s | port: nil})
 
     case {report.reason, exit_status(report)} do
       {_, nil} ->
@@ -722,7 +727,37 @@ defmodule Corral.Daemon do
     end
   end
 
+  defp frame({:stdin_written, bytes}, s),
+    do: {:noreply, feed_stdin(%{s | stdin_credit: s.stdin_credit + bytes})}
+
   defp frame(frame, s), do: {:stop, {:protocol, {:unexpected_frame, frame}}, s}
+
+  defp wait_for_stdin(s, call), do: %{s | stdin_waiting: :queue.in(call, s.stdin_waiting)}
+
+  # Sends waiting input while the helper has room for it, replying to each
+  # call as its data goes; close_input closes after the data before it.
+  defp feed_stdin(%{stdin_credit: credit} = s) do
+    case :queue.out(s.stdin_waiting) do
+      {{:value, {from, :close}}, rest} ->
+        Helper.send_frame(s.port, :close_stdin)
+        GenServer.reply(from, :ok)
+        %{s | stdin_waiting: rest}
+
+      {{:value, {from, data}}, rest} when credit > 0 ->
+        Helper.send_input(s.port, data)
+        GenServer.reply(from, :ok)
+        feed_stdin(%{s | stdin_waiting: rest, stdin_credit: credit - byte_size(data)})
+
+      _ ->
+        s
+    end
+  end
+
+  # The program is gone: input still waiting will never be sent.
+  defp drop_stdin_waiting(s) do
+    for {from, _} <- :queue.to_list(s.stdin_waiting), do: GenServer.reply(from, {:error, :closed})
+    %{s | stdin_waiting: :queue.new(), stdin_open: false}
+  end
 
   defp exit_status(%{exit_status: status}) when is_integer(status), do: status
   defp exit_status(%{signal: signal}) when is_integer(signal), do: 128 + signal
@@ -765,13 +800,14 @@ defmodule Corral.Daemon do
 
   defp helper_died(s) do
     Cgroup.cleanup(s.dirs)
-    %{s | port: nil, stdin_open: false}
+    drop_stdin_waiting(%{s | port: nil})
   end
 
   @impl true
   def terminate(_reason, s) do
     if s.wait_task, do: Task.shutdown(s.wait_task, :brutal_kill)
     if s.port, do: stop_tree(s)
+    drop_stdin_waiting(s)
     :ok
   end
 
@@ -797,6 +833,9 @@ defmodule Corral.Daemon do
         case Proto.decode(body) do
           {:ok, {stream, data}} when stream in [:stdout, :stderr] ->
             s |> output_quietly(stream, data) |> ack(byte_size(data)) |> drain(deadline)
+
+          {:ok, {:stdin_written, _bytes}} ->
+            drain(s, deadline)
 
           {:ok, {:exit, _report}} ->
             output_quietly_flush(s)

@@ -53,6 +53,7 @@ defmodule Corral.Port do
           | {:stderr, binary()}
           | {:failed, failed()}
           | {:exit, exit_report()}
+          | {:stdin_written, non_neg_integer()}
           | {:ack, non_neg_integer()}
           | {:stdin, iodata()}
           | :close_stdin
@@ -220,6 +221,7 @@ defmodule Corral.Port do
 
   def encode({:stdout, data}), do: [?O, data]
   def encode({:stderr, data}), do: [?E, data]
+  def encode({:stdin_written, bytes}) when bytes in 0..0xFFFF_FFFF, do: <<?W, bytes::32>>
 
   def encode({:failed, %{} = f}),
     do: [?F, f.version, encode_fields(f, @failed_fields)]
@@ -270,6 +272,7 @@ defmodule Corral.Port do
     end
   end
 
+  def decode(<<?W, bytes::32>>), do: {:ok, {:stdin_written, bytes}}
   def decode(<<?A, bytes::32>>), do: {:ok, {:ack, bytes}}
   def decode(<<?I, data::binary>>), do: {:ok, {:stdin, data}}
   def decode(<<?C>>), do: {:ok, :close_stdin}
@@ -279,7 +282,7 @@ defmodule Corral.Port do
   def decode(<<?R, args::binary>>), do: {:ok, {:run, :binary.split(args, <<0>>, [:global])}}
   def decode(<<>>), do: {:error, :empty_frame}
 
-  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFAIKCQR",
+  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFWAIKCQR",
     do: {:error, {:bad_frame, body}}
 
   def decode(<<tag, _::binary>>), do: {:error, {:unknown_tag, tag}}

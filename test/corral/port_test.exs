@@ -18,6 +18,7 @@ defmodule Corral.PortTest do
        }},
     "stdout.hex" => {:stdout, "hello\n"},
     "stderr.hex" => {:stderr, "oops"},
+    "written.hex" => {:stdin_written, 65_536},
     "exit_code.hex" =>
       {:exit,
        %{

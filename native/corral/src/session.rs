@@ -491,7 +491,17 @@ impl Session {
         if now_writable {
             input.writable = true;
         }
-        if !input.flush() {
+        let open = input.flush();
+        // Confirm in batches of a quarter window, and whatever was written
+        // once the queue is empty, so the BEAM never waits on a batch.
+        let confirm = input.unconfirmed >= (self.cfg.window / 4).max(1)
+            || (input.unconfirmed > 0 && (input.is_drained() || !open));
+        if confirm && !self.orphaned {
+            let n = u32::try_from(input.unconfirmed).unwrap_or(u32::MAX);
+            input.unconfirmed -= u64::from(n);
+            self.sink.send_up(&corral_proto::Up::Written(n));
+        }
+        if !open {
             let _ = self
                 .poll
                 .registry()

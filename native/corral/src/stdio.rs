@@ -248,6 +248,11 @@ pub fn pump(
 }
 
 /// The child's stdin pipe and what is queued for it.
+///
+/// The queue is bounded by the BEAM, which sends `I` payload only while
+/// less than a window of it is unconfirmed, and the helper confirms bytes
+/// (a `W` frame) once they are in the pipe (`docs/protocol.md`, "Flow
+/// control").
 pub struct Input {
     /// The write end, non-blocking.
     pub fd: OwnedFd,
@@ -257,6 +262,8 @@ pub struct Input {
     pub writable: bool,
     /// The BEAM sent `C`: close once the queue is empty.
     pub closing: bool,
+    /// Bytes written to the pipe and not yet confirmed with `W`.
+    pub unconfirmed: u64,
 }
 
 impl Input {
@@ -268,7 +275,13 @@ impl Input {
             offset: 0,
             writable: true,
             closing: false,
+            unconfirmed: 0,
         }
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_drained(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// Queues bytes for the child.
@@ -288,6 +301,7 @@ impl Input {
             match nix::unistd::write(&self.fd, &front[self.offset..]) {
                 Ok(n) => {
                     self.offset += n;
+                    self.unconfirmed += n as u64;
                     if self.offset == front.len() {
                         self.queue.pop_front();
                         self.offset = 0;

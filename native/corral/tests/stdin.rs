@@ -34,6 +34,7 @@ fn piped_stdin_is_echoed_exactly() {
     h.send(&Down::CloseStdin);
     let (reason, fields) = h.finish(SOON);
     assert_pattern(&h.out, 300_000);
+    assert_eq!(h.stdin_written, 300_000, "W frames confirm every byte");
     assert_eq!((reason, int(&fields, key::EXIT_STATUS)), (Reason::Exit, 0));
     assert_eq!(h.exit_code(SOON), 0);
 }
@@ -97,6 +98,7 @@ fn stdin_larger_than_the_window_while_output_is_windowed() {
     h.started();
     let (reason, fields) = h.finish(Duration::from_secs(20));
     assert_pattern(&h.out, n);
+    assert_eq!(h.stdin_written, n, "W frames confirm every byte");
     assert_eq!((reason, int(&fields, key::EXIT_STATUS)), (Reason::Exit, 0));
 }
 

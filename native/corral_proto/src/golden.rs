@@ -65,6 +65,7 @@ fn helper_to_beam() {
     );
     up("stdout", Up::Stdout(b"hello\n".to_vec()));
     up("stderr", Up::Stderr(b"oops".to_vec()));
+    up("written", Up::Written(65536));
     up(
         "exit_code",
         Up::Exit {

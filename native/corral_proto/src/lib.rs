@@ -47,6 +47,8 @@ pub mod tag {
     pub const FAILED: u8 = b'F';
     /// The exit report; always the last frame.
     pub const EXIT: u8 = b'X';
+    /// Stdin credit: bytes written to the child's stdin.
+    pub const WRITTEN: u8 = b'W';
     /// Flow-control credit.
     pub const ACK: u8 = b'A';
     /// Data for the child's stdin.
@@ -148,6 +150,9 @@ pub enum Up {
         /// Status and usage.
         fields: Fields,
     },
+    /// This many bytes of `I` payload reached the child's stdin pipe: the
+    /// BEAM may send that much more.
+    Written(u32),
 }
 
 /// A frame from the BEAM to the helper.
@@ -247,6 +252,7 @@ impl Up {
             Up::Stderr(d) => frame(tag::STDERR, &[d]),
             Up::Failed { version, fields } => frame(tag::FAILED, &[&[*version], &fields.encode()]),
             Up::Exit { reason, fields } => frame(tag::EXIT, &[&[*reason as u8], &fields.encode()]),
+            Up::Written(n) => frame(tag::WRITTEN, &[&n.to_be_bytes()]),
         }
     }
 
@@ -289,6 +295,10 @@ impl Up {
                     reason,
                     fields: Fields::decode(t, rest)?,
                 })
+            }
+            tag::WRITTEN => {
+                let b: [u8; 4] = p.try_into().map_err(|_| DecodeError::Truncated(t))?;
+                Ok(Up::Written(u32::from_be_bytes(b)))
             }
             other => Err(DecodeError::UnknownTag(other)),
         }

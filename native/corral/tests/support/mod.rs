@@ -181,6 +181,8 @@ pub struct Helper {
     pub ack_delay: Duration,
     /// Frames arriving after `X` or `F`.
     pub after_last: usize,
+    /// Stdin bytes the helper confirmed with `W` frames (not in `tags`).
+    pub stdin_written: u64,
     /// Pids from the `ready` line, killed on drop if the test panicked.
     pub reported_pids: Vec<i32>,
 }
@@ -302,6 +304,7 @@ impl Helper {
             ack: Ack::Every,
             ack_delay: Duration::ZERO,
             after_last: 0,
+            stdin_written: 0,
             reported_pids: Vec::new(),
         }
     }
@@ -394,6 +397,7 @@ impl Helper {
                 self.tags.push(b'X');
                 self.exit = Some((reason, fields));
             }
+            Up::Written(n) => self.stdin_written += u64::from(n),
         }
         if data_len == 0 {
             return;
