@@ -9,16 +9,20 @@ CARGO ?= cargo
 all: build
 
 # Erlang and Elixir come from the OS package manager; Rust from the machine's
-# toolchain (rustup), or Debian's cargo when there is none.
+# toolchain (rustup) when it is new enough for rustler (1.91), else from
+# Debian 12's cargo-web (Rust 1.96, bookworm-security; its plain cargo is
+# 1.63), else the distribution's cargo.
 deps:
 	@command -v elixir >/dev/null && command -v erl >/dev/null || { \
 	  echo "==> installing Erlang and Elixir"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    erlang-base erlang-dev erlang-crypto erlang-syntax-tools erlang-parsetools \
 	    erlang-eunit erlang-tools erlang-runtime-tools erlang-os-mon elixir >/dev/null; }
-	@command -v $(CARGO) >/dev/null || { \
-	  echo "==> installing cargo"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null; }
+	@command -v $(CARGO) >/dev/null && $(CARGO) --version | \
+	  awk '{split($$2, v, "."); exit !(v[1] > 1 || v[2] >= 91)}' || { \
+	  echo "==> installing Rust (cargo-web, or cargo)"; \
+	  apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo-web >/dev/null || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null; }; }
 	@command -v python3 >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }
 
