@@ -232,9 +232,7 @@ fn failed(args: &Args, ready: &mut Ready, mut base: Base, e: &spawn::Error) -> (
             ready.base = Some(base);
             return (code, true);
         }
-        // As after X: exiting before the BEAM closes the port could fail
-        // a write it is making (input sent right after opening) with EPIPE.
-        while let Ok(Some(_)) = base.next_frame() {}
+        base.await_close();
     } else {
         eprintln!("corral: {}: {}", e.stage, e.message);
     }

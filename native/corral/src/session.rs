@@ -89,6 +89,15 @@ impl Base {
         })
     }
 
+    /// After `X` or `F`, reads and drops frames until the BEAM closes the
+    /// control channel (or a signal asks the helper to go). Exiting first
+    /// would close our stdin under the BEAM while it may still be writing
+    /// an ack, and a port whose write fails with `EPIPE` exits with reason
+    /// `:epipe`, which kills its owner.
+    pub fn await_close(&mut self) {
+        while let Ok(Some(_)) = self.next_frame() {}
+    }
+
     /// Where frames to the BEAM go.
     pub fn sink(&mut self) -> &mut Sink {
         &mut self.sink
@@ -531,35 +540,6 @@ impl Session {
         }
     }
 
-    /// After `X`, waits for the BEAM to close the control channel. Exiting
-    /// first would close our stdin under the BEAM while it may still be
-    /// writing an ack, and a port whose write fails with `EPIPE` exits with
-    /// reason `:epipe`, which kills its owner.
-    fn await_close(&mut self) {
-        let mut events = Events::with_capacity(4);
-        let mut chunk = [0u8; 4096];
-        while self.control.is_some() && self.sink.open {
-            match self.poll.poll(&mut events, None) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            }
-            for ev in events.iter() {
-                if ev.token() == SIGNALS && self.signals.pending().any(|s| s != SIGCHLD) {
-                    return;
-                }
-            }
-            loop {
-                match nix::unistd::read(0, &mut chunk) {
-                    Ok(0) => return,
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(Errno::EAGAIN) => break,
-                    Err(_) => return,
-                }
-            }
-        }
-    }
-
     fn finish(mut self) -> (Outcome, Option<Base>) {
         // Every tree member is dead or dying; reap them all, waiting for the
         // ones still exiting, so their CPU time lands in RUSAGE_CHILDREN
@@ -628,10 +608,12 @@ impl Session {
                     reason: report.reason,
                     fields: report.fields(),
                 });
-                if self.cfg.serve_again && self.sink.open {
-                    base = Some(self.into_base());
-                } else {
-                    self.await_close();
+                let serve_again = self.cfg.serve_again;
+                let mut rest = self.into_base();
+                if serve_again && rest.sink.open {
+                    base = Some(rest);
+                } else if rest.sink.open {
+                    rest.await_close();
                 }
             }
             (Outcome::Finished(report), base)
