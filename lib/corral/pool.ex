@@ -68,8 +68,10 @@ defmodule Corral.Pool do
           send(pool, {:checkin, port, env})
           true
         rescue
-          # The helper died after its X frame.
-          ArgumentError -> false
+          # The helper died after its X frame, or the pool just did.
+          ArgumentError ->
+            Proto.close(port)
+            false
         after
           flush(port)
         end
