@@ -53,13 +53,14 @@ pub enum Outcome {
 }
 
 /// What outlives one run in a helper that serves several (`--pooled`):
-/// the event loop, the signal pipe, the channel to the BEAM and what was
-/// read from it but not yet handled.
+/// the event loop, the signal pipe, the channel to the BEAM, what was read
+/// from it but not yet handled, and the output buffer.
 pub struct Base {
     poll: Poll,
     signals: Signals,
     sink: Sink,
     control: Option<Deframer>,
+    buf: Vec<u8>,
 }
 
 impl Base {
@@ -86,7 +87,19 @@ impl Base {
             signals,
             sink,
             control,
+            buf: vec![0; corral_proto::HEADER + 1 + stdio::MAX_CHUNK],
         })
+    }
+
+    /// The next whole frame already read from the BEAM, decoded.
+    fn buffered_frame(&mut self) -> Result<Option<Down>, String> {
+        let Some(deframer) = self.control.as_mut() else {
+            return Ok(None);
+        };
+        match deframer.next_frame().map_err(|e| e.to_string())? {
+            Some(body) => Down::decode(&body).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
     }
 
     /// After `X` or `F`, reads and drops frames until the BEAM closes the
@@ -113,12 +126,12 @@ impl Base {
         let mut events = Events::with_capacity(4);
         let mut closed = false;
         loop {
+            if let Some(frame) = self.buffered_frame()? {
+                return Ok(Some(frame));
+            }
             let Some(deframer) = self.control.as_mut() else {
                 return Ok(None);
             };
-            if let Some(body) = deframer.next_frame().map_err(|e| e.to_string())? {
-                return Down::decode(&body).map(Some).map_err(|e| e.to_string());
-            }
             if closed {
                 self.control = None;
                 return Ok(None);
@@ -186,14 +199,10 @@ pub struct Config {
 /// The state of one run.
 pub struct Session {
     cfg: Config,
-    poll: Poll,
-    signals: Signals,
-    sink: Sink,
-    control: Option<Deframer>,
+    base: Base,
     outputs: [Option<Output>; 2],
     input: Option<Input>,
     window: Window,
-    buf: Vec<u8>,
     child: Pid,
     tree: Tree,
     started: Instant,
@@ -217,17 +226,12 @@ impl Session {
         base: Base,
         started: Instant,
     ) -> std::io::Result<Session> {
-        let Base {
-            poll,
-            signals,
-            sink,
-            control,
-        } = base;
+        let registry = base.poll.registry();
         let mut outputs = [None, None];
         for (i, fd) in [child.stdout, child.stderr].into_iter().enumerate() {
             if let Some(fd) = fd {
                 stdio::set_nonblocking(fd.as_raw_fd())?;
-                poll.registry().register(
+                registry.register(
                     &mut SourceFd(&fd.as_raw_fd()),
                     OUTPUT[i],
                     Interest::READABLE,
@@ -238,25 +242,17 @@ impl Session {
         let input = match child.stdin {
             Some(fd) => {
                 stdio::set_nonblocking(fd.as_raw_fd())?;
-                poll.registry().register(
-                    &mut SourceFd(&fd.as_raw_fd()),
-                    INPUT,
-                    Interest::WRITABLE,
-                )?;
+                registry.register(&mut SourceFd(&fd.as_raw_fd()), INPUT, Interest::WRITABLE)?;
                 Some(Input::new(fd))
             }
             None => None,
         };
         Ok(Session {
             cfg,
-            poll,
-            signals,
-            sink,
-            control,
+            base,
             outputs,
             input,
             window: Window::new(cfg.window),
-            buf: vec![0; corral_proto::HEADER + 1 + stdio::MAX_CHUNK],
             child: child.pid,
             tree,
             started,
@@ -276,7 +272,7 @@ impl Session {
         let mut events = Events::with_capacity(16);
         // Frames that came with R were read already: the edge-triggered
         // event loop would not report them again.
-        if self.control.is_some() {
+        if self.base.control.is_some() {
             self.read_control();
         }
         loop {
@@ -289,7 +285,7 @@ impl Session {
             let timeout = self
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.base.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.protocol_error = Some(format!("epoll: {e}"));
                     self.end(Reason::Stopped);
@@ -419,7 +415,7 @@ impl Session {
     }
 
     fn take_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.pending().collect();
+        let pending: Vec<i32> = self.base.signals.pending().collect();
         for sig in pending {
             if sig != SIGCHLD {
                 self.end(Reason::Stopped);
@@ -428,27 +424,24 @@ impl Session {
     }
 
     fn read_control(&mut self) {
-        let Some(deframer) = self.control.as_mut() else {
+        let Some(deframer) = self.base.control.as_mut() else {
             return;
         };
         let (_, mut closed) = read_available(deframer);
-        while let Some(deframer) = self.control.as_mut() {
-            match deframer
-                .next_frame()
-                .and_then(|b| b.map(|b| Down::decode(&b)).transpose())
-            {
+        while self.base.control.is_some() {
+            match self.base.buffered_frame() {
                 Ok(Some(frame)) => self.handle(frame),
                 Ok(None) => break,
                 Err(e) => {
-                    self.protocol_error = Some(e.to_string());
+                    self.protocol_error = Some(e);
                     closed = true;
                     break;
                 }
             }
         }
         if closed {
-            self.control = None;
-            let _ = self.poll.registry().deregister(&mut SourceFd(&0));
+            self.base.control = None;
+            let _ = self.base.poll.registry().deregister(&mut SourceFd(&0));
             self.orphan();
         }
     }
@@ -456,7 +449,7 @@ impl Session {
     /// The BEAM is gone: end the tree and stop sending.
     fn orphan(&mut self) {
         self.orphaned = true;
-        self.sink.open = false;
+        self.base.sink.open = false;
         self.end(Reason::Stopped);
     }
 
@@ -508,10 +501,11 @@ impl Session {
         if confirm && !self.orphaned {
             let n = u32::try_from(input.unconfirmed).unwrap_or(u32::MAX);
             input.unconfirmed -= u64::from(n);
-            self.sink.send_up(&corral_proto::Up::Written(n));
+            self.base.sink.send_up(&corral_proto::Up::Written(n));
         }
         if !open {
             let _ = self
+                .base
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&input.fd.as_raw_fd()));
@@ -520,21 +514,21 @@ impl Session {
     }
 
     fn pump(&mut self) {
-        if !self.sink.open && !self.orphaned {
+        if !self.base.sink.open && !self.orphaned {
             // A write to the BEAM failed: it is gone.
             self.orphan();
         }
         if self.orphaned {
             for out in self.outputs.iter_mut().flatten() {
-                out.discard(&mut self.buf);
+                out.discard(&mut self.base.buf);
             }
             return;
         }
         if stdio::pump(
             &mut self.outputs,
             &mut self.window,
-            &mut self.buf,
-            &mut self.sink,
+            &mut self.base.buf,
+            &mut self.base.sink,
         ) {
             self.watch.output_seen(Instant::now());
         }
@@ -542,8 +536,8 @@ impl Session {
 
     fn finish(mut self) -> (Outcome, Option<Base>) {
         // Every tree member is dead or dying; reap them all, waiting for the
-        // ones still exiting, so their CPU time lands in RUSAGE_CHILDREN
-        // before it is read. Everything left is our own child (the subreaper
+        // ones still exiting, so their CPU time is in `tree.reaped` before
+        // it is read. Everything left is our own child (the subreaper
         // adopted it), so this ends at ECHILD.
         self.reap();
         self.reap_blocking();
@@ -604,7 +598,7 @@ impl Session {
         } else {
             let mut base = None;
             if self.cfg.control {
-                self.sink.send_up(&corral_proto::Up::Exit {
+                self.base.sink.send_up(&corral_proto::Up::Exit {
                     reason: report.reason,
                     fields: report.fields(),
                 });
@@ -622,19 +616,14 @@ impl Session {
 
     /// What the next run reuses. The child's pipes leave the event loop
     /// here and close when this run's state is dropped.
-    fn into_base(mut self) -> Base {
-        let registry = self.poll.registry();
+    fn into_base(self) -> Base {
+        let registry = self.base.poll.registry();
         for out in self.outputs.iter().flatten() {
             let _ = registry.deregister(&mut SourceFd(&out.fd.as_raw_fd()));
         }
         if let Some(input) = &self.input {
             let _ = registry.deregister(&mut SourceFd(&input.fd.as_raw_fd()));
         }
-        Base {
-            poll: self.poll,
-            signals: self.signals,
-            sink: self.sink,
-            control: self.control.take(),
-        }
+        self.base
     }
 }
