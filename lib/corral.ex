@@ -229,7 +229,7 @@ defmodule Corral do
 
     # As System.cmd/3 does: a missing program fails before the options are read.
     program =
-      case find_program(command) do
+      case Proto.find_program(command) do
         {:ok, program} -> program
         {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
       end
@@ -311,7 +311,7 @@ defmodule Corral do
     check_command!(command, args, "Corral.run/3")
     options = Options.new!(opts)
 
-    with {:ok, program} <- find_program(command),
+    with {:ok, program} <- Proto.find_program(command),
          {:ok, started, report, outputs} <- execute(program, args, options, command) do
       {:ok, Result.new(started, report, outputs)}
     else
@@ -334,18 +334,6 @@ defmodule Corral do
     if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
       raise ArgumentError,
             "cannot execute #{function} with null byte in argument, got: #{inspect(arg)}"
-    end
-  end
-
-  # Resolved exactly as System.cmd/3 does, so the same commands fail the
-  # same way before any helper starts.
-  defp find_program(command) do
-    charlist = String.to_charlist(command)
-
-    cond do
-      Path.type(charlist) == :absolute -> {:ok, command}
-      path = :os.find_executable(charlist) -> {:ok, List.to_string(path)}
-      true -> {:error, :enoent}
     end
   end
 
@@ -464,32 +452,25 @@ defmodule Corral do
   defp pooled(_program, _args, _options), do: :none
 
   defp open_fresh(program, args, options, command, watcher) do
-    helper = Proto.helper_path()
-
-    port_opts =
-      [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide] ++
-        [args: Proto.argv(program, args, options)] ++ parallelism(options)
+    argv = Proto.argv(program, args, options)
 
     try do
-      Port.open({:spawn_executable, helper}, port_opts)
+      Proto.open(Proto.helper_path(), argv, options.parallelism)
     catch
-      :error, posix when is_atom(posix) and posix != :badarg ->
-        send(watcher, :done)
-        error(command, {:helper_unavailable, posix, helper})
-
       kind, reason ->
         send(watcher, :done)
         :erlang.raise(kind, reason, __STACKTRACE__)
     else
-      port ->
+      {:ok, port} ->
         send(watcher, {:watch, port})
         Process.unlink(port)
         {:ok, {port, Port.monitor(port), watcher, :fresh}}
+
+      {:error, reason} ->
+        send(watcher, :done)
+        error(command, reason)
     end
   end
-
-  defp parallelism(%Options{parallelism: nil}), do: []
-  defp parallelism(%Options{parallelism: bool}), do: [parallelism: bool]
 
   defp watch(caller) do
     ref = Process.monitor(caller)

@@ -231,11 +231,9 @@ defmodule Corral.Pool do
   defp count(s), do: :ets.info(s.table, :size) - 1
 
   defp open(helper) do
-    opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide]
-
-    {:ok,
-     Port.open({:spawn_executable, helper}, opts ++ [args: Proto.pool_argv() ++ ["--pooled"]])}
-  catch
-    :error, _ -> :error
+    case Proto.open(helper, Proto.pool_argv() ++ ["--pooled"]) do
+      {:ok, port} -> {:ok, port}
+      {:error, _} -> :error
+    end
   end
 end

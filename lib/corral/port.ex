@@ -101,6 +101,39 @@ defmodule Corral.Port do
     end
   end
 
+  @doc """
+  Opens `helper` with `argv` as a port that speaks this protocol (`{:packet,
+  4}`, binaries, the exit status). `parallelism` is the port option, or nil
+  for the VM's default. A helper that cannot be started (missing, not
+  executable) is `{:error, {:helper_unavailable, posix, helper}}`.
+  """
+  @spec open(Path.t(), [String.t()], boolean() | nil) ::
+          {:ok, port()} | {:error, {:helper_unavailable, atom(), Path.t()}}
+  def open(helper, argv, parallelism \\ nil) do
+    opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv]
+    opts = if parallelism == nil, do: opts, else: [{:parallelism, parallelism} | opts]
+    {:ok, Port.open({:spawn_executable, helper}, opts)}
+  catch
+    :error, posix when is_atom(posix) and posix != :badarg ->
+      {:error, {:helper_unavailable, posix, helper}}
+  end
+
+  @doc """
+  Resolves `command` exactly as `System.cmd/3` does (an absolute path as
+  it is, anything else through `PATH`), so the same commands fail the
+  same way before any helper starts.
+  """
+  @spec find_program(String.t()) :: {:ok, String.t()} | {:error, :enoent}
+  def find_program(command) do
+    charlist = String.to_charlist(command)
+
+    cond do
+      Path.type(charlist) == :absolute -> {:ok, command}
+      path = :os.find_executable(charlist) -> {:ok, List.to_string(path)}
+      true -> {:error, :enoent}
+    end
+  end
+
   @doc "The helper's argv in port mode, as in docs/helper.md."
   @spec argv(String.t(), [String.t()], Options.t()) :: [String.t()]
   def argv(program, args, %Options{} = opts) do

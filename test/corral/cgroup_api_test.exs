@@ -481,14 +481,7 @@ defmodule Corral.CgroupApiTest do
         ~w(--port --protocol 1 --stdout null --stderr null --cgroup-set pids_max=100 --) ++
           [System.find_executable("sh"), "-c", "sleep 1000 & sleep 1000 & wait"]
 
-      port =
-        Port.open({:spawn_executable, Proto.helper_path()}, [
-          :binary,
-          {:packet, 4},
-          :exit_status,
-          :use_stdio,
-          args: argv
-        ])
+      {:ok, port} = Proto.open(Proto.helper_path(), argv)
 
       assert_receive {^port, {:data, frame}}, 10_000
       assert {:ok, {:started, %{paths: [_ | _] = dirs}}} = Proto.decode(frame)

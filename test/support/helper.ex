@@ -18,14 +18,7 @@ defmodule Corral.Test.Helper do
     options = Options.new!(opts)
     program = System.find_executable(program) || raise "#{program} not found"
 
-    port =
-      Port.open({:spawn_executable, Proto.helper_path()}, [
-        :binary,
-        {:packet, 4},
-        :exit_status,
-        :use_stdio,
-        args: Proto.argv(program, args, options)
-      ])
+    {:ok, port} = Proto.open(Proto.helper_path(), Proto.argv(program, args, options))
 
     receive do
       {^port, {:data, body}} ->

@@ -18,41 +18,15 @@ defmodule Corral.Daemon.Helper do
   @spec open(String.t(), [String.t()], DaemonOptions.t()) ::
           {:ok, port(), Proto.started()} | {:error, term()}
   def open(command, args, %DaemonOptions{} = options) do
-    with {:ok, program} <- find_program(command),
+    with {:ok, program} <- Proto.find_program(command),
          {:ok, port} <- open_port(DaemonOptions.argv(program, args, options), options),
          {:ok, started} <- await_started(port) do
       {:ok, port, started}
     end
   end
 
-  # Resolved as System.cmd/3 and Corral.cmd/3 resolve it.
-  defp find_program(command) do
-    charlist = String.to_charlist(command)
-
-    if Path.type(charlist) == :absolute do
-      {:ok, command}
-    else
-      case :os.find_executable(charlist) do
-        false -> {:error, :enoent}
-        path -> {:ok, List.to_string(path)}
-      end
-    end
-  end
-
-  defp open_port(argv, %DaemonOptions{common: common}) do
-    helper = Proto.helper_path()
-
-    port_opts =
-      [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv] ++
-        if common.parallelism == nil, do: [], else: [parallelism: common.parallelism]
-
-    try do
-      {:ok, Port.open({:spawn_executable, helper}, port_opts)}
-    catch
-      :error, posix when is_atom(posix) and posix != :badarg ->
-        {:error, {:helper_unavailable, posix, helper}}
-    end
-  end
+  defp open_port(argv, %DaemonOptions{common: common}),
+    do: Proto.open(Proto.helper_path(), argv, common.parallelism)
 
   # The first frame is S or F, and says which protocol version the helper
   # speaks (docs/protocol.md, "Versioning").
