@@ -48,27 +48,26 @@ defmodule Corral.Daemon.Lines do
     end
   end
 
-  defp emit(line, fun) when byte_size(line) > @max_line do
-    <<piece::binary-size(@max_line), rest::binary>> = line
-    fun.(piece)
-    emit(rest, fun)
-  end
-
+  # A complete line: its max_line pieces, then what is left.
   defp emit(line, fun) do
-    fun.(line)
+    fun.(pieces(line, fun))
     :ok
   end
 
   # The unfinished line waits until it exceeds max_line; then whole pieces
   # go out and the remainder waits, as a copy, so that it does not keep the
   # whole frame's binary alive until the next one arrives.
-  defp rest(data, fun) when byte_size(data) > @max_line do
+  defp rest(data, fun), do: :binary.copy(pieces(data, fun))
+
+  # Hands out max_line pieces while more than max_line is left; returns the
+  # remainder.
+  defp pieces(data, fun) when byte_size(data) > @max_line do
     <<piece::binary-size(@max_line), rest::binary>> = data
     fun.(piece)
-    rest(rest, fun)
+    pieces(rest, fun)
   end
 
-  defp rest(data, _fun), do: :binary.copy(data)
+  defp pieces(data, _fun), do: data
 
   @doc """
   The default `:log_transform`: valid UTF-8 unchanged, each invalid byte
