@@ -284,22 +284,13 @@ defmodule CorralTest do
     @tag :vm
     test "kill -9 of the whole VM leaves no process of the tree alive after 1 s" do
       file = OSProc.tmp_path("pids")
-      vm_file = OSProc.tmp_path("vm-pid")
-      on_exit(fn -> File.rm(file) && File.rm(vm_file) end)
+      on_exit(fn -> File.rm(file) end)
+      code = ~s{Corral.cmd("sh", ["-c", #{inspect(tree_script(file, ""))}])}
 
-      code = """
-      File.write!(#{inspect(vm_file)}, System.pid())
-      Corral.cmd("sh", ["-c", #{inspect(tree_script(file, ""))}])
-      """
-
-      {vm, vm_pid} = OSProc.start_vm(code, vm_file)
-      pids = OSProc.wait_for_pids(file, 4, 20_000)
-      on_exit(fn -> OSProc.kill([vm_pid | pids]) end)
-      assert OSProc.alive(pids) == pids
-
-      {_, 0} = System.cmd("kill", ["-9", Integer.to_string(vm_pid)])
-      assert_receive {^vm, {:exit_status, 137}}, 5000
-      assert OSProc.wait_gone(pids, 1000) == []
+      run = OSProc.kill_vm_running(code, file, 4)
+      assert run.before == run.pids
+      assert run.status == 137
+      assert run.left == []
     end
 
     test "a tree that ignores SIGTERM is gone once delay_to_sigkill has passed" do

@@ -654,23 +654,16 @@ defmodule Corral.DaemonTest do
     @tag :vm
     test "kill -9 of the whole VM" do
       file = tree_file()
-      vm_file = OSProc.tmp_path("vm-pid")
-      on_exit(fn -> File.rm(vm_file) end)
 
       code = """
-      File.write!(#{inspect(vm_file)}, System.pid())
       {:ok, _} = Corral.Daemon.start_link("sh", ["-c", #{inspect(tree_script(file))}])
       Process.sleep(:infinity)
       """
 
-      {vm, vm_pid} = OSProc.start_vm(code, vm_file)
-      pids = OSProc.wait_for_pids(file, 4, 20_000)
-      on_exit(fn -> OSProc.kill([vm_pid | pids]) end)
-      assert OSProc.alive(pids) == pids
-
-      {_, 0} = System.cmd("kill", ["-9", Integer.to_string(vm_pid)])
-      assert_receive {^vm, {:exit_status, 137}}, 5000
-      assert OSProc.wait_gone(pids, 1000) == []
+      run = OSProc.kill_vm_running(code, file, 4)
+      assert run.before == run.pids
+      assert run.status == 137
+      assert run.left == []
     end
   end
 

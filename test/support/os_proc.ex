@@ -74,22 +74,42 @@ defmodule Corral.Test.OSProc do
   end
 
   @doc """
-  Starts a second VM running `code` with this project's code and helper,
-  and returns its port and OS pid. `code` must write `System.pid()` to
-  `pid_file` first.
+  Runs `code` in a second VM with this project's code and helper until
+  the `count` pids it starts write themselves to `pids_file`, then `kill
+  -9`s that VM. Returns the pids, those alive just before the kill, the
+  VM's exit status (`:timeout` after 5 s) and those still alive 1 s after
+  it exited. Whatever it started is killed on the way out.
   """
-  def start_vm(code, pid_file) do
+  def kill_vm_running(code, pids_file, count) do
+    vm_file = tmp_path("vm-pid")
     ebin = Path.dirname(:code.which(Corral))
 
     vm =
       Port.open({:spawn_executable, System.find_executable("elixir")}, [
         :binary,
         :exit_status,
-        args: ["-pa", ebin, "-e", code],
+        args: ["-pa", ebin, "-e", "File.write!(#{inspect(vm_file)}, System.pid())\n" <> code],
         env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Port.helper_path())}]
       ])
 
-    [vm_pid] = wait_for_pids(pid_file, 1, 20_000)
-    {vm, vm_pid}
+    [vm_pid] = wait_for_pids(vm_file, 1, 20_000)
+
+    try do
+      pids = wait_for_pids(pids_file, count, 20_000)
+      before = alive(pids)
+      {_, 0} = System.cmd("kill", ["-9", Integer.to_string(vm_pid)])
+
+      status =
+        receive do
+          {^vm, {:exit_status, status}} -> status
+        after
+          5000 -> :timeout
+        end
+
+      %{pids: pids, before: before, status: status, left: wait_gone(pids, 1000)}
+    after
+      kill([vm_pid | read_pids(pids_file)])
+      File.rm(vm_file)
+    end
   end
 end
