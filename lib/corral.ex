@@ -225,7 +225,7 @@ defmodule Corral do
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | limit_reason()}
   def cmd(command, args, opts \\ []) when is_binary(command) and is_list(args) do
-    check_command!(command, args, "Corral.cmd/3")
+    Options.check_command!(command, args, "execute Corral.cmd/3", "Corral.cmd/3")
 
     # As System.cmd/3 does: a missing program fails before the options are read.
     program =
@@ -308,7 +308,7 @@ defmodule Corral do
   """
   @spec run(binary(), [binary()], keyword()) :: {:ok, Result.t()} | {:error, error_reason()}
   def run(command, args, opts \\ []) when is_binary(command) and is_list(args) do
-    check_command!(command, args, "Corral.run/3")
+    Options.check_command!(command, args, "execute Corral.run/3", "Corral.run/3")
     options = Options.new!(opts)
 
     with {:ok, program} <- Proto.find_program(command),
@@ -317,23 +317,6 @@ defmodule Corral do
     else
       {:error, :enoent} -> {:error, :enoent}
       {:error, %Error{reason: reason}} -> {:error, reason}
-    end
-  end
-
-  # The checks and messages of System.cmd/3, naming our function.
-  defp check_command!(command, args, function) do
-    if String.contains?(command, <<0>>) do
-      raise ArgumentError,
-            "cannot execute #{function} for program with null byte, got: #{inspect(command)}"
-    end
-
-    unless Enum.all?(args, &is_binary/1) do
-      raise ArgumentError, "all arguments for #{function} must be binaries"
-    end
-
-    if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
-      raise ArgumentError,
-            "cannot execute #{function} with null byte in argument, got: #{inspect(arg)}"
     end
   end
 

@@ -242,7 +242,7 @@ defmodule Corral.Daemon do
   """
   @spec start_link(String.t(), [String.t()], keyword()) :: GenServer.on_start()
   def start_link(command, args, opts \\ []) when is_binary(command) and is_list(args) do
-    check_command!(command, args)
+    Corral.Options.check_command!(command, args, "start Corral.Daemon", "Corral.Daemon")
     options = DaemonOptions.new!(command, opts)
 
     server_opts =
@@ -252,22 +252,6 @@ defmodule Corral.Daemon do
       end
 
     GenServer.start_link(__MODULE__, {command, args, options}, server_opts)
-  end
-
-  defp check_command!(command, args) do
-    if String.contains?(command, <<0>>) do
-      raise ArgumentError,
-            "cannot start Corral.Daemon for program with null byte, got: #{inspect(command)}"
-    end
-
-    unless Enum.all?(args, &is_binary/1) do
-      raise ArgumentError, "all arguments for Corral.Daemon must be binaries"
-    end
-
-    if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
-      raise ArgumentError,
-            "cannot start Corral.Daemon with null byte in argument, got: #{inspect(arg)}"
-    end
   end
 
   @doc """

@@ -104,6 +104,30 @@ defmodule Corral.Options do
   @spec cgroup_keys() :: [atom()]
   def cgroup_keys, do: @cgroup_keys
 
+  @doc """
+  System.cmd/3's checks of a command and its arguments, with its messages:
+  `action` is what could not be done ("execute Corral.cmd/3") and `name`
+  whose arguments they are ("Corral.cmd/3").
+  """
+  @spec check_command!(binary(), [term()], String.t(), String.t()) :: :ok
+  def check_command!(command, args, action, name) do
+    if String.contains?(command, <<0>>) do
+      raise ArgumentError,
+            "cannot #{action} for program with null byte, got: #{inspect(command)}"
+    end
+
+    unless Enum.all?(args, &is_binary/1) do
+      raise ArgumentError, "all arguments for #{name} must be binaries"
+    end
+
+    if arg = Enum.find(args, &String.contains?(&1, <<0>>)) do
+      raise ArgumentError,
+            "cannot #{action} with null byte in argument, got: #{inspect(arg)}"
+    end
+
+    :ok
+  end
+
   @doc "Validates `opts`; raises ArgumentError on the first bad option."
   @spec new!(keyword()) :: t()
   def new!(opts) when is_list(opts) do
