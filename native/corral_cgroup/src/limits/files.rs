@@ -75,74 +75,53 @@ pub(crate) fn plan(limits: &Limits, api: Api, layout: Layout) -> Result<Vec<Step
             check_list(key, l)?;
         }
     }
-    let flag = |b: bool| if b { "1" } else { "0" };
+    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
     let unsupported = |key: &str| Error::Unsupported {
         key: key.to_owned(),
         layout,
     };
+    let l = limits;
+    let text = |v: Max| v.to_string();
     let mut steps = Vec::new();
-    let mut one = |wr: Write| steps.push(Step::One(wr));
     if api == Api::V2 {
-        let l = limits;
         let cpu = |c: &CpuMax| format!("{} {}", c.quota_us, c.period_us);
-        l.cpuset_cpus
-            .iter()
-            .for_each(|v| one(w(Cpuset, "cpuset.cpus", v)));
-        l.cpuset_mems
-            .iter()
-            .for_each(|v| one(w(Cpuset, "cpuset.mems", v)));
-        l.memory_max
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.max", v.to_string())));
-        l.memory_high
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.high", v.to_string())));
-        l.memory_swap_max
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.swap.max", v.to_string())));
-        l.memory_oom_group
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.oom.group", flag(*v))));
-        l.memory_min
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.min", v.to_string())));
-        l.memory_low
-            .iter()
-            .for_each(|v| one(w(Memory, "memory.low", v.to_string())));
-        l.cpu_max
-            .iter()
-            .for_each(|v| one(w(Cpu, "cpu.max", cpu(v))));
-        l.cpu_weight
-            .iter()
-            .for_each(|v| one(w(Cpu, "cpu.weight", v.to_string())));
-        l.cpu_idle
-            .iter()
-            .for_each(|v| one(w(Cpu, "cpu.idle", flag(*v))));
-        l.pids_max
-            .iter()
-            .for_each(|v| one(w(Pids, "pids.max", v.to_string())));
-        l.io_weight
-            .iter()
-            .for_each(|v| one(w(Io, "io.weight", format!("default {v}"))));
+        each(
+            &mut steps,
+            [
+                (Cpuset, "cpuset.cpus", l.cpuset_cpus.clone()),
+                (Cpuset, "cpuset.mems", l.cpuset_mems.clone()),
+                (Memory, "memory.max", l.memory_max.map(text)),
+                (Memory, "memory.high", l.memory_high.map(text)),
+                (Memory, "memory.swap.max", l.memory_swap_max.map(text)),
+                (Memory, "memory.oom.group", l.memory_oom_group.map(flag)),
+                (Memory, "memory.min", l.memory_min.map(text)),
+                (Memory, "memory.low", l.memory_low.map(text)),
+                (Cpu, "cpu.max", l.cpu_max.as_ref().map(cpu)),
+                (Cpu, "cpu.weight", l.cpu_weight.map(|v| v.to_string())),
+                (Cpu, "cpu.idle", l.cpu_idle.map(flag)),
+                (Pids, "pids.max", l.pids_max.map(text)),
+                (Io, "io.weight", l.io_weight.map(|v| format!("default {v}"))),
+            ],
+        );
         return Ok(steps);
     }
     for (key, set) in [
-        ("memory_oom_group", limits.memory_oom_group.is_some()),
-        ("memory_min", limits.memory_min.is_some()),
-        ("memory_low", limits.memory_low.is_some()),
-        ("io_weight", limits.io_weight.is_some()),
+        ("memory_oom_group", l.memory_oom_group.is_some()),
+        ("memory_min", l.memory_min.is_some()),
+        ("memory_low", l.memory_low.is_some()),
+        ("io_weight", l.io_weight.is_some()),
     ] {
         if set {
             return Err(unsupported(key));
         }
     }
-    let l = limits;
-    l.cpuset_cpus
-        .iter()
-        .for_each(|v| one(w(Cpuset, "cpuset.cpus", v)));
-    l.cpuset_mems
-        .iter()
-        .for_each(|v| one(w(Cpuset, "cpuset.mems", v)));
+    each(
+        &mut steps,
+        [
+            (Cpuset, "cpuset.cpus", l.cpuset_cpus.clone()),
+            (Cpuset, "cpuset.mems", l.cpuset_mems.clone()),
+        ],
+    );
     // memsw limits memory+swap, so with no swap_max it gets the same value
     // as the memory limit: swap cannot be used to escape memory_max.
     let memsw =
@@ -161,10 +140,14 @@ pub(crate) fn plan(limits: &Limits, api: Api, layout: Layout) -> Result<Vec<Step
         sw.optional = l.memory_swap_max.is_none();
         steps.push(Step::Pair(w(Memory, "memory.limit_in_bytes", max.v1()), sw));
     }
-    let mut one = |wr: Write| steps.push(Step::One(wr));
-    l.memory_high
-        .iter()
-        .for_each(|v| one(w(Memory, "memory.soft_limit_in_bytes", v.v1())));
+    each(
+        &mut steps,
+        [(
+            Memory,
+            "memory.soft_limit_in_bytes",
+            l.memory_high.map(|v| v.v1()),
+        )],
+    );
     if let Some(c) = &l.cpu_max {
         let period = w(Cpu, "cpu.cfs_period_us", c.period_us.to_string());
         steps.push(Step::Pair(
@@ -172,17 +155,31 @@ pub(crate) fn plan(limits: &Limits, api: Api, layout: Layout) -> Result<Vec<Step
             w(Cpu, "cpu.cfs_quota_us", c.quota_us.v1()),
         ));
     }
-    let mut one = |wr: Write| steps.push(Step::One(wr));
-    l.cpu_weight
-        .iter()
-        .for_each(|v| one(w(Cpu, "cpu.shares", weight_to_shares(*v).to_string())));
-    l.cpu_idle
-        .iter()
-        .for_each(|v| one(w(Cpu, "cpu.idle", flag(*v))));
-    l.pids_max
-        .iter()
-        .for_each(|v| one(w(Pids, "pids.max", v.to_string())));
+    each(
+        &mut steps,
+        [
+            (
+                Cpu,
+                "cpu.shares",
+                l.cpu_weight.map(|v| weight_to_shares(v).to_string()),
+            ),
+            (Cpu, "cpu.idle", l.cpu_idle.map(flag)),
+            (Pids, "pids.max", l.pids_max.map(text)),
+        ],
+    );
     Ok(steps)
+}
+
+/// One [`Step::One`] per limit that is set, in the order given.
+fn each<const N: usize>(
+    steps: &mut Vec<Step>,
+    writes: [(Controller, &'static str, Option<String>); N],
+) {
+    for (controller, file, value) in writes {
+        if let Some(value) = value {
+            steps.push(Step::One(w(controller, file, value)));
+        }
+    }
 }
 
 /// Runs `steps` through `write`, honouring [`Step::Pair`] ordering and
