@@ -46,15 +46,11 @@ fn main() {
     }
     // A pooled helper serves one run after another, each from an R frame,
     // until the BEAM closes the port instead of sending the next.
-    let mut served = 0;
+    let mut waiter = pooled::Waiter::new(&args);
     loop {
-        let Some(command) = ready
-            .base()
-            .and_then(|base| pooled::await_command(&args, base, served))
-        else {
+        let Some(command) = ready.base().and_then(|base| waiter.next_command(base)) else {
             std::process::exit(0);
         };
-        served += 1;
         let (code, again) = run::run(command, &mut ready);
         if !again {
             std::process::exit(code);
