@@ -86,27 +86,6 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     };
     let mut set_env = keep.as_deref().map(cli::captured).unwrap_or_default();
     set_env.extend(args.env.iter().cloned());
-    let spec = Spec {
-        command: args.command.clone(),
-        arg0: args.arg0.clone(),
-        cwd: args.cd.clone(),
-        clear_env: args.clear_env || keep.is_some(),
-        set_env,
-        unset_env: args.unset.clone(),
-        uid: args.uid.clone(),
-        gid: args.gid.clone(),
-        groups: args.groups.clone(),
-        stdio: [
-            args.stdin.unwrap_or(default[0]),
-            args.stdout.unwrap_or(default[1]),
-            args.stderr.unwrap_or(default[2]),
-        ],
-        // At a terminal the command stays in corral's process group, so it
-        // remains the terminal's foreground job (no SIGTTIN on reads).
-        new_process_group: args.port,
-        cgroup_procs: Vec::new(),
-        cgroup_v2: None,
-    };
     let contained = match contain::group(&args, ready.system.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -132,6 +111,23 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         .map(|g| g.dirs().iter().map(|d| d.display().to_string()).collect())
         .unwrap_or_default();
     let spec = Spec {
+        command: args.command.clone(),
+        arg0: args.arg0.clone(),
+        cwd: args.cd.clone(),
+        clear_env: args.clear_env || keep.is_some(),
+        set_env,
+        unset_env: args.unset.clone(),
+        uid: args.uid.clone(),
+        gid: args.gid.clone(),
+        groups: args.groups.clone(),
+        stdio: [
+            args.stdin.unwrap_or(default[0]),
+            args.stdout.unwrap_or(default[1]),
+            args.stderr.unwrap_or(default[2]),
+        ],
+        // At a terminal the command stays in corral's process group, so it
+        // remains the terminal's foreground job (no SIGTTIN on reads).
+        new_process_group: args.port,
         cgroup_procs: group
             .as_ref()
             .map(|g| g.v1_procs_files())
@@ -140,7 +136,6 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             .as_ref()
             .and_then(|g| g.v2_dir())
             .map(Path::to_path_buf),
-        ..spec
     };
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
