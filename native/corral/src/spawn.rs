@@ -290,12 +290,12 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         .iter()
         .map(|p| open(p, true))
         .collect::<Result<Vec<_>, _>>()?;
-    // The v2 directory for CLONE_INTO_CGROUP, and its cgroup.procs for
-    // kernels without clone3.
-    let cgroup_v2 = match &spec.cgroup_v2 {
-        Some(dir) => Some((open(dir, false)?, open(&dir.join("cgroup.procs"), true)?)),
-        None => None,
-    };
+    // The v2 directory for CLONE_INTO_CGROUP.
+    let cgroup_v2 = spec
+        .cgroup_v2
+        .as_ref()
+        .map(|dir| open(dir, false))
+        .transpose()?;
 
     let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
     let mut fds = ChildFds {
@@ -366,23 +366,35 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         Some(&mut old),
     )
     .map_err(|e| Error::new("spawn", e, "sigprocmask"))?;
+    let restore_mask = || {
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
+    };
     let mut setup = setup;
     let mut pid = -1;
-    if let Some((dir, _)) = &cgroup_v2 {
+    if let Some(dir) = &cgroup_v2 {
         pid = clone_into_cgroup(&setup, dir.as_raw_fd());
     }
+    // Where clone3 cannot place the child, it joins through cgroup.procs
+    // before exec; that file is opened only then.
+    let mut procs = None;
     if pid < 0 {
-        if let Some((_, procs)) = &cgroup_v2 {
-            setup.cgroup_fds.push(procs.as_raw_fd());
+        if let Some(dir) = &spec.cgroup_v2 {
+            match open(&dir.join("cgroup.procs"), true) {
+                Ok(fd) => setup.cgroup_fds.push(procs.insert(fd).as_raw_fd()),
+                Err(e) => {
+                    restore_mask();
+                    return Err(e);
+                }
+            }
         }
         pid = clone_vfork(&setup);
     }
     let fork_errno = Errno::last();
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&old),
-        None,
-    );
+    restore_mask();
     if pid < 0 {
         return Err(Error::new("spawn", fork_errno, "fork"));
     }
@@ -390,6 +402,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     drop(fds);
     drop(cgroup_fds);
     drop(cgroup_v2);
+    drop(procs);
     let pid = Pid::from_raw(pid);
 
     let mut report = [0u8; 5];
