@@ -73,7 +73,7 @@ defmodule Corral.Pool do
             Proto.close(port)
             false
         after
-          flush(port)
+          Proto.flush(port)
         end
     end
   end
@@ -129,14 +129,6 @@ defmodule Corral.Pool do
   end
 
   defp env_hash, do: :erlang.phash2(:os.getenv())
-
-  defp flush(port) do
-    receive do
-      {^port, _} -> flush(port)
-    after
-      0 -> :ok
-    end
-  end
 
   @impl true
   def init(opts) do

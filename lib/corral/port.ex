@@ -391,7 +391,12 @@ defmodule Corral.Port do
     flush(port)
   end
 
-  defp flush(port) do
+  @doc """
+  Drops the messages `port` left in this process's mailbox: its data and
+  exit status, and an `{:EXIT, port, _}` for a process that traps exits.
+  """
+  @spec flush(port()) :: :ok
+  def flush(port) do
     receive do
       {^port, _} -> flush(port)
       {:EXIT, ^port, _} -> flush(port)
