@@ -445,6 +445,44 @@ defmodule Corral.CgroupTest do
       refute File.exists?(file)
     end
 
+    test "a controller no hierarchy has raises {:cgroup, :einval, message} naming it" do
+      error =
+        assert_raise Corral.Error, fn ->
+          Corral.cmd("true", [], cgroup_controllers: ["nosuch"])
+        end
+
+      assert {:cgroup, :einval, message} = error.reason
+      assert message =~ "`nosuch` is not usable"
+      assert message =~ "mount"
+    end
+
+    test "a hierarchy the VM may not write: limits fail with :eacces, plain runs go uncontained" do
+      setpriv = System.find_executable("setpriv") || flunk("setpriv (util-linux) is needed")
+      elixir = System.find_executable("elixir") || flunk("elixir is not on PATH")
+      ebin = Path.dirname(:code.which(Corral))
+
+      # A second VM as nobody, for whom /sys/fs/cgroup is not writable.
+      script = """
+      {:ok, _} = Application.ensure_all_started(:corral)
+      limited = Corral.run("true", [], cgroup: %{pids_max: 10})
+      {:ok, plain} = Corral.run("true", [])
+      IO.inspect({limited, plain.exit_status, plain.containment})
+      """
+
+      {output, 0} =
+        System.cmd(
+          setpriv,
+          ["--reuid=65534", "--regid=65534", "--clear-groups", elixir, "-pa", ebin, "-e", script],
+          env: [{"HOME", System.tmp_dir!()}, {"CORRAL_HELPER", Corral.Port.helper_path()}],
+          stderr_to_stdout: true
+        )
+
+      assert {{:error, {:cgroup, :eacces, message}}, 0, :none} =
+               output |> Code.eval_string() |> elem(0)
+
+      assert message =~ "Permission denied"
+    end
+
     test "bad option types raise ArgumentError before anything runs" do
       assert_raise ArgumentError, ~r/invalid :cgroup key :memory_max with value "64M"/, fn ->
         Corral.cmd("true", [], cgroup: %{memory_max: "64M"})
