@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench clean
+.PHONY: all deps build demo test test-rust test-elixir check bench stress clean
 
 all: build
 
@@ -54,6 +54,16 @@ bench: build
 	mix run bench/spawn.exs
 	mix run bench/cpu_overshoot.exs
 	mix run bench/daemons.exs
+
+# Adversarial runs, not part of `make test`: every bench/stress/*.exs prints
+# its rows of one table (case, runs, survivors, leftover cgroups, lost bytes,
+# crashes) and exits non-zero on any survivor, leak, loss or crash.
+stress: export MIX_ENV = dev
+stress: build
+	@fail=0; for f in bench/stress/*.exs; do \
+	  [ -e "$$f" ] || continue; \
+	  echo "==> $$f"; mix run "$$f" || fail=1; \
+	done; exit $$fail
 
 clean:
 	$(CARGO) clean
