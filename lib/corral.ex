@@ -56,11 +56,11 @@ defmodule Corral do
       {:timeout, true}
   """
 
-  alias Corral.Cgroup
   alias Corral.Error
   alias Corral.Options
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
   alias Corral.Result
+  alias Corral.Runner
 
   @typedoc "The limit that ended a `cmd/3` run, returned in place of the exit status."
   @type limit_reason :: :timeout | :cpu_time | :memory | :max_processes | :idle
@@ -229,7 +229,7 @@ defmodule Corral do
 
     # As System.cmd/3 does: a missing program fails before the options are read.
     program =
-      case Proto.find_program(command) do
+      case Helper.find_program(command) do
         {:ok, program} -> program
         {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
       end
@@ -242,7 +242,7 @@ defmodule Corral do
               "use Corral.run/3"
     end
 
-    case execute(program, args, options, command) do
+    case Runner.run(program, args, options, command) do
       {:ok, _started, report, %{output: output}} -> {output, cmd_status(report, options)}
       {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
       {:error, %Error{} = error} -> raise error
@@ -311,8 +311,8 @@ defmodule Corral do
     Options.check_command!(command, args, "execute Corral.run/3", "Corral.run/3")
     options = Options.new!(opts)
 
-    with {:ok, program} <- Proto.find_program(command),
-         {:ok, started, report, outputs} <- execute(program, args, options, command) do
+    with {:ok, program} <- Helper.find_program(command),
+         {:ok, started, report, outputs} <- Runner.run(program, args, options, command) do
       {:ok, Result.new(started, report, outputs)}
     else
       {:error, :enoent} -> {:error, :enoent}
@@ -338,353 +338,4 @@ defmodule Corral do
       :error -> status
     end
   end
-
-  # The one path of cmd/3 and run/3: start the helper, collect output until
-  # the X frame, close the port. Returns {:ok, started, report, outputs} or
-  # {:error, :enoent | %Error{}}; raises only what the caller's collectable
-  # or input raises, after halting both.
-  defp execute(program, args, options, command) do
-    sinks = sinks(options)
-
-    try do
-      with {:ok, session} <- open(program, args, options, command) do
-        try do
-          start(session, options, sinks, command)
-        catch
-          kind, reason ->
-            close(session)
-            :erlang.raise(kind, reason, __STACKTRACE__)
-        else
-          result ->
-            release(session, result)
-            result
-        end
-      end
-    catch
-      kind, reason ->
-        halt_sinks(sinks)
-        :erlang.raise(kind, reason, __STACKTRACE__)
-    else
-      {:ok, started, report, accs} ->
-        {:ok, started, report,
-         Map.new(sinks, fn {name, _, fun} -> {name, fun.(accs[name], :done)} end)}
-
-      {:error, _} = error ->
-        halt_sinks(sinks)
-        error
-    end
-  end
-
-  # {name, initial accumulator, collector} for each output kept: :output,
-  # or :stdout and :stderr apart.
-  defp sinks(%Options{separate_stderr: true, into: into}) do
-    for name <- [:stdout, :stderr] do
-      {initial, fun} = Collectable.into(into)
-      {name, initial, fun}
-    end
-  end
-
-  defp sinks(%Options{into: into}) do
-    {initial, fun} = Collectable.into(into)
-    [{:output, initial, fun}]
-  end
-
-  defp halt_sinks(sinks), do: Enum.each(sinks, fn {_, initial, fun} -> fun.(initial, :halt) end)
-
-  # The caller owns the port but is not linked to it: a port that fails (EPIPE
-  # when the helper died) would otherwise send the caller an exit signal. A
-  # watcher process closes the port if the caller dies, which is what the link
-  # would have done.
-  defp open(program, args, %Options{} = options, command) do
-    caller = self()
-    watcher = spawn(fn -> watch(caller) end)
-
-    case pooled(program, args, options) do
-      {:ok, port, env} ->
-        send(watcher, {:watch, port})
-        Process.unlink(port)
-        {:ok, {port, Port.monitor(port), watcher, {:pooled, env}}}
-
-      :none ->
-        open_fresh(program, args, options, command, watcher)
-    end
-  end
-
-  # A helper the pool started ahead, given its command line in an R frame.
-  # It was started in the VM's working directory of that moment, so the
-  # current one is passed along, as a fresh helper would inherit it.
-  defp pooled(program, args, %Options{parallelism: nil} = options) do
-    with {:ok, port, env} <- Corral.Pool.checkout(self(), Proto.helper_path()) do
-      options = %{options | cd: options.cd || File.cwd!()}
-
-      try do
-        Port.command(
-          port,
-          Proto.encode({:run, Proto.run_args(program, args, options)})
-        )
-
-        {:ok, port, env}
-      rescue
-        ArgumentError ->
-          Proto.close(port)
-          :none
-      end
-    end
-  end
-
-  defp pooled(_program, _args, _options), do: :none
-
-  defp open_fresh(program, args, options, command, watcher) do
-    argv = Proto.argv(program, args, options)
-
-    try do
-      Proto.open(Proto.helper_path(), argv, options.parallelism)
-    catch
-      kind, reason ->
-        send(watcher, :done)
-        :erlang.raise(kind, reason, __STACKTRACE__)
-    else
-      {:ok, port} ->
-        send(watcher, {:watch, port})
-        Process.unlink(port)
-        {:ok, {port, Port.monitor(port), watcher, :fresh}}
-
-      {:error, reason} ->
-        send(watcher, :done)
-        error(command, reason)
-    end
-  end
-
-  defp watch(caller) do
-    ref = Process.monitor(caller)
-
-    receive do
-      {:watch, port} ->
-        receive do
-          {:DOWN, ^ref, :process, _, _} -> Proto.close(port)
-          :done -> :ok
-        end
-
-      # Until {:watch, port} arrives the port is still linked to the caller.
-      {:DOWN, ^ref, :process, _, _} ->
-        :ok
-
-      :done ->
-        :ok
-    end
-  end
-
-  # Proto.close/1 also drops an exit status already waiting, and an
-  # {:EXIT, port, _} for a caller that traps exits, if the port closed
-  # before the unlink.
-  defp close({port, ref, watcher, _origin}) do
-    Proto.close(port)
-    send(watcher, :done)
-    Port.demonitor(ref, [:flush])
-  end
-
-  # A pooled helper whose run ended with X waits for its next R: it goes
-  # back to the pool. Anything else is closed.
-  defp release({port, ref, watcher, {:pooled, env}}, {:ok, _started, _report, _accs}) do
-    send(watcher, :done)
-    Port.demonitor(ref, [:flush])
-    Corral.Pool.checkin(port, env)
-  end
-
-  defp release(session, _result), do: close(session)
-
-  # The first frame is S or F, and says which protocol version the helper
-  # speaks.
-  defp start({port, ref, _watcher, _origin}, options, sinks, command) do
-    version = Proto.version()
-
-    receive do
-      {^port, {:data, body}} ->
-        case Proto.decode(body) do
-          {:ok, {:started, %{version: ^version} = started}} ->
-            state = %{
-              port: port,
-              ref: ref,
-              started: started,
-              command: command,
-              collectors: Map.new(sinks, fn {name, _, fun} -> {name, fun} end),
-              separate: options.separate_stderr,
-              threshold: Proto.ack_threshold(options.stdio_window)
-            }
-
-            accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
-            # Stdin may be a window ahead of what the helper confirmed.
-            input = {input_source(options.input), options.stdio_window}
-            loop(state, accs, 0, input)
-
-          {:ok, {:started, %{version: other}}} ->
-            error(command, {:protocol, {:version, other}})
-
-          {:ok, {:failed, failed}} ->
-            spawn_failed(failed, command)
-
-          {:ok, frame} ->
-            error(command, {:protocol, {:unexpected_frame, frame}})
-
-          {:error, error} ->
-            error(command, {:protocol, error})
-        end
-
-      {^port, {:exit_status, status}} ->
-        error(command, {:helper_exit, status})
-
-      {:DOWN, ^ref, :port, ^port, reason} ->
-        error(command, {:helper_closed, reason})
-    end
-  end
-
-  # Collects O and E frames and acks in batches of `threshold` bytes
-  # (docs/protocol.md, "Flow control"). While input is left and the helper
-  # has confirmed all but a window of it (`credit` > 0), each turn without
-  # a waiting message writes one I frame.
-  defp loop(%{port: port, ref: ref} = s, accs, pending, {input, credit}) do
-    receive do
-      {^port, {:data, body}} ->
-        case Proto.decode(body) do
-          {:ok, {tag, data}} when tag in [:stdout, :stderr] ->
-            accs = collect(s, accs, tag, data, input)
-            loop(s, accs, ack(port, pending + byte_size(data), s.threshold), {input, credit})
-
-          {:ok, {:stdin_written, bytes}} ->
-            loop(s, accs, pending, {input, credit + bytes})
-
-          {:ok, {:exit, %{exit_status: status} = report}} when is_integer(status) ->
-            halt_input(input)
-            {:ok, s.started, report, accs}
-
-          {:ok, {:exit, report}} ->
-            failed(s, {:protocol, {:no_exit_status, report}}, input)
-
-          {:ok, frame} ->
-            failed(s, {:protocol, {:unexpected_frame, frame}}, input)
-
-          {:error, error} ->
-            failed(s, {:protocol, error}, input)
-        end
-
-      {^port, {:exit_status, status}} ->
-        helper_gone(s, {:helper_exit, status}, input)
-
-      {:DOWN, ^ref, :port, ^port, reason} ->
-        helper_gone(s, {:helper_closed, reason}, input)
-    after
-      input_timeout(input, credit) ->
-        case pull(input) do
-          {:chunk, chunk, input} ->
-            send_frame(port, Proto.encode({:stdin, chunk}))
-            loop(s, accs, pending, {input, credit - byte_size(chunk)})
-
-          :eof ->
-            send_frame(port, Proto.encode(:close_stdin))
-            loop(s, accs, pending, {nil, credit})
-        end
-    end
-  end
-
-  # stderr joins the output unless it is kept apart; with
-  # capture_stderr_only it is the only stream that arrives.
-  defp collect(%{separate: separate} = s, accs, tag, data, input) do
-    name = if separate, do: tag, else: :output
-    Map.put(accs, name, Map.fetch!(s.collectors, name).(Map.fetch!(accs, name), {:cont, data}))
-  catch
-    kind, reason ->
-      halt_input(input)
-      :erlang.raise(kind, reason, __STACKTRACE__)
-  end
-
-  defp ack(port, pending, threshold) when pending >= threshold do
-    send_frame(port, Proto.encode({:ack, pending}))
-    0
-  end
-
-  defp ack(_port, pending, _threshold), do: pending
-
-  # A port that already closed raises; its exit status or :DOWN message is
-  # on the way and the loop reports it.
-  defp send_frame(port, body) do
-    Port.command(port, body)
-  rescue
-    ArgumentError -> :ok
-  end
-
-  # The helper is gone without an exit report (SIGKILL, the OOM killer), so
-  # nobody else will end the tree or remove the cgroups it made: the S
-  # frame named them, and cleanup/1 kills what is left in them.
-  defp helper_gone(s, reason, input) do
-    case Cgroup.cleanup(s.started.paths) do
-      :ok ->
-        :ok
-
-      {:error, error} ->
-        :logger.warning(
-          "Corral: could not remove the cgroups #{inspect(s.started.paths)} " <>
-            "of a helper that died: #{inspect(error)}"
-        )
-    end
-
-    failed(s, reason, input)
-  end
-
-  defp failed(s, reason, input) do
-    halt_input(input)
-    error(s.command, reason)
-  end
-
-  defp spawn_failed(failed, command) do
-    case Proto.failure_reason(failed) do
-      :enoent -> {:error, :enoent}
-      {:cgroup, _, _} = reason -> error(command, reason)
-      reason -> error(command, reason, failed.message)
-    end
-  end
-
-  defp error(command, reason, details \\ nil),
-    do: {:error, %Error{reason: reason, command: command, details: details}}
-
-  ## Input: {buffered binary, suspended enumerable or nil}, or nil when done.
-
-  defp input_source(nil), do: nil
-  defp input_source(data) when is_binary(data), do: {data, nil}
-
-  defp input_source(enum) do
-    {<<>>, &Enumerable.reduce(enum, &1, fn element, _ -> {:suspend, element} end)}
-  end
-
-  defp input_timeout(nil, _credit), do: :infinity
-  defp input_timeout(_input, credit) when credit <= 0, do: :infinity
-  defp input_timeout(_input, _credit), do: 0
-
-  defp pull({<<>>, nil}), do: :eof
-
-  defp pull({<<>>, cont}) do
-    case cont.({:cont, nil}) do
-      {:suspended, element, cont} -> pull({iodata!(element, cont), cont})
-      {:done, _} -> :eof
-      {:halted, _} -> :eof
-    end
-  end
-
-  defp pull({data, cont}) do
-    {chunk, rest} = Proto.split_stdin(data)
-    {:chunk, chunk, {rest, cont}}
-  end
-
-  defp iodata!(element, cont) do
-    IO.iodata_to_binary(element)
-  rescue
-    ArgumentError ->
-      halt_input({<<>>, cont})
-
-      reraise ArgumentError,
-              [message: "expected :input to yield iodata, got: #{inspect(element)}"],
-              __STACKTRACE__
-  end
-
-  defp halt_input({_, cont}) when is_function(cont, 1), do: cont.({:halt, nil})
-  defp halt_input(_input), do: :ok
 end

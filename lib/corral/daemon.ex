@@ -84,17 +84,16 @@ defmodule Corral.Daemon do
   use GenServer
 
   alias Corral.Cgroup
-  alias Corral.Daemon.Helper
+  alias Corral.Client
   alias Corral.Daemon.Lines
   alias Corral.Daemon.Options, as: DaemonOptions
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
 
   # What terminate/2 waits, beyond :delay_to_sigkill, for the tree to end.
   @stop_margin 1000
 
-  @signals ~w(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
-              STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO
-              PWR SYS)
+  # How long the helper may take to send its first frame.
+  @start_timeout 15_000
 
   defstruct [
     :command,
@@ -105,14 +104,9 @@ defmodule Corral.Daemon do
     :containment,
     :wait_task,
     :started_at,
-    :threshold,
+    # The protocol client: acks, stdin credit and the writes waiting for it.
+    :client,
     dirs: [],
-    pending: 0,
-    stdin_open: false,
-    # Stdin bytes the helper may still take before it confirms some (W
-    # frames), and the send_input/close_input calls waiting for that.
-    stdin_credit: 0,
-    stdin_waiting: :queue.new(),
     partial: %{stdout: "", stderr: ""},
     bytes: %{stdout: 0, stderr: 0},
     sinks: %{stdout: nil, stderr: nil}
@@ -470,17 +464,7 @@ defmodule Corral.Daemon do
   An unknown signal name raises `ArgumentError`.
   """
   @spec signal(GenServer.server(), signal()) :: :ok | {:error, :not_running}
-  def signal(server, signal), do: GenServer.call(server, {:signal, signal_name!(signal)})
-
-  defp signal_name!(signal) when is_atom(signal) or is_binary(signal) do
-    name = signal |> to_string() |> String.upcase() |> String.replace_prefix("SIG", "")
-
-    if name in @signals,
-      do: "SIG" <> name,
-      else: raise(ArgumentError, "unknown signal #{inspect(signal)}")
-  end
-
-  defp signal_name!(signal), do: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+  def signal(server, signal), do: GenServer.call(server, {:signal, Helper.signal_name!(signal)})
 
   @doc """
   Writes `data` (iodata) to the program's stdin. Needs `stdin: true`.
@@ -531,7 +515,6 @@ defmodule Corral.Daemon do
       command: command,
       args: args,
       options: options,
-      threshold: Proto.ack_threshold(options.common.stdio_window),
       sinks: %{stdout: sink(options, :stdout), stderr: sink(options, :stderr)}
     }
 
@@ -577,18 +560,23 @@ defmodule Corral.Daemon do
 
   # Opens the helper's port (linked: see "The tree dies with the daemon")
   # and waits for its first frame.
-  defp launch(%__MODULE__{} = s) do
-    with {:ok, port, started} <- Helper.open(s.command, s.args, s.options) do
+  defp launch(%__MODULE__{options: options} = s) do
+    common = options.common
+    client = Client.new(common.stdio_window, options.stdin)
+
+    with {:ok, program} <- Helper.find_program(s.command),
+         argv = Helper.argv(program, s.args, common, DaemonOptions.stdio(options)),
+         {:ok, port, started, client} <-
+           Helper.start(argv, common.parallelism, client, @start_timeout) do
       {:ok,
        %{
          s
          | port: port,
+           client: client,
            os_pid: started.os_pid,
            containment: started.containment,
            dirs: started.paths,
-           started_at: System.monotonic_time(:millisecond),
-           stdin_open: s.options.stdin,
-           stdin_credit: s.options.common.stdio_window
+           started_at: System.monotonic_time(:millisecond)
        }}
     end
   end
@@ -618,40 +606,35 @@ defmodule Corral.Daemon do
     {:reply, :ok, s}
   end
 
-  def handle_call({:send_input, _data}, _from, %{stdin_open: false} = s),
+  # Before the program starts (:wait_for) there is no stdin to write.
+  def handle_call({:send_input, _data}, _from, %{client: nil} = s),
     do: {:reply, {:error, :closed}, s}
 
   def handle_call({:send_input, data}, from, s),
-    do: {:noreply, s |> wait_for_stdin({from, data}) |> feed_stdin()}
+    do: s.client |> Client.write(from, data) |> events(s)
 
-  def handle_call(:close_input, _from, %{stdin_open: false} = s),
+  def handle_call(:close_input, _from, %{client: nil} = s),
     do: {:reply, {:error, :closed}, s}
 
   # After whatever send_input calls wait, in order; later ones are refused.
   def handle_call(:close_input, from, s),
-    do: {:noreply, %{s | stdin_open: false} |> wait_for_stdin({from, :close}) |> feed_stdin()}
+    do: s.client |> Client.close_input(from) |> events(s)
 
   @impl true
   # Every frame from the helper after S: output, then one X.
-  def handle_info({port, {:data, body}}, %{port: port} = s) do
-    case Proto.decode(body) do
-      {:ok, frame} -> frame(frame, s)
-      {:error, error} -> {:stop, {:protocol, error}, s}
-    end
-  end
+  def handle_info({port, {:data, body}}, %{port: port} = s),
+    do: s.client |> Client.handle(body) |> events(s)
 
   # The helper exited without an X frame, which it sends before it exits on
   # its own: it was killed (SIGKILL, the OOM killer). Its tree may live on
-  # in its cgroup, so that is cleaned up here.
-  def handle_info({port, {:exit_status, status}}, %{port: port} = s) do
-    {:stop, {:helper_exit, status}, helper_died(s)}
-  end
+  # in its cgroup, which the client's :cleanup event has cleaned up.
+  def handle_info({port, {:exit_status, status}}, %{port: port} = s),
+    do: s.client |> Client.gone({:helper_exit, status}) |> events(s)
 
   # The linked port failed (EPIPE writing to a helper that died): trapped,
   # so it reaches us as a message rather than killing the daemon.
-  def handle_info({:EXIT, port, reason}, %{port: port} = s) do
-    {:stop, {:helper_closed, reason}, helper_died(s)}
-  end
+  def handle_info({:EXIT, port, reason}, %{port: port} = s),
+    do: s.client |> Client.gone({:helper_closed, reason}) |> events(s)
 
   # :wait_for returned: start the program now.
   def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = s) do
@@ -684,23 +667,43 @@ defmodule Corral.Daemon do
   # Anything else (a message a user sent) is not ours to act on.
   def handle_info(_message, s), do: {:noreply, s}
 
-  # O and E frames: each line goes to its sink, then the bytes are acked,
-  # so the helper sends more only as fast as the logger takes it.
-  defp frame({stream, data}, s) when stream in [:stdout, :stderr] do
-    {:noreply, s |> output(stream, data) |> ack(byte_size(data))}
+  # Performs the client's events in order; the last one of a run (X, or a
+  # failure) stops the daemon.
+  defp events({events, client}, s), do: events(events, %{s | client: client})
+
+  defp events([], s), do: {:noreply, s}
+
+  # Output: each line goes to its sink, then the bytes are consumed, so the
+  # helper sends more only as fast as the logger takes it.
+  defp events([{:output, stream, data} | rest], s) do
+    s = output(s, stream, data)
+    {acks, client} = Client.consumed(s.client, byte_size(data))
+    events(acks ++ rest, %{s | client: client})
+  end
+
+  defp events([{:send, frame} | rest], s) do
+    Helper.send_frame(s.port, frame)
+    events(rest, s)
+  end
+
+  defp events([{:reply, from, reply} | rest], s) do
+    GenServer.reply(from, reply)
+    events(rest, s)
+  end
+
+  defp events([{:cleanup, started} | rest], s) do
+    Helper.cleanup_after_death(started)
+    events(rest, %{s | port: nil})
   end
 
   # X: the program ended and all its output is in. After X the helper waits
   # for the port to close (docs/protocol.md, "Ending the tree").
-  defp frame({:exit, report}, s) do
+  defp events([{:exit, report} | _], s) do
     s = flush_partials(s)
-    Proto.close(s.port)
-    s = drop_stdin_waiting(%{s | port: nil})
+    Helper.close(s.port)
+    s = %{s | port: nil}
 
-    case {report.reason, exit_status(report)} do
-      {_, nil} ->
-        {:stop, {:protocol, {:no_exit_status, report}}, s}
-
+    case {report.reason, report.exit_status} do
       {:exit, 0} ->
         :logger.info("#{s.command}: Process exited successfully")
         {:stop, :normal, s}
@@ -711,41 +714,7 @@ defmodule Corral.Daemon do
     end
   end
 
-  defp frame({:stdin_written, bytes}, s),
-    do: {:noreply, feed_stdin(%{s | stdin_credit: s.stdin_credit + bytes})}
-
-  defp frame(frame, s), do: {:stop, {:protocol, {:unexpected_frame, frame}}, s}
-
-  defp wait_for_stdin(s, call), do: %{s | stdin_waiting: :queue.in(call, s.stdin_waiting)}
-
-  # Sends waiting input while the helper has room for it, replying to each
-  # call as its data goes; close_input closes after the data before it.
-  defp feed_stdin(%{stdin_credit: credit} = s) do
-    case :queue.out(s.stdin_waiting) do
-      {{:value, {from, :close}}, rest} ->
-        Helper.send_frame(s.port, :close_stdin)
-        GenServer.reply(from, :ok)
-        %{s | stdin_waiting: rest}
-
-      {{:value, {from, data}}, rest} when credit > 0 ->
-        Helper.send_input(s.port, data)
-        GenServer.reply(from, :ok)
-        feed_stdin(%{s | stdin_waiting: rest, stdin_credit: credit - byte_size(data)})
-
-      _ ->
-        s
-    end
-  end
-
-  # The program is gone: input still waiting will never be sent.
-  defp drop_stdin_waiting(s) do
-    for {from, _} <- :queue.to_list(s.stdin_waiting), do: GenServer.reply(from, {:error, :closed})
-    %{s | stdin_waiting: :queue.new(), stdin_open: false}
-  end
-
-  defp exit_status(%{exit_status: status}) when is_integer(status), do: status
-  defp exit_status(%{signal: signal}) when is_integer(signal), do: 128 + signal
-  defp exit_status(_report), do: nil
+  defp events([{:error, reason, _details} | _], s), do: {:stop, reason, s}
 
   defp why(%{reason: reason}) when reason in [:exit, :signal], do: ""
   defp why(%{reason: reason}), do: " (ended by Corral: #{reason})"
@@ -771,27 +740,11 @@ defmodule Corral.Daemon do
     %{s | partial: %{stdout: "", stderr: ""}}
   end
 
-  defp ack(s, bytes) do
-    pending = s.pending + bytes
-
-    if pending >= s.threshold do
-      Helper.send_frame(s.port, {:ack, pending})
-      %{s | pending: 0}
-    else
-      %{s | pending: pending}
-    end
-  end
-
-  defp helper_died(s) do
-    Cgroup.cleanup(s.dirs)
-    drop_stdin_waiting(%{s | port: nil})
-  end
-
   @impl true
   def terminate(_reason, s) do
     if s.wait_task, do: Task.shutdown(s.wait_task, :brutal_kill)
     if s.port, do: stop_tree(s)
-    drop_stdin_waiting(s)
+    if s.client, do: s.client |> Client.gone(:stopped) |> replies()
     :ok
   end
 
@@ -806,7 +759,7 @@ defmodule Corral.Daemon do
       System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
 
     s = drain(s, deadline)
-    if s.port, do: Proto.close(s.port)
+    if s.port, do: Helper.close(s.port)
   end
 
   defp drain(%{port: port} = s, deadline) do
@@ -814,30 +767,57 @@ defmodule Corral.Daemon do
 
     receive do
       {^port, {:data, body}} ->
-        case Proto.decode(body) do
-          {:ok, {stream, data}} when stream in [:stdout, :stderr] ->
-            s |> output_quietly(stream, data) |> ack(byte_size(data)) |> drain(deadline)
+        s.client |> Client.handle(body) |> drained(s, deadline)
 
-          {:ok, {:stdin_written, _bytes}} ->
-            drain(s, deadline)
+      {^port, {:exit_status, status}} ->
+        s.client |> Client.gone({:helper_exit, status}) |> drained(s, deadline)
 
-          {:ok, {:exit, _report}} ->
-            output_quietly_flush(s)
-            Proto.close(port)
-            %{s | port: nil}
-
-          _ ->
-            s
-        end
-
-      {^port, {:exit_status, _}} ->
-        helper_died(s)
-
-      {:EXIT, ^port, _} ->
-        helper_died(s)
+      {:EXIT, ^port, reason} ->
+        s.client |> Client.gone({:helper_closed, reason}) |> drained(s, deadline)
     after
       left -> s
     end
+  end
+
+  # The client's events while the tree ends: output is logged quietly and
+  # acked, replies go out, and X or a failure ends the wait.
+  defp drained({events, client}, s, deadline),
+    do: drained(events, %{s | client: client}, deadline)
+
+  defp drained([], s, deadline), do: drain(s, deadline)
+
+  defp drained([{:output, stream, data} | rest], s, deadline) do
+    s = output_quietly(s, stream, data)
+    {acks, client} = Client.consumed(s.client, byte_size(data))
+    drained(acks ++ rest, %{s | client: client}, deadline)
+  end
+
+  defp drained([{:send, frame} | rest], s, deadline) do
+    Helper.send_frame(s.port, frame)
+    drained(rest, s, deadline)
+  end
+
+  defp drained([{:reply, from, reply} | rest], s, deadline) do
+    GenServer.reply(from, reply)
+    drained(rest, s, deadline)
+  end
+
+  defp drained([{:cleanup, started} | rest], s, deadline) do
+    Helper.cleanup_after_death(started)
+    drained(rest, %{s | port: nil}, deadline)
+  end
+
+  defp drained([{:exit, _report} | _], s, _deadline) do
+    output_quietly_flush(s)
+    Helper.close(s.port)
+    %{s | port: nil}
+  end
+
+  defp drained([{:error, _reason, _details} | _], s, _deadline), do: s
+
+  defp replies({events, _client}) do
+    for {:reply, from, reply} <- events, do: GenServer.reply(from, reply)
+    :ok
   end
 
   # Output while the tree ends is still logged, unless logging is what

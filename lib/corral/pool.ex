@@ -27,7 +27,7 @@ defmodule Corral.Pool do
   # close (and their helpers exit) with it.
   use GenServer
 
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
 
   @default_size 2
 
@@ -58,7 +58,7 @@ defmodule Corral.Pool do
   def checkin(port, env) do
     case Process.whereis(__MODULE__) do
       nil ->
-        Proto.close(port)
+        Helper.close(port)
         false
 
       pool ->
@@ -70,10 +70,10 @@ defmodule Corral.Pool do
         rescue
           # The helper died after its X frame, or the pool just did.
           ArgumentError ->
-            Proto.close(port)
+            Helper.close(port)
             false
         after
-          Proto.flush(port)
+          Helper.flush(port)
         end
     end
   end
@@ -146,7 +146,7 @@ defmodule Corral.Pool do
 
     # The helper's path is fixed when the pool starts; a caller that wants
     # another one opens its own.
-    :ets.insert(table, {:helper, Proto.helper_path(), self()})
+    :ets.insert(table, {:helper, Helper.helper_path(), self()})
     {:ok, %{size: size, table: table, next: 0, out: %{}}, {:continue, :fill}}
   end
 
@@ -185,13 +185,13 @@ defmodule Corral.Pool do
     if count(s) < s.size and Port.info(port) != nil do
       {:noreply, put(s, port, env)}
     else
-      Proto.close(port)
+      Helper.close(port)
       {:noreply, s}
     end
   end
 
   def handle_info({:stale, port}, s) do
-    Proto.close(port)
+    Helper.close(port)
     {:noreply, s, {:continue, :fill}}
   end
 
@@ -223,7 +223,7 @@ defmodule Corral.Pool do
   defp count(s), do: :ets.info(s.table, :size) - 1
 
   defp open(helper) do
-    case Proto.open(helper, Proto.pool_argv() ++ ["--pooled"]) do
+    case Helper.open(helper, Helper.pool_argv() ++ ["--pooled"]) do
       {:ok, port} -> {:ok, port}
       {:error, _} -> :error
     end

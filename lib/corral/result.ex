@@ -41,7 +41,7 @@ defmodule Corral.Result do
       `nil` without a pids cgroup.
   """
 
-  alias Corral.Port, as: Proto
+  alias Corral.Protocol, as: Proto
 
   @typedoc "Why the run ended."
   @type reason ::

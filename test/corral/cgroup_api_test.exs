@@ -6,7 +6,8 @@ defmodule Corral.CgroupApiTest do
   use ExUnit.Case, async: false
 
   alias Corral.Cgroup
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
+  alias Corral.Protocol, as: Proto
   alias Corral.Test.OSProc
 
   @moduletag :cgroup
@@ -481,7 +482,7 @@ defmodule Corral.CgroupApiTest do
         ~w(--port --protocol 1 --stdout null --stderr null --cgroup-set pids_max=100 --) ++
           [System.find_executable("sh"), "-c", "sleep 1000 & sleep 1000 & wait"]
 
-      {:ok, port} = Proto.open(Proto.helper_path(), argv)
+      {:ok, port} = Helper.open(Helper.helper_path(), argv)
 
       assert_receive {^port, {:data, frame}}, 10_000
       assert {:ok, {:started, %{paths: [_ | _] = dirs}}} = Proto.decode(frame)

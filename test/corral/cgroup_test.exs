@@ -473,7 +473,7 @@ defmodule Corral.CgroupTest do
         System.cmd(
           setpriv,
           ["--reuid=65534", "--regid=65534", "--clear-groups", elixir, "-pa", ebin, "-e", script],
-          env: [{"HOME", System.tmp_dir!()}, {"CORRAL_HELPER", Corral.Port.helper_path()}],
+          env: [{"HOME", System.tmp_dir!()}, {"CORRAL_HELPER", Corral.Helper.helper_path()}],
           stderr_to_stdout: true
         )
 

@@ -4,7 +4,7 @@ defmodule Corral.ErrorTest do
 
   import ExUnit.CaptureLog
 
-  alias Corral.Port
+  alias Corral.Protocol, as: Port
   alias Corral.Test.OSProc
 
   setup do

@@ -3,7 +3,8 @@ defmodule Corral.PoolTest do
   use ExUnit.Case, async: false
 
   alias Corral.Pool
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
+  alias Corral.Protocol, as: Proto
   alias Corral.Test.OSProc
 
   defp waiting, do: Pool.waiting()
@@ -26,18 +27,18 @@ defmodule Corral.PoolTest do
 
   test "checkout hands over a waiting helper, owned by and linked to the caller alone" do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
-    assert {:ok, port, _env} = Pool.checkout(self(), Proto.helper_path())
+    assert {:ok, port, _env} = Pool.checkout(self(), Helper.helper_path())
     assert Port.info(port, :connected) == {:connected, self()}
     # The pool unlinks once it has read the caller's note.
     assert OSProc.wait_until(fn -> Port.info(port, :links) == {:links, [self()]} end, 1000)
 
     Port.command(
       port,
-      Proto.encode({:run, Proto.run_args("/bin/echo", ["hi"], %Corral.Options{})})
+      Proto.encode({:run, Helper.run_args("/bin/echo", ["hi"], %Corral.Options{})})
     )
 
     assert [{:started, _}, {:stdout, "hi\n"}, {:exit, %{exit_status: 0}}] = frames(port)
-    Proto.close(port)
+    Helper.close(port)
 
     # Closed rather than handed back: the pool opens another.
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
@@ -101,7 +102,7 @@ defmodule Corral.PoolTest do
     callers =
       for _ <- 1..20 do
         spawn(fn ->
-          result = Pool.checkout(self(), Proto.helper_path())
+          result = Pool.checkout(self(), Helper.helper_path())
           send(parent, {:got, self(), result})
           receive do: (:done -> :ok)
         end)

@@ -5,7 +5,8 @@ defmodule Corral.Test.Helper do
   # frame's cgroup dirs and the X frame's usage and reason.
 
   alias Corral.Options
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
+  alias Corral.Protocol, as: Proto
 
   defstruct [:port, :started, :window]
 
@@ -18,7 +19,7 @@ defmodule Corral.Test.Helper do
     options = Options.new!(opts)
     program = System.find_executable(program) || raise "#{program} not found"
 
-    {:ok, port} = Proto.open(Proto.helper_path(), Proto.argv(program, args, options))
+    {:ok, port} = Helper.open(Helper.helper_path(), Helper.argv(program, args, options))
 
     receive do
       {^port, {:data, body}} ->

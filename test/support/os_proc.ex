@@ -89,7 +89,7 @@ defmodule Corral.Test.OSProc do
         :binary,
         :exit_status,
         args: ["-pa", ebin, "-e", "File.write!(#{inspect(vm_file)}, System.pid())\n" <> code],
-        env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Port.helper_path())}]
+        env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Helper.helper_path())}]
       ])
 
     [vm_pid] = wait_for_pids(vm_file, 1, 20_000)

@@ -5,7 +5,7 @@ defmodule Corral.Daemon.Options do
   # validates the daemon's own, one clause per option.
 
   alias Corral.Options
-  alias Corral.Port, as: Proto
+  alias Corral.Helper
 
   @levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
 
@@ -155,31 +155,16 @@ defmodule Corral.Daemon.Options do
   def level(%__MODULE__{} = o, :stdout), do: o.log_output
   def level(%__MODULE__{} = o, :stderr), do: o.log_stderr_level || o.log_output
 
-  @doc "The helper's argv for this daemon, as in docs/helper.md."
-  @spec argv(String.t(), [String.t()], t()) :: [String.t()]
-  def argv(program, args, %__MODULE__{common: common} = o) do
-    # An :input makes Corral.Port.argv/3 ask for `--stdin pipe`; the empty
-    # one is never sent, send_input/2 feeds the pipe instead.
-    common = if o.stdin, do: %{common | input: ""}, else: common
-    argv = Proto.argv(program, args, common)
-
-    if o.log_stderr_level != nil and not common.capture_stderr_only do
-      pipe_stderr(argv, Proto.argv(program, args, %{common | stderr_to_stdout: true}))
-    else
-      argv
-    end
-  end
-
-  # Corral.cmd/3 never needs stdout and stderr both piped, so
-  # Corral.Port.argv/3 cannot ask for it. The argv with stderr inherited and
-  # the one with it merged differ in one place, the value of `--stderr`,
-  # wherever the other options put it: "pipe" goes there.
-  defp pipe_stderr(inherited, merged) do
-    index =
-      inherited
-      |> Enum.zip(merged)
-      |> Enum.find_index(fn {a, b} -> a != b end)
-
-    List.replace_at(inherited, index, "pipe")
+  @doc """
+  The daemon's streams for `Corral.Helper.argv/4`: stdin a pipe with
+  `stdin: true`; stdout as for `Corral.cmd/3`; stderr piped on its own
+  with `:log_stderr_level` (unless it is the only stream captured).
+  """
+  @spec stdio(t()) :: Helper.stdio()
+  def stdio(%__MODULE__{common: common} = o) do
+    {_stdin, stdout, stderr} = Helper.stdio(common)
+    stdin = if o.stdin, do: :pipe, else: :null
+    stderr = if o.log_stderr_level != nil, do: :pipe, else: stderr
+    {stdin, stdout, stderr}
   end
 end

@@ -1,8 +1,10 @@
-defmodule Corral.PortTest do
+defmodule Corral.ProtocolTest do
   use ExUnit.Case, async: true
 
   alias Corral.Options
-  alias Corral.Port
+  alias Corral.Client
+  alias Corral.Helper
+  alias Corral.Protocol, as: Port
   alias Corral.Test.Golden
 
   # The frame each golden vector holds, written out independently of the
@@ -125,7 +127,7 @@ defmodule Corral.PortTest do
 
   describe "argv/3" do
     test "defaults: no stdin, stdout piped, stderr inherited" do
-      assert Port.argv("/bin/echo", ["hi"], %Options{}) == [
+      assert Helper.argv("/bin/echo", ["hi"], %Options{}) == [
                "--port",
                "--protocol",
                "1",
@@ -161,7 +163,7 @@ defmodule Corral.PortTest do
           timeout: 1000
         )
 
-      assert Port.argv("/bin/cat", ["-"], opts) ==
+      assert Helper.argv("/bin/cat", ["-"], opts) ==
                ~w(--port --protocol 1 --cd /tmp --env A=1 --unset B --arg0 zero
                   --uid nobody --gid 65534 --group 1 --group adm --stdin pipe
                   --stdout pipe --stderr stdout --stdio-window 4096
@@ -184,7 +186,7 @@ defmodule Corral.PortTest do
           cgroup_sets: [{"memory", "memory.limit_in_bytes", 268_435_456}]
         )
 
-      argv = Port.argv("/bin/true", [], opts)
+      argv = Helper.argv("/bin/true", [], opts)
       [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
 
       assert tail == [
@@ -210,15 +212,15 @@ defmodule Corral.PortTest do
                "/bin/true"
              ]
 
-      assert "--cgroup-path" in Port.argv("/bin/true", [], Options.new!(cgroup_path: "a/b"))
+      assert "--cgroup-path" in Helper.argv("/bin/true", [], Options.new!(cgroup_path: "a/b"))
 
-      assert "cpu_max=max 1000" in Port.argv(
+      assert "cpu_max=max 1000" in Helper.argv(
                "/bin/true",
                [],
                Options.new!(cgroup: %{cpu_max: {:max, 1000}})
              )
 
-      assert "cpu_max=max" in Port.argv("/bin/true", [], Options.new!(cgroup: %{cpu_max: :max}))
+      assert "cpu_max=max" in Helper.argv("/bin/true", [], Options.new!(cgroup: %{cpu_max: :max}))
     end
 
     test "limits of the whole tree: durations with ms, sizes in bytes" do
@@ -232,37 +234,37 @@ defmodule Corral.PortTest do
           no_cgroup: true
         )
 
-      argv = Port.argv("/bin/true", [], opts)
+      argv = Helper.argv("/bin/true", [], opts)
       [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
 
       assert tail ==
                ~w(--timeout 300ms --cpu-time 1000ms --memory-limit 67108864
                   --max-processes 20 --idle-timeout 500ms --no-cgroup -- /bin/true)
 
-      refute Enum.any?(Port.argv("/bin/true", [], %Options{}), &(&1 =~ ~r/limit|cpu|idle|no-c/))
+      refute Enum.any?(Helper.argv("/bin/true", [], %Options{}), &(&1 =~ ~r/limit|cpu|idle|no-c/))
     end
 
     test "separate_stderr pipes stderr, tagged apart" do
-      argv = Port.argv("/bin/true", [], Options.new!(separate_stderr: true))
+      argv = Helper.argv("/bin/true", [], Options.new!(separate_stderr: true))
       assert ["--stdout", "pipe", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
     end
 
     test "capture_stderr_only discards stdout and pipes stderr" do
-      argv = Port.argv("/bin/true", [], Options.new!(capture_stderr_only: true))
+      argv = Helper.argv("/bin/true", [], Options.new!(capture_stderr_only: true))
       assert ["--stdout", "null", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
     end
 
     test "arguments after -- are passed as they are" do
-      argv = Port.argv("/bin/echo", ["--", "--cd", ""], %Options{})
+      argv = Helper.argv("/bin/echo", ["--", "--cd", ""], %Options{})
       assert Enum.drop_while(argv, &(&1 != "--")) == ["--", "/bin/echo", "--", "--cd", ""]
     end
   end
 
   describe "flow control and stdin" do
     test "acks in batches of a quarter window, at least one byte" do
-      assert Port.ack_threshold(1_048_576) == 262_144
-      assert Port.ack_threshold(3) == 1
-      assert Port.ack_threshold(1) == 1
+      assert Client.ack_threshold(1_048_576) == 262_144
+      assert Client.ack_threshold(3) == 1
+      assert Client.ack_threshold(1) == 1
     end
 
     test "stdin frames carry at most 64 KiB" do

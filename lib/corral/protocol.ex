@@ -1,10 +1,9 @@
-defmodule Corral.Port do
+defmodule Corral.Protocol do
   @moduledoc false
-  # The helper's path and argv, and the wire protocol of docs/protocol.md:
-  # frame encoding and decoding, pure functions checked against the golden
-  # vectors in test/fixtures/proto/.
-
-  alias Corral.Options
+  # The wire protocol of docs/protocol.md: frame encoding and decoding, pure
+  # functions checked against the golden vectors in test/fixtures/proto/.
+  # Only Corral.Client decodes what a helper sends; Corral.Helper opens the
+  # helper and builds its argv.
 
   @version 1
   @max_stdin_chunk 65_536
@@ -90,143 +89,6 @@ defmodule Corral.Port do
   @doc "The protocol version this module speaks."
   @spec version() :: pos_integer()
   def version, do: @version
-
-  @doc "The helper binary: $CORRAL_HELPER, or priv/corral of the :corral app."
-  @spec helper_path() :: String.t()
-  def helper_path do
-    case System.get_env("CORRAL_HELPER") do
-      nil -> Application.app_dir(:corral, "priv/corral")
-      "" -> Application.app_dir(:corral, "priv/corral")
-      path -> path
-    end
-  end
-
-  @doc """
-  Opens `helper` with `argv` as a port that speaks this protocol (`{:packet,
-  4}`, binaries, the exit status). `parallelism` is the port option, or nil
-  for the VM's default. A helper that cannot be started (missing, not
-  executable) is `{:error, {:helper_unavailable, posix, helper}}`.
-  """
-  @spec open(Path.t(), [String.t()], boolean() | nil) ::
-          {:ok, port()} | {:error, {:helper_unavailable, atom(), Path.t()}}
-  def open(helper, argv, parallelism \\ nil) do
-    opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv]
-    opts = if parallelism == nil, do: opts, else: [{:parallelism, parallelism} | opts]
-    {:ok, Port.open({:spawn_executable, helper}, opts)}
-  catch
-    :error, posix when is_atom(posix) and posix != :badarg ->
-      {:error, {:helper_unavailable, posix, helper}}
-  end
-
-  @doc """
-  Resolves `command` exactly as `System.cmd/3` does (an absolute path as
-  it is, anything else through `PATH`), so the same commands fail the
-  same way before any helper starts.
-  """
-  @spec find_program(String.t()) :: {:ok, String.t()} | {:error, :enoent}
-  def find_program(command) do
-    charlist = String.to_charlist(command)
-
-    cond do
-      Path.type(charlist) == :absolute -> {:ok, command}
-      path = :os.find_executable(charlist) -> {:ok, List.to_string(path)}
-      true -> {:error, :enoent}
-    end
-  end
-
-  @doc "The helper's argv in port mode, as in docs/helper.md."
-  @spec argv(String.t(), [String.t()], Options.t()) :: [String.t()]
-  def argv(program, args, %Options{} = opts) do
-    pool_argv() ++ run_args(program, args, opts)
-  end
-
-  @doc "The argv of a pre-started helper, which waits for an `R` frame."
-  @spec pool_argv() :: [String.t()]
-  def pool_argv, do: ["--port", "--protocol", Integer.to_string(@version)]
-
-  @doc """
-  The rest of the command line after `pool_argv/0`: what an `R` frame
-  carries to a pre-started helper (started with `--pooled`).
-  """
-  @spec run_args(String.t(), [String.t()], Options.t()) :: [String.t()]
-  def run_args(program, args, %Options{} = opts) do
-    option_argv(opts) ++ ["--", program | args]
-  end
-
-  defp option_argv(%Options{} = o) do
-    List.flatten([
-      if(o.cd, do: ["--cd", o.cd], else: []),
-      Enum.map(o.env, fn
-        {key, nil} -> ["--unset", key]
-        {key, value} -> ["--env", key <> "=" <> value]
-      end),
-      if(o.arg0, do: ["--arg0", o.arg0], else: []),
-      if(o.uid, do: ["--uid", id_arg(o.uid)], else: []),
-      if(o.gid, do: ["--gid", id_arg(o.gid)], else: []),
-      Enum.map(o.groups, &["--group", id_arg(&1)]),
-      ["--stdin", stdin_mode(o)],
-      ["--stdout", stdout_mode(o)],
-      ["--stderr", stderr_mode(o)],
-      ["--stdio-window", Integer.to_string(o.stdio_window)],
-      ["--grace", ms(o.delay_to_sigkill)],
-      limit_argv("--timeout", o.timeout, &ms/1),
-      limit_argv("--cpu-time", o.cpu_time, &ms/1),
-      limit_argv("--memory-limit", o.memory, &Integer.to_string/1),
-      limit_argv("--max-processes", o.max_processes, &Integer.to_string/1),
-      limit_argv("--idle-timeout", o.idle_timeout, &ms/1),
-      if(o.no_cgroup, do: ["--no-cgroup"], else: []),
-      cgroup_argv(o)
-    ])
-  end
-
-  # No flag at all is no limit: the helper then does not poll.
-  defp limit_argv(_flag, :infinity, _format), do: []
-  defp limit_argv(flag, value, format), do: [flag, format.(value)]
-
-  # No cgroup option at all leaves the helper's default: a fresh cgroup
-  # under the VM's own where one can be made, subreaper containment if not.
-  defp cgroup_argv(%Options{} = o) do
-    [
-      if(o.cgroup_path, do: ["--cgroup-path", o.cgroup_path], else: []),
-      if(o.cgroup_base, do: ["--cgroup-base", o.cgroup_base], else: []),
-      for key <- Options.cgroup_keys(), Map.has_key?(o.cgroup, key) do
-        ["--cgroup-set", "#{key}=#{limit_arg(Map.fetch!(o.cgroup, key))}"]
-      end,
-      Enum.map(o.cgroup_controllers, &["--cgroup-controller", &1]),
-      Enum.map(o.cgroup_sets, fn {controller, file, value} ->
-        ["--cgroup-raw", "#{controller}:#{file}=#{value}"]
-      end)
-    ]
-  end
-
-  # The v2 file syntax the helper's --cgroup-set reads.
-  defp limit_arg(:max), do: "max"
-  defp limit_arg(true), do: "1"
-  defp limit_arg(false), do: "0"
-  defp limit_arg({quota, period}), do: "#{limit_arg(quota)} #{period}"
-  defp limit_arg(n) when is_integer(n), do: Integer.to_string(n)
-  defp limit_arg(list) when is_binary(list), do: list
-
-  defp id_arg(id) when is_integer(id), do: Integer.to_string(id)
-  defp id_arg(name) when is_binary(name), do: name
-
-  defp stdin_mode(%Options{input: nil}), do: "null"
-  defp stdin_mode(%Options{}), do: "pipe"
-
-  defp stdout_mode(%Options{capture_stderr_only: true}), do: "null"
-  defp stdout_mode(%Options{}), do: "pipe"
-
-  defp stderr_mode(%Options{stderr_to_stdout: true}), do: "stdout"
-  defp stderr_mode(%Options{capture_stderr_only: true}), do: "pipe"
-  defp stderr_mode(%Options{separate_stderr: true}), do: "pipe"
-  defp stderr_mode(%Options{}), do: "inherit"
-
-  @doc """
-  How many consumed bytes to gather before sending one ack: a quarter of the
-  window, so one `A` covers many data frames and the helper never stalls.
-  """
-  @spec ack_threshold(pos_integer()) :: pos_integer()
-  def ack_threshold(window), do: max(div(window, 4), 1)
 
   @doc "Splits the payload of the next `I` frame, at most 64 KiB, off `data`."
   @spec split_stdin(binary()) :: {binary(), binary()}
@@ -373,56 +235,4 @@ defmodule Corral.Port do
   end
 
   defp reason_code(code) when is_integer(code), do: code
-
-  # The helper's durations take units; a bare number would be seconds.
-  defp ms(n) when is_integer(n), do: Integer.to_string(n) <> "ms"
-
-  @doc """
-  Closes the port, which ends the tree if it still runs, and drops what the
-  port sent meanwhile: Port.close/1 is synchronous, but an exit status or
-  the port's exit signal may already be waiting.
-  """
-  @spec close(port()) :: :ok
-  def close(port) do
-    Port.close(port)
-  rescue
-    ArgumentError -> :ok
-  after
-    flush(port)
-  end
-
-  @doc """
-  Drops the messages `port` left in this process's mailbox: its data and
-  exit status, and an `{:EXIT, port, _}` for a process that traps exits.
-  """
-  @spec flush(port()) :: :ok
-  def flush(port) do
-    receive do
-      {^port, _} -> flush(port)
-      {:EXIT, ^port, _} -> flush(port)
-    after
-      0 -> :ok
-    end
-  end
-
-  @doc """
-  The reason for an `F` frame, as `Corral.Error` and `{:error, _}` carry
-  it: plain `:enoent` for a program that does not exist (as for one
-  `:os.find_executable/1` did not find), `{:cgroup, posix, message}`, or
-  `{:spawn_failed, posix, stage}`.
-  """
-  @spec failure_reason(map()) :: term()
-  def failure_reason(%{stage: "exec", errno_name: "enoent"}), do: :enoent
-  def failure_reason(%{stage: "cgroup"} = f), do: {:cgroup, posix(f.errno_name), f.message}
-  def failure_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
-
-  # errno names come from the helper; only names the VM already knows
-  # become atoms.
-  defp posix(nil), do: nil
-
-  defp posix(name) do
-    String.to_existing_atom(name)
-  rescue
-    ArgumentError -> name
-  end
 end

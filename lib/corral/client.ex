@@ -1,0 +1,267 @@
+defmodule Corral.Client do
+  @moduledoc false
+  # The one client of the helper's protocol (docs/protocol.md), a pure
+  # struct: every frame a helper sends goes through handle/2, which decodes
+  # it and returns the events it means, in order, plus what to send back.
+  # It owns the start handshake (S or F first, the version), the output acks
+  # (consumed/2: when and how much), stdin credit and the queue of writes
+  # waiting for it (write/3, close_input/2), the exit report, and what a
+  # dead helper leaves to clean up (gone/2). It does no I/O: each driver
+  # (Corral.Runner for cmd/run, Corral.Process, Corral.Daemon) performs the
+  # events it returns:
+  #
+  #   {:send, frame}          - Corral.Helper.send_frame(port, frame)
+  #   {:cleanup, started}     - Corral.Helper.cleanup_after_death(started)
+  #   {:reply, from, reply}   - answer a write/close_input caller (from != nil)
+  #   {:started, started}     - the child runs
+  #   {:output, stream, data} - output to hand on; call consumed/2 once it is
+  #   {:exit, report}         - the last event of a run that ended; the
+  #                             report's :exit_status is always an integer
+  #   {:error, reason, details} - the last event of a run that failed, with
+  #                             Corral.Error's reason and details
+
+  alias Corral.Protocol
+
+  defstruct window: 1_048_576,
+            threshold: 262_144,
+            phase: :starting,
+            started: nil,
+            unacked: 0,
+            credit: 1_048_576,
+            stdin: :closed,
+            queue: {[], []}
+
+  @type from :: term()
+
+  @type event ::
+          {:send, Protocol.frame()}
+          | {:cleanup, Protocol.started()}
+          | {:reply, from(), :ok | {:error, :closed}}
+          | {:started, Protocol.started()}
+          | {:output, :stdout | :stderr, binary()}
+          | {:exit, Protocol.exit_report()}
+          | {:error, term(), String.t() | nil}
+
+  @type t :: %__MODULE__{
+          window: pos_integer(),
+          threshold: pos_integer(),
+          phase: :starting | :running | :done,
+          started: Protocol.started() | nil,
+          unacked: non_neg_integer(),
+          credit: integer(),
+          stdin: :open | :closed,
+          queue: :queue.queue({from(), binary() | :close})
+        }
+
+  @doc """
+  A client for a helper started with `--stdio-window window`; `stdin`
+  says whether the child's stdin is a pipe (`--stdin pipe`).
+  """
+  @spec new(pos_integer(), boolean()) :: t()
+  def new(window, stdin) when is_integer(window) and window > 0 and is_boolean(stdin) do
+    %__MODULE__{
+      window: window,
+      threshold: ack_threshold(window),
+      credit: window,
+      stdin: if(stdin, do: :open, else: :closed),
+      queue: :queue.new()
+    }
+  end
+
+  @doc """
+  How many consumed bytes to gather before sending one ack: a quarter of the
+  window, so one `A` covers many data frames and the helper never stalls.
+  """
+  @spec ack_threshold(pos_integer()) :: pos_integer()
+  def ack_threshold(window), do: max(div(window, 4), 1)
+
+  @doc "Whether the run is over: an exit report or an error was the last event."
+  @spec done?(t()) :: boolean()
+  def done?(%__MODULE__{phase: phase}), do: phase == :done
+
+  @doc "Turns one frame body from the helper into events."
+  @spec handle(t(), binary()) :: {[event()], t()}
+  def handle(%__MODULE__{phase: :done} = c, _body), do: {[], c}
+
+  def handle(%__MODULE__{} = c, body) do
+    case Protocol.decode(body) do
+      {:ok, frame} -> frame(c, frame)
+      {:error, error} -> fail(c, {:protocol, error})
+    end
+  end
+
+  # The first frame is S or F, and says which protocol version the helper
+  # speaks (docs/protocol.md, "Versioning").
+  defp frame(%{phase: :starting} = c, {:started, started}) do
+    version = Protocol.version()
+
+    case started do
+      %{version: ^version} ->
+        {events, c} = feed(%{c | phase: :running, started: started})
+        {[{:started, started} | events], c}
+
+      %{version: other} ->
+        fail(c, {:protocol, {:version, other}})
+    end
+  end
+
+  defp frame(%{phase: :starting} = c, {:failed, failed}) do
+    {reason, details} =
+      case failure_reason(failed) do
+        {:spawn_failed, _, _} = reason -> {reason, failed.message}
+        reason -> {reason, nil}
+      end
+
+    fail(c, reason, details)
+  end
+
+  defp frame(%{phase: :running} = c, {stream, data}) when stream in [:stdout, :stderr],
+    do: {[{:output, stream, data}], c}
+
+  defp frame(%{phase: :running} = c, {:stdin_written, bytes}),
+    do: feed(%{c | credit: c.credit + bytes})
+
+  defp frame(%{phase: :running} = c, {:exit, report}) do
+    case exit_status(report) do
+      nil ->
+        fail(c, {:protocol, {:no_exit_status, report}})
+
+      status ->
+        {replies, c} = drop_queue(c)
+        {replies ++ [{:exit, %{report | exit_status: status}}], %{c | phase: :done}}
+    end
+  end
+
+  defp frame(c, frame), do: fail(c, {:protocol, {:unexpected_frame, frame}})
+
+  defp exit_status(%{exit_status: status}) when is_integer(status), do: status
+  defp exit_status(%{signal: signal}) when is_integer(signal), do: 128 + signal
+  defp exit_status(_report), do: nil
+
+  @doc """
+  The helper is gone without an exit report: its port sent an exit status
+  (`{:helper_exit, status}`) or closed (`{:helper_closed, reason}`). After a
+  start, nobody else will end the tree, so a `:cleanup` event comes first.
+  """
+  @spec gone(t(), term()) :: {[event()], t()}
+  def gone(%__MODULE__{phase: :done} = c, _reason), do: {[], c}
+
+  def gone(%__MODULE__{started: nil} = c, reason), do: fail(c, reason)
+
+  def gone(%__MODULE__{started: started} = c, reason) do
+    {events, c} = fail(c, reason)
+    {[{:cleanup, started} | events], c}
+  end
+
+  @doc """
+  Says that `bytes` of output were consumed: an ack once a quarter window
+  has gathered (docs/protocol.md, "Flow control").
+  """
+  @spec consumed(t(), non_neg_integer()) :: {[event()], t()}
+  def consumed(%__MODULE__{phase: :done} = c, _bytes), do: {[], c}
+
+  def consumed(%__MODULE__{} = c, bytes) do
+    unacked = c.unacked + bytes
+
+    if unacked >= c.threshold,
+      do: {[{:send, {:ack, unacked}}], %{c | unacked: 0}},
+      else: {[], %{c | unacked: unacked}}
+  end
+
+  @doc """
+  Queues `data` for the child's stdin, sent as `I` frames while the helper
+  has confirmed all but a window of what went before; `{:reply, from, :ok}`
+  once it is sent, `{:error, :closed}` when stdin is not open (closed, never
+  a pipe, or the run is over).
+  """
+  @spec write(t(), from(), binary()) :: {[event()], t()}
+  def write(%__MODULE__{stdin: :open, phase: phase} = c, from, data)
+      when is_binary(data) and phase != :done,
+      do: feed(%{c | queue: :queue.in({from, data}, c.queue)})
+
+  def write(%__MODULE__{} = c, from, data) when is_binary(data), do: {reply(from, :closed), c}
+
+  @doc "Closes the child's stdin after what is queued; later writes are refused."
+  @spec close_input(t(), from()) :: {[event()], t()}
+  def close_input(%__MODULE__{stdin: :open, phase: phase} = c, from) when phase != :done,
+    do: feed(%{c | stdin: :closed, queue: :queue.in({from, :close}, c.queue)})
+
+  def close_input(%__MODULE__{} = c, from), do: {reply(from, :closed), c}
+
+  @doc """
+  Whether a write now would be sent at once: stdin open, nothing queued,
+  and credit left. A driver pulling input from an enumerable pulls only
+  then, so it never reads ahead of the child by more than a window.
+  """
+  @spec writable?(t()) :: boolean()
+  def writable?(%__MODULE__{} = c),
+    do: c.phase == :running and c.stdin == :open and c.credit > 0 and :queue.is_empty(c.queue)
+
+  # Sends what is queued while the helper has room for it, replying to each
+  # write as its data goes; a close goes after the data before it.
+  defp feed(%{phase: :running} = c), do: feed(c, [])
+  defp feed(c), do: {[], c}
+
+  defp feed(c, acc) do
+    case :queue.out(c.queue) do
+      {{:value, {from, :close}}, rest} ->
+        events = [{:send, :close_stdin} | reply_ok(from)]
+        {Enum.reverse(acc, events), %{c | queue: rest}}
+
+      {{:value, {from, data}}, rest} when c.credit > 0 ->
+        frames = for chunk <- chunks(data), do: {:send, {:stdin, chunk}}
+        acc = Enum.reverse(reply_ok(from), Enum.reverse(frames, acc))
+        feed(%{c | queue: rest, credit: c.credit - byte_size(data)}, acc)
+
+      _ ->
+        {Enum.reverse(acc), c}
+    end
+  end
+
+  defp chunks(<<>>), do: []
+
+  defp chunks(data) do
+    {chunk, rest} = Protocol.split_stdin(data)
+    [chunk | chunks(rest)]
+  end
+
+  defp reply_ok(nil), do: []
+  defp reply_ok(from), do: [{:reply, from, :ok}]
+
+  defp reply(nil, _), do: []
+  defp reply(from, :closed), do: [{:reply, from, {:error, :closed}}]
+
+  defp fail(c, reason, details \\ nil) do
+    {replies, c} = drop_queue(c)
+    {replies ++ [{:error, reason, details}], %{c | phase: :done}}
+  end
+
+  # The run is over: writes still waiting will never be sent.
+  defp drop_queue(c) do
+    replies =
+      for {from, _} <- :queue.to_list(c.queue), from != nil, do: {:reply, from, {:error, :closed}}
+
+    {replies, %{c | queue: :queue.new(), stdin: :closed}}
+  end
+
+  @doc """
+  The reason for an `F` frame, as `Corral.Error` and `{:error, _}` carry
+  it: plain `:enoent` for a program that does not exist (as for one
+  `:os.find_executable/1` did not find), `{:cgroup, posix, message}`, or
+  `{:spawn_failed, posix, stage}`.
+  """
+  @spec failure_reason(map()) :: term()
+  def failure_reason(%{stage: "exec", errno_name: "enoent"}), do: :enoent
+  def failure_reason(%{stage: "cgroup"} = f), do: {:cgroup, posix(f.errno_name), f.message}
+  def failure_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
+
+  # errno names come from the helper; only names the VM already knows
+  # become atoms.
+  defp posix(nil), do: nil
+
+  defp posix(name) do
+    String.to_existing_atom(name)
+  rescue
+    ArgumentError -> name
+  end
+end

@@ -1,0 +1,284 @@
+defmodule Corral.Helper do
+  @moduledoc false
+  # The corral helper as a port: its path, its argv (docs/helper.md) from the
+  # options and an explicit {stdin, stdout, stderr} choice, opening, sending
+  # frames, closing, and the cleanup after a helper that died. What the
+  # frames mean is Corral.Client's.
+
+  alias Corral.Cgroup
+  alias Corral.Client
+  alias Corral.Options
+  alias Corral.Protocol
+
+  @typedoc "Where the child's stdin comes from and its stdout and stderr go."
+  @type stdio :: {:null | :pipe, :null | :pipe, :inherit | :pipe | :stdout}
+
+  @doc "The helper binary: $CORRAL_HELPER, or priv/corral of the :corral app."
+  @spec helper_path() :: String.t()
+  def helper_path do
+    case System.get_env("CORRAL_HELPER") do
+      nil -> Application.app_dir(:corral, "priv/corral")
+      "" -> Application.app_dir(:corral, "priv/corral")
+      path -> path
+    end
+  end
+
+  @doc """
+  Opens `helper` with `argv` as a port that speaks this protocol (`{:packet,
+  4}`, binaries, the exit status). `parallelism` is the port option, or nil
+  for the VM's default. A helper that cannot be started (missing, not
+  executable) is `{:error, {:helper_unavailable, posix, helper}}`.
+  """
+  @spec open(Path.t(), [String.t()], boolean() | nil) ::
+          {:ok, port()} | {:error, {:helper_unavailable, atom(), Path.t()}}
+  def open(helper, argv, parallelism \\ nil) do
+    opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv]
+    opts = if parallelism == nil, do: opts, else: [{:parallelism, parallelism} | opts]
+    {:ok, Port.open({:spawn_executable, helper}, opts)}
+  catch
+    :error, posix when is_atom(posix) and posix != :badarg ->
+      {:error, {:helper_unavailable, posix, helper}}
+  end
+
+  @doc """
+  Resolves `command` exactly as `System.cmd/3` does (an absolute path as
+  it is, anything else through `PATH`), so the same commands fail the
+  same way before any helper starts.
+  """
+  @spec find_program(String.t()) :: {:ok, String.t()} | {:error, :enoent}
+  def find_program(command) do
+    charlist = String.to_charlist(command)
+
+    cond do
+      Path.type(charlist) == :absolute -> {:ok, command}
+      path = :os.find_executable(charlist) -> {:ok, List.to_string(path)}
+      true -> {:error, :enoent}
+    end
+  end
+
+  @doc """
+  The helper's argv in port mode, as in docs/helper.md, with the streams
+  `stdio/1` chooses for `opts` unless `stdio` says otherwise.
+  """
+  @spec argv(String.t(), [String.t()], Options.t(), stdio()) :: [String.t()]
+  def argv(program, args, %Options{} = opts, stdio \\ nil) do
+    pool_argv() ++ run_args(program, args, opts, stdio)
+  end
+
+  @doc "The argv of a pre-started helper, which waits for an `R` frame."
+  @spec pool_argv() :: [String.t()]
+  def pool_argv, do: ["--port", "--protocol", Integer.to_string(Protocol.version())]
+
+  @doc """
+  The rest of the command line after `pool_argv/0`: what an `R` frame
+  carries to a pre-started helper (started with `--pooled`).
+  """
+  @spec run_args(String.t(), [String.t()], Options.t(), stdio() | nil) :: [String.t()]
+  def run_args(program, args, %Options{} = opts, stdio \\ nil) do
+    option_argv(opts, stdio || stdio(opts)) ++ ["--", program | args]
+  end
+
+  @doc """
+  The streams `Corral.cmd/3` and `Corral.run/3` ask for: stdin a pipe only
+  with `:input`; stdout piped unless `:capture_stderr_only`; stderr merged,
+  piped on its own, or inherited from the VM.
+  """
+  @spec stdio(Options.t()) :: stdio()
+  def stdio(%Options{} = o) do
+    stdin = if o.input == nil, do: :null, else: :pipe
+    stdout = if o.capture_stderr_only, do: :null, else: :pipe
+
+    stderr =
+      cond do
+        o.stderr_to_stdout -> :stdout
+        o.capture_stderr_only or o.separate_stderr -> :pipe
+        true -> :inherit
+      end
+
+    {stdin, stdout, stderr}
+  end
+
+  defp option_argv(%Options{} = o, {stdin, stdout, stderr}) do
+    List.flatten([
+      if(o.cd, do: ["--cd", o.cd], else: []),
+      Enum.map(o.env, fn
+        {key, nil} -> ["--unset", key]
+        {key, value} -> ["--env", key <> "=" <> value]
+      end),
+      if(o.arg0, do: ["--arg0", o.arg0], else: []),
+      if(o.uid, do: ["--uid", id_arg(o.uid)], else: []),
+      if(o.gid, do: ["--gid", id_arg(o.gid)], else: []),
+      Enum.map(o.groups, &["--group", id_arg(&1)]),
+      ["--stdin", Atom.to_string(stdin)],
+      ["--stdout", Atom.to_string(stdout)],
+      ["--stderr", Atom.to_string(stderr)],
+      ["--stdio-window", Integer.to_string(o.stdio_window)],
+      ["--grace", ms(o.delay_to_sigkill)],
+      limit_argv("--timeout", o.timeout, &ms/1),
+      limit_argv("--cpu-time", o.cpu_time, &ms/1),
+      limit_argv("--memory-limit", o.memory, &Integer.to_string/1),
+      limit_argv("--max-processes", o.max_processes, &Integer.to_string/1),
+      limit_argv("--idle-timeout", o.idle_timeout, &ms/1),
+      if(o.no_cgroup, do: ["--no-cgroup"], else: []),
+      cgroup_argv(o)
+    ])
+  end
+
+  # No flag at all is no limit: the helper then does not poll.
+  defp limit_argv(_flag, :infinity, _format), do: []
+  defp limit_argv(flag, value, format), do: [flag, format.(value)]
+
+  # No cgroup option at all leaves the helper's default: a fresh cgroup
+  # under the VM's own where one can be made, subreaper containment if not.
+  defp cgroup_argv(%Options{} = o) do
+    [
+      if(o.cgroup_path, do: ["--cgroup-path", o.cgroup_path], else: []),
+      if(o.cgroup_base, do: ["--cgroup-base", o.cgroup_base], else: []),
+      for key <- Options.cgroup_keys(), Map.has_key?(o.cgroup, key) do
+        ["--cgroup-set", "#{key}=#{limit_arg(Map.fetch!(o.cgroup, key))}"]
+      end,
+      Enum.map(o.cgroup_controllers, &["--cgroup-controller", &1]),
+      Enum.map(o.cgroup_sets, fn {controller, file, value} ->
+        ["--cgroup-raw", "#{controller}:#{file}=#{value}"]
+      end)
+    ]
+  end
+
+  # The v2 file syntax the helper's --cgroup-set reads.
+  defp limit_arg(:max), do: "max"
+  defp limit_arg(true), do: "1"
+  defp limit_arg(false), do: "0"
+  defp limit_arg({quota, period}), do: "#{limit_arg(quota)} #{period}"
+  defp limit_arg(n) when is_integer(n), do: Integer.to_string(n)
+  defp limit_arg(list) when is_binary(list), do: list
+
+  defp id_arg(id) when is_integer(id), do: Integer.to_string(id)
+  defp id_arg(name) when is_binary(name), do: name
+
+  # The helper's durations take units; a bare number would be seconds.
+  defp ms(n) when is_integer(n), do: Integer.to_string(n) <> "ms"
+
+  @doc """
+  Closes the port, which ends the tree if it still runs, and drops what the
+  port sent meanwhile: Port.close/1 is synchronous, but an exit status or
+  the port's exit signal may already be waiting.
+  """
+  @spec close(port()) :: :ok
+  def close(port) do
+    Port.close(port)
+  rescue
+    ArgumentError -> :ok
+  after
+    flush(port)
+  end
+
+  @doc """
+  Drops the messages `port` left in this process's mailbox: its data and
+  exit status, and an `{:EXIT, port, _}` for a process that traps exits.
+  """
+  @spec flush(port()) :: :ok
+  def flush(port) do
+    receive do
+      {^port, _} -> flush(port)
+      {:EXIT, ^port, _} -> flush(port)
+    after
+      0 -> :ok
+    end
+  end
+
+  @doc """
+  Opens a helper with `argv` as a port linked to the caller, which should
+  trap exits, and waits up to `timeout` for the client to see the child
+  start: `{:ok, port, started, client}`, or `{:error, reason}` with the
+  port closed and Corral.Error's reason (`:start_timeout` after `timeout`).
+  """
+  @spec start([String.t()], boolean() | nil, Client.t(), timeout()) ::
+          {:ok, port(), Protocol.started(), Client.t()} | {:error, term()}
+  def start(argv, parallelism, %Client{} = client, timeout) do
+    with {:ok, port} <- open(helper_path(), argv, parallelism) do
+      await_start(port, client, timeout)
+    end
+  end
+
+  defp await_start(port, client, timeout) do
+    receive do
+      {^port, {:data, body}} ->
+        started(port, Client.handle(client, body))
+
+      {^port, {:exit_status, status}} ->
+        started(port, Client.gone(client, {:helper_exit, status}))
+
+      {:EXIT, ^port, reason} ->
+        started(port, Client.gone(client, {:helper_closed, reason}))
+    after
+      timeout ->
+        close(port)
+        {:error, :start_timeout}
+    end
+  end
+
+  # Before S there is nothing to clean up and no write queued, so the
+  # first frame yields exactly one event.
+  defp started(port, {[{:started, started}], client}), do: {:ok, port, started, client}
+
+  defp started(port, {[{:error, reason, _details}], _client}) do
+    close(port)
+    {:error, reason}
+  end
+
+  @signals ~w(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
+              STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO
+              PWR SYS)
+
+  @doc """
+  The name a `K` frame carries for `signal`: `:sighup`, `:hup`, `"SIGHUP"`
+  or `"HUP"` (any case) all give `"SIGHUP"`. Anything else raises
+  `ArgumentError`.
+  """
+  @spec signal_name!(atom() | String.t()) :: String.t()
+  def signal_name!(signal) when is_atom(signal) or is_binary(signal) do
+    name = signal |> to_string() |> String.upcase() |> String.replace_prefix("SIG", "")
+
+    if name in @signals,
+      do: "SIG" <> name,
+      else: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+  end
+
+  def signal_name!(signal), do: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+
+  @doc """
+  Sends one frame. A port that already closed raises; its exit status or
+  exit signal is on the way, and the driver acts on that.
+  """
+  @spec send_frame(port(), Protocol.frame()) :: :ok
+  def send_frame(port, frame) do
+    Port.command(port, Protocol.encode(frame))
+    :ok
+  rescue
+    ArgumentError -> :ok
+  end
+
+  @doc """
+  Cleans up after a helper that is gone without an exit report (SIGKILL,
+  the OOM killer): nobody else will end the tree or remove the cgroups it
+  made. `started` is its S frame, which named them; what is left in them is
+  killed and they are removed.
+  """
+  @spec cleanup_after_death(Protocol.started() | nil) :: :ok
+  def cleanup_after_death(nil), do: :ok
+
+  def cleanup_after_death(%{paths: paths}) do
+    case Cgroup.cleanup(paths) do
+      :ok ->
+        :ok
+
+      {:error, error} ->
+        :logger.warning(
+          "Corral: could not remove the cgroups #{inspect(paths)} " <>
+            "of a helper that died: #{inspect(error)}"
+        )
+    end
+
+    :ok
+  end
+end
