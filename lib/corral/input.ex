@@ -23,11 +23,15 @@ defmodule Corral.Input do
   @spec pull(t()) :: {:chunk, binary(), t()} | :eof
   def pull({<<>>, nil}), do: :eof
 
+  # Each element is suspended as the accumulator. An enumerable that halts
+  # itself (Stream.take/2 on its last element) returns that last element as
+  # the halted accumulator instead, so the accumulator starts as a marker
+  # no element can be.
   def pull({<<>>, cont}) do
-    case cont.({:cont, nil}) do
+    case cont.({:cont, :corral_no_element}) do
       {:suspended, element, cont} -> pull({iodata!(element, cont), cont})
-      {:done, _} -> :eof
-      {:halted, _} -> :eof
+      {_, :corral_no_element} -> :eof
+      {_, element} -> pull({iodata!(element, nil), nil})
     end
   end
 

@@ -32,6 +32,15 @@ defmodule Corral.InputTest do
     assert pulled.() <= window + byte_size(@chunk) + 1024 * 1024
   end
 
+  test "an input that halts itself (Stream.take/2) arrives whole, its last element too" do
+    for n <- [1, 3, 1000] do
+      input = Stream.repeatedly(fn -> "ab" end) |> Stream.take(n)
+      assert Corral.cmd("wc", ["-c"], input: input) == {"#{2 * n}\n", 0}
+    end
+
+    assert Corral.cmd("cat", [], input: Stream.take(["x", "y", "z"], 2)) == {"xy", 0}
+  end
+
   test "input larger than many windows arrives whole" do
     data = for i <- 1..320, do: :binary.copy(<<rem(i, 256)>>, 65_536)
     {out, 0} = Corral.cmd("sha256sum", [], input: data, stdio_window: 128 * 1024)
