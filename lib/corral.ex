@@ -320,6 +320,69 @@ defmodule Corral do
     end
   end
 
+  @doc """
+  Runs `command` with `args` as a lazy stream of its output chunks
+  (binaries, as they arrive: no line splitting).
+
+  Nothing runs until the stream is enumerated; each enumeration runs the
+  program again. The enumerating process owns it: the helper sends at most
+  `:stdio_window` bytes ahead of what the consumer took, so a program that
+  writes faster than its consumer reads waits, and the VM's memory stays
+  bounded whatever it prints. When the consumer stops early (`Enum.take/2`,
+  `Stream.take_while/2`, an exception) the whole tree is ended before the
+  enumeration returns; when the consumer dies, it is ended as for `cmd/3`.
+
+  At the end, a run that did not exit with status 0 (a non-zero status, a
+  signal, a limit such as `:timeout`) raises `Corral.Error` with reason
+  `{:exit, status, reason}`, after every chunk was emitted.
+
+  ## Options
+
+  Those of `cmd/3` but `:into` (and `run/3`'s `:separate_stderr`: use
+  `Corral.Process` to read two streams apart), plus:
+
+    * `:input` - as for `cmd/3`: a binary or an enumerable of iodata,
+      written to the program's stdin under the window, then closed.
+      Without it stdin is closed at once.
+    * `:on_exit` - what the end of a run that did not exit with status 0
+      does: `:raise` (the default), `:ignore`, or `:emit`, which always
+      ends the stream with one more element, `{:exit, %Corral.Result{}}`.
+
+  Next to `Exile.stream!/2`: `:input` takes the same binaries and
+  enumerables (not Exile's function of a sink); Exile's
+  `stderr: :redirect_to_stdout` is `stderr_to_stdout: true` and its
+  default of passing stderr through to the console is Corral's default
+  too; `:max_chunk_size` has no equivalent (a chunk is what one read from
+  the child's pipe gave, bounded by the window); `:exit_timeout` is the
+  `:timeout` limit, over the whole run; `:ignore_epipe` is not needed,
+  since input the program no longer reads is dropped by the helper, never
+  an error in the consumer. Exile raises `Exile.Stream.AbnormalExit` on a
+  non-zero exit where Corral raises `Corral.Error`, and `on_exit: :emit`
+  plays the part of Exile's non-raising stream.
+
+  Bad options raise `ArgumentError` when the stream is made; a program
+  that is not found raises `ErlangError` with `:enoent`, and a failure to
+  start it raises `Corral.Error`, when it is enumerated.
+
+  ## Examples
+
+      iex> Corral.stream!("printf", ["a\\nb\\n"]) |> Enum.join()
+      "a\\nb\\n"
+
+      iex> Corral.stream!("yes", []) |> Stream.flat_map(&String.split(&1, "\\n", trim: true)) |> Enum.take(2)
+      ["y", "y"]
+
+      iex> Corral.stream!("wc", ["-c"], input: Stream.map(1..3, fn _ -> "abc" end)) |> Enum.join()
+      "9\\n"
+
+      iex> Corral.stream!("sh", ["-c", "echo hi; exit 3"], on_exit: :emit)
+      ...> |> Enum.map(fn {:exit, result} -> result.exit_status; chunk -> chunk end)
+      ["hi\\n", 3]
+  """
+  @spec stream!(binary(), [binary()], keyword()) :: Enumerable.t()
+  def stream!(command, args, opts \\ []) when is_binary(command) and is_list(args),
+    do: Corral.Stream.new(command, args, opts)
+
   # A limit given as an option returns its name in place of the status, as
   # :timeout always has. A limit set through :cgroup keeps the status a
   # shell would see (137 after the OOM killer), as it did before the limit

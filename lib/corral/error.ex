@@ -32,6 +32,11 @@ defmodule Corral.Error do
     * `{:protocol, detail}` - the helper sent something protocol version 1
       does not allow: `{:version, v}`, `{:unexpected_frame, frame}` or a
       decoding error.
+    * `{:exit, status, reason}` - raised by `Corral.stream!/3` at the end
+      of a run that did not exit with status 0 (unless its `:on_exit` says
+      otherwise): `status` is the exit status, `reason` the
+      `t:Corral.Result.reason/0` (`:exit`, `{:signal, name}`, `:timeout`,
+      ...).
 
   `:command` is the program as given to `Corral.cmd/3`, and `:details` the
   helper's own message, when it sent one.
@@ -44,6 +49,7 @@ defmodule Corral.Error do
           | {:helper_exit, non_neg_integer()}
           | {:helper_closed, term()}
           | {:protocol, term()}
+          | {:exit, non_neg_integer(), term()}
 
   @type t :: %__MODULE__{reason: reason(), command: String.t() | nil, details: String.t() | nil}
 
@@ -73,6 +79,11 @@ defmodule Corral.Error do
 
   defp describe({:protocol, detail}),
     do: "protocol error from the corral helper: #{inspect(detail, limit: 20)}"
+
+  defp describe({:exit, status, :exit}), do: "the program exited with status #{status}"
+
+  defp describe({:exit, status, reason}),
+    do: "the program was ended by #{inspect(reason)} (exit status #{status})"
 
   defp describe(other), do: inspect(other)
 
