@@ -54,7 +54,13 @@ defmodule Corral.Daemon do
   stdout is read line by line (split on `"\\n"`). An unfinished line waits
   for the rest of it, in a buffer of at most 64 KiB (65_536 bytes) per
   stream; a longer line is handed to the logger in pieces of 64 KiB, never
-  cut short (MuonTrap keeps only the first 256 bytes). The daemon
+  cut short (MuonTrap keeps only the first 256 bytes).
+
+  Output that does not end with a newline, such as a prompt (`"name? "`),
+  is handed to the logger as it is once its stream has been quiet for
+  200 ms, or as soon as 64 KiB of it gather; what follows it, up to the
+  next newline, is then a line of its own. A line written in pieces more
+  than 200 ms apart is thus logged in those pieces. The daemon
   acknowledges output to the helper only after it has handed the lines to
   the logger, so a slow logger slows the program down (it blocks writing
   to its pipe) instead of filling the daemon's mailbox: at most
@@ -95,6 +101,9 @@ defmodule Corral.Daemon do
   # How long the helper may take to send its first frame.
   @start_timeout 15_000
 
+  # How long an unfinished line waits for more output before it is logged.
+  @quiet_ms 200
+
   defstruct [
     :command,
     :args,
@@ -108,6 +117,8 @@ defmodule Corral.Daemon do
     :client,
     dirs: [],
     partial: %{stdout: "", stderr: ""},
+    # Per stream: the timer that hands an unfinished line out, and its token.
+    quiet: %{stdout: {nil, nil}, stderr: {nil, nil}},
     bytes: %{stdout: 0, stderr: 0},
     sinks: %{stdout: nil, stderr: nil}
   ]
@@ -664,6 +675,24 @@ defmodule Corral.Daemon do
   def handle_info({:EXIT, _pid, :normal}, s), do: {:noreply, s}
   def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
 
+  # A stream was quiet for @quiet_ms with an unfinished line: it goes out.
+  def handle_info({:quiet, stream, token}, s) when stream in [:stdout, :stderr] do
+    case Map.fetch!(s.quiet, stream) do
+      {_timer, ^token} ->
+        s.partial |> Map.fetch!(stream) |> Lines.flush(Map.fetch!(s.sinks, stream))
+
+        {:noreply,
+         %{
+           s
+           | partial: Map.put(s.partial, stream, ""),
+             quiet: Map.put(s.quiet, stream, {nil, nil})
+         }}
+
+      _ ->
+        {:noreply, s}
+    end
+  end
+
   # Anything else (a message a user sent) is not ours to act on.
   def handle_info(_message, s), do: {:noreply, s}
 
@@ -728,8 +757,27 @@ defmodule Corral.Daemon do
 
       sink ->
         partial = Lines.each(Map.fetch!(s.partial, stream), data, sink)
-        %{s | partial: Map.put(s.partial, stream, partial)}
+        quiet_timer(%{s | partial: Map.put(s.partial, stream, partial)}, stream)
     end
+  end
+
+  # An unfinished line waits @quiet_ms for more output on its stream, then
+  # goes to the sink as it is: a prompt such as "name? " has no newline to
+  # wait for. Each chunk starts the wait again; a stale timer's token no
+  # longer matches.
+  defp quiet_timer(s, stream) do
+    {timer, _token} = Map.fetch!(s.quiet, stream)
+    if timer, do: Process.cancel_timer(timer)
+
+    entry =
+      if Map.fetch!(s.partial, stream) == "" do
+        {nil, nil}
+      else
+        token = make_ref()
+        {Process.send_after(self(), {:quiet, stream, token}, @quiet_ms), token}
+      end
+
+    %{s | quiet: Map.put(s.quiet, stream, entry)}
   end
 
   defp flush_partials(s) do

@@ -541,6 +541,21 @@ defmodule Corral.DaemonTest do
       assert IO.iodata_length(lines) == 200_000
     end
 
+    test "a prompt without a newline reaches logger_fun once the output is quiet" do
+      script = ~s(printf "name? "; read name; echo "hello $name"; printf "bye? "; read x)
+      pid = start!("sh", ["-c", script], stdin: true, logger_fun: lines_to_me())
+
+      # No newline will come until it has an answer: the prompt goes out.
+      assert_receive {:line, :line, "name? "}, 5000
+      assert Daemon.send_input(pid, "bob\n") == :ok
+      assert_receive {:line, :line, "hello bob"}, 5000
+      assert_receive {:line, :line, "bye? "}, 5000
+
+      # Each prompt went out once: nothing is left to flush at exit.
+      assert Daemon.close_input(pid) == :ok
+      refute_received {:line, :line, _}
+    end
+
     test "without stdin: true, stdin is /dev/null and send_input/2 says :closed" do
       pid = start!("sh", ["-c", "cat; echo eof; exec sleep 1000"], logger_fun: lines_to_me())
       assert_receive {:line, :line, "eof"}, 5000
