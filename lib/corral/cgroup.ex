@@ -92,6 +92,7 @@ defmodule Corral.Cgroup do
       :ok
   """
 
+  alias Corral.Cgroup.Limits
   alias Corral.Native
 
   @enforce_keys [:name, :dirs, :ref]
@@ -168,11 +169,7 @@ defmodule Corral.Cgroup do
           own: %{v2: String.t() | nil, v1: %{String.t() => String.t()}}
         }
 
-  @sizes [:memory_max, :memory_high, :memory_swap_max, :memory_min, :memory_low, :pids_max]
-  @flags [:memory_oom_group, :cpu_idle]
-  @weights [:cpu_weight, :io_weight]
-  @lists [:cpuset_cpus, :cpuset_mems]
-  @limit_keys @sizes ++ @flags ++ @weights ++ @lists ++ [:cpu_max]
+  @limit_keys Limits.keys()
   @max_pid 0x7FFF_FFFF
 
   @doc """
@@ -241,11 +238,17 @@ defmodule Corral.Cgroup do
   ## Error reasons
 
     * `:unavailable` - no hierarchy is writable here;
-    * `{:invalid, message}` - a bad name, limit key or value, or controller;
+    * `{:invalid, message}` - a bad name, or a bad limit key or value
+      (checked as `Corral.cmd/3` checks its `:cgroup` option);
     * `{:unsupported, key}` - a limit this layout cannot set;
     * `{:missing_controller, name}` - a controller is not mounted or cannot
       be enabled;
     * a `t:File.posix/0` atom when the kernel refuses a directory or a value.
+
+  As every option list in Corral, `opts` itself is checked by raising:
+  an unknown option, or `:controllers` that is not a list of strings,
+  raises `ArgumentError`. Values inside it (`:limits`) and the name are
+  data, and return `{:error, {:invalid, message}}`.
   """
   @spec create(String.t(), keyword()) :: {:ok, t()} | {:error, reason()}
   def create(name, opts \\ []) when is_binary(name) and is_list(opts) do
@@ -631,66 +634,32 @@ defmodule Corral.Cgroup do
 
   @doc false
   # The limits as [{key, text}] in the syntax of corral_cgroup's
-  # Limits::set_str (the helper's --cgroup-set): checks types here, ranges
-  # and list syntax in Rust.
+  # Limits::set_str (the helper's --cgroup-set), checked by
+  # Corral.Cgroup.Limits as the :cgroup option is.
   @spec limit_pairs(limits()) :: {:ok, [{String.t(), String.t()}]} | {:error, reason()}
-  def limit_pairs(limits) when is_map(limits), do: limit_pairs(Map.to_list(limits))
+  def limit_pairs(limits) do
+    case Limits.check(limits) do
+      {:ok, pairs} ->
+        {:ok, for({key, value} <- pairs, do: {Atom.to_string(key), Limits.text(value)})}
 
-  def limit_pairs(limits) when is_list(limits) do
-    Enum.reduce_while(limits, {:ok, []}, fn
-      {key, value}, {:ok, acc} when key in @limit_keys ->
-        case limit_text(key, value) do
-          {:ok, text} -> {:cont, {:ok, [{Atom.to_string(key), text} | acc]}}
-          :error -> {:halt, {:error, {:invalid, bad_value(key, value)}}}
-        end
+      {:error, {:bad_value, key, value}} ->
+        {:error,
+         {:invalid,
+          "invalid limit #{inspect(key)} with value #{inspect(value)}, " <>
+            "expected #{Limits.expected(key)}"}}
 
-      {key, _value}, _acc ->
-        {:halt, {:error, {:invalid, unknown_key(key)}}}
+      {:error, {:unknown_key, key, _value}} ->
+        {:error, {:invalid, unknown_key(key)}}
 
-      other, _acc ->
-        {:halt, {:error, {:invalid, "expected {key, value} limit pairs, got: #{inspect(other)}"}}}
-    end)
-    |> case do
-      {:ok, pairs} -> {:ok, Enum.reverse(pairs)}
-      error -> error
+      {:error, {:bad_entry, {key, _value}}} ->
+        {:error, {:invalid, unknown_key(key)}}
+
+      {:error, {:bad_entry, other}} ->
+        {:error, {:invalid, "expected {key, value} limit pairs, got: #{inspect(other)}"}}
+
+      {:error, {:not_limits, other}} ->
+        {:error, {:invalid, "expected limits as a map or keyword list, got: #{inspect(other)}"}}
     end
-  end
-
-  def limit_pairs(other),
-    do: {:error, {:invalid, "expected limits as a map or keyword list, got: #{inspect(other)}"}}
-
-  defp limit_text(key, :max) when key in @sizes or key == :cpu_max, do: {:ok, "max"}
-
-  defp limit_text(key, n) when key in @sizes and is_integer(n) and n >= 0,
-    do: {:ok, Integer.to_string(n)}
-
-  defp limit_text(key, true) when key in @flags, do: {:ok, "1"}
-  defp limit_text(key, false) when key in @flags, do: {:ok, "0"}
-
-  defp limit_text(key, n) when key in @weights and is_integer(n) and n > 0,
-    do: {:ok, Integer.to_string(n)}
-
-  defp limit_text(key, list) when key in @lists and is_binary(list) and list != "",
-    do: {:ok, list}
-
-  defp limit_text(:cpu_max, {quota, period})
-       when (quota == :max or (is_integer(quota) and quota > 0)) and is_integer(period) and
-              period > 0,
-       do: {:ok, "#{quota} #{period}"}
-
-  defp limit_text(_key, _value), do: :error
-
-  defp bad_value(key, value) do
-    expected =
-      cond do
-        key in @sizes -> "a non-negative integer or :max"
-        key in @flags -> "a boolean"
-        key in @weights -> "an integer from 1 to 10000"
-        key in @lists -> "a list like \"0-3,6\""
-        key == :cpu_max -> "{quota_us | :max, period_us} or :max"
-      end
-
-    "invalid limit #{inspect(key)} with value #{inspect(value)}, expected #{expected}"
   end
 
   defp unknown_key(key) do

@@ -6,6 +6,7 @@ defmodule Corral.Helper do
   # frames mean is Corral.Client's.
 
   alias Corral.Cgroup
+  alias Corral.Cgroup.Limits
   alias Corral.Client
   alias Corral.Options
   alias Corral.Protocol
@@ -134,8 +135,8 @@ defmodule Corral.Helper do
     [
       if(o.cgroup_path, do: ["--cgroup-path", o.cgroup_path], else: []),
       if(o.cgroup_base, do: ["--cgroup-base", o.cgroup_base], else: []),
-      for key <- Options.cgroup_keys(), Map.has_key?(o.cgroup, key) do
-        ["--cgroup-set", "#{key}=#{limit_arg(Map.fetch!(o.cgroup, key))}"]
+      for key <- Limits.keys(), Map.has_key?(o.cgroup, key) do
+        ["--cgroup-set", "#{key}=#{Limits.text(Map.fetch!(o.cgroup, key))}"]
       end,
       Enum.map(o.cgroup_controllers, &["--cgroup-controller", &1]),
       Enum.map(o.cgroup_sets, fn {controller, file, value} ->
@@ -143,14 +144,6 @@ defmodule Corral.Helper do
       end)
     ]
   end
-
-  # The v2 file syntax the helper's --cgroup-set reads.
-  defp limit_arg(:max), do: "max"
-  defp limit_arg(true), do: "1"
-  defp limit_arg(false), do: "0"
-  defp limit_arg({quota, period}), do: "#{limit_arg(quota)} #{period}"
-  defp limit_arg(n) when is_integer(n), do: Integer.to_string(n)
-  defp limit_arg(list) when is_binary(list), do: list
 
   defp id_arg(id) when is_integer(id), do: Integer.to_string(id)
   defp id_arg(name) when is_binary(name), do: name

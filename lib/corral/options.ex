@@ -4,24 +4,9 @@ defmodule Corral.Options do
   # struct: one clause per option, the last one raises ArgumentError naming
   # the option and value.
 
-  @max_u32 0xFFFF_FFFF
+  alias Corral.Cgroup.Limits
 
-  # The :cgroup keys (MuonTrap 2's), in the order the helper applies them.
-  @cgroup_keys [
-    :cpuset_cpus,
-    :cpuset_mems,
-    :memory_max,
-    :memory_high,
-    :memory_swap_max,
-    :memory_oom_group,
-    :memory_min,
-    :memory_low,
-    :cpu_max,
-    :cpu_weight,
-    :cpu_idle,
-    :pids_max,
-    :io_weight
-  ]
+  @max_u32 0xFFFF_FFFF
 
   defstruct cd: nil,
             env: [],
@@ -102,7 +87,7 @@ defmodule Corral.Options do
 
   @doc "The `:cgroup` keys, in the order the helper applies them."
   @spec cgroup_keys() :: [atom()]
-  def cgroup_keys, do: @cgroup_keys
+  def cgroup_keys, do: Limits.keys()
 
   @doc """
   System.cmd/3's checks of a command and its arguments, with its messages:
@@ -297,57 +282,26 @@ defmodule Corral.Options do
     path
   end
 
+  # Checked by Corral.Cgroup.Limits, as Corral.Cgroup checks them; here a
+  # problem raises, naming the key and value.
   defp cgroup_limits!(limits) do
-    Map.new(limits, fn
-      {key, value} when key in @cgroup_keys ->
-        {key, limit!(key, value)}
+    case Limits.check(limits) do
+      {:ok, pairs} ->
+        Map.new(pairs)
 
-      {key, value} when is_atom(key) ->
+      {:error, {:unknown_key, key, value}} ->
         raise ArgumentError,
               "unknown :cgroup key #{inspect(key)} with value #{inspect(value)}, " <>
-                "expected one of: #{Enum.map_join(@cgroup_keys, ", ", &inspect/1)}"
+                "expected one of: #{Enum.map_join(Limits.keys(), ", ", &inspect/1)}"
 
-      other ->
+      {:error, {:bad_value, key, value}} ->
+        raise ArgumentError, "invalid :cgroup key #{inspect(key)} with value #{inspect(value)}"
+
+      {:error, {_, other}} ->
         raise ArgumentError,
               "invalid option :cgroup with value #{inspect(limits)}: " <>
                 "expected a map or keyword list of limits, got entry: #{inspect(other)}"
-    end)
-  end
-
-  @bytes_or_count [
-    :memory_max,
-    :memory_high,
-    :memory_swap_max,
-    :memory_min,
-    :memory_low,
-    :pids_max
-  ]
-
-  # One clause per kind of :cgroup value; the last one raises naming the key.
-  defp limit!(key, :max) when key in @bytes_or_count, do: :max
-  defp limit!(key, n) when key in @bytes_or_count and is_integer(n) and n >= 0, do: n
-  defp limit!(key, bool) when key in [:memory_oom_group, :cpu_idle] and is_boolean(bool), do: bool
-  defp limit!(key, w) when key in [:cpu_weight, :io_weight] and w in 1..10_000, do: w
-
-  # The kernel's bounds (cgroup-v2.rst, "cpu.max"): quota at least 1 ms,
-  # period from 1 ms to 1 s.
-  defp limit!(:cpu_max, :max), do: :max
-
-  defp limit!(:cpu_max, {:max, period} = value) when period in 1000..1_000_000,
-    do: value
-
-  defp limit!(:cpu_max, {quota, period} = value)
-       when is_integer(quota) and quota >= 1000 and period in 1000..1_000_000,
-       do: value
-
-  defp limit!(key, list) when key in [:cpuset_cpus, :cpuset_mems] and is_binary(list) do
-    if list =~ ~r/\A\d+(-\d+)?(,\d+(-\d+)?)*\z/, do: list, else: invalid_limit!(key, list)
-  end
-
-  defp limit!(key, value), do: invalid_limit!(key, value)
-
-  defp invalid_limit!(key, value) do
-    raise ArgumentError, "invalid :cgroup key #{inspect(key)} with value #{inspect(value)}"
+    end
   end
 
   defp controllers!(list) do
