@@ -381,7 +381,7 @@ defmodule Corral do
   """
   @spec stream!(binary(), [binary()], keyword()) :: Enumerable.t()
   def stream!(command, args, opts \\ []) when is_binary(command) and is_list(args),
-    do: Corral.Stream.new(command, args, opts)
+    do: Corral.ChunkStream.new(command, args, opts)
 
   # A limit given as an option returns its name in place of the status, as
   # :timeout always has. A limit set through :cgroup keeps the status a

@@ -1,4 +1,4 @@
-defmodule Corral.Stream do
+defmodule Corral.ChunkStream do
   @moduledoc false
   # Corral.stream!/3: a Stream.resource/3 over a Corral.Process owned by the
   # enumerating process. Nothing starts until the stream is enumerated;
