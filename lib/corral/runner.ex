@@ -25,15 +25,14 @@ defmodule Corral.Runner do
 
     try do
       with {:ok, session} <- open(program, args, options, command) do
-        try do
-          start(session, options, sinks, command)
-        catch
-          kind, reason ->
-            close(session)
-            :erlang.raise(kind, reason, __STACKTRACE__)
-        else
+        case attempt(session, options, sinks, command) do
+          # A pooled helper that died while it waited: a fresh one runs
+          # the command instead.
+          :dead_pooled_helper ->
+            with {:ok, s} <- open_fresh(program, args, options, command),
+                 do: attempt(s, options, sinks, command)
+
           result ->
-            release(session, result)
             result
         end
       end
@@ -50,6 +49,22 @@ defmodule Corral.Runner do
         halt_sinks(sinks)
         error
     end
+  end
+
+  defp attempt(session, options, sinks, command) do
+    start(session, options, sinks, command)
+  catch
+    kind, reason ->
+      close(session)
+      :erlang.raise(kind, reason, __STACKTRACE__)
+  else
+    :dead_pooled_helper ->
+      close(session)
+      :dead_pooled_helper
+
+    result ->
+      release(session, result)
+      result
   end
 
   # {name, initial accumulator, collector} for each output kept: :output,
@@ -93,6 +108,11 @@ defmodule Corral.Runner do
   defp pooled(program, args, %Options{parallelism: nil} = options) do
     with {:ok, port, env} <- Corral.Pool.checkout(self(), Helper.helper_path()) do
       options = %{options | cd: options.cd || File.cwd!()}
+      # Port.connect/2 linked the port to the caller. A helper that died
+      # while it waited fails the R frame's write with EPIPE, and the port
+      # would send its exit signal to the caller: unlink first. (The port
+      # still closes if the caller dies: the caller owns it.)
+      Process.unlink(port)
 
       try do
         Port.command(
@@ -110,6 +130,11 @@ defmodule Corral.Runner do
   end
 
   defp pooled(_program, _args, _options), do: :none
+
+  defp open_fresh(program, args, options, command) do
+    caller = self()
+    open_fresh(program, args, options, command, spawn(fn -> watch(caller) end))
+  end
 
   defp open_fresh(program, args, options, command, watcher) do
     argv = Helper.argv(program, args, options)
@@ -170,8 +195,9 @@ defmodule Corral.Runner do
 
   defp release(session, _result), do: close(session)
 
-  defp start({port, ref, _watcher, _origin}, options, sinks, command) do
+  defp start({port, ref, _watcher, origin}, options, sinks, command) do
     s = %{
+      origin: origin,
       port: port,
       ref: ref,
       command: command,
@@ -239,6 +265,12 @@ defmodule Corral.Runner do
     Helper.cleanup_after_death(started)
     events(rest, s, client, accs, input)
   end
+
+  # Gone before S on a pooled port: the helper died while it waited in
+  # the pool, before the pool noticed. Nothing of the run happened yet.
+  defp events([{:error, {tag, _}, _} | _], %{origin: {:pooled, _}} = s, _client, _accs, _input)
+       when tag in [:helper_exit, :helper_closed] and not is_map_key(s, :started),
+       do: :dead_pooled_helper
 
   defp events([{:error, :enoent, _} | _], _s, _client, _accs, input) do
     Input.halt(input)
