@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench stress clean
+.PHONY: all deps build demo test test-rust test-elixir check bench stress cross clean
 
 all: build
 
@@ -64,6 +64,13 @@ stress: build
 	  [ -e "$$f" ] || continue; \
 	  echo "==> $$f"; mix run "$$f" || fail=1; \
 	done; exit $$fail
+
+# Cross builds for two Nerves boards (aarch64 rpi4, armv7 rpi3) through the
+# Nerves environment variables and the Mix compiler, with the ELF machine of
+# each artifact checked and the helper run under qemu-user (.ci/cross).
+# Installs Debian's cross toolchains when missing. Not part of `make test`.
+cross: build
+	.ci/cross
 
 clean:
 	$(CARGO) clean
