@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench stress cross clean
+.PHONY: all deps build demo test test-rust test-elixir check bench stress cross dependent-check clean
 
 all: build
 
@@ -71,6 +71,12 @@ stress: build
 # Installs Debian's cross toolchains when missing. Not part of `make test`.
 cross: build
 	.ci/cross
+
+# Corral as a new app's path dependency (.ci/dependent-check): no cargo in
+# PATH gives one message; with cargo it builds from scratch with progress
+# shown; a MIX_ENV=prod release runs Corral.cmd. Not part of `make test`.
+dependent-check: deps
+	.ci/dependent-check
 
 clean:
 	$(CARGO) clean
