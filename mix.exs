@@ -21,10 +21,12 @@ defmodule Mix.Tasks.Compile.CorralNative do
   # rustler 0.39 (the NIF) needs Rust 1.91.
   @min_cargo {1, 91}
 
-  # {cargo package, cargo profile, file it builds, file under priv/}.
+  # {cargo package, cargo profile, file it builds, file under priv/}. The
+  # `ship` profile (Cargo.toml) is small and stripped: fat LTO, one codegen
+  # unit, built for these two artifacts alone.
   @artifacts [
-    {"corral", "release", "corral", "corral"},
-    {"corral_nif", "release", "libcorral_nif.so", "libcorral_nif.so"}
+    {"corral", "ship", "corral", "corral"},
+    {"corral_nif", "ship", "libcorral_nif.so", "libcorral_nif.so"}
   ]
 
   @manifest "compile.corral_native"
