@@ -19,7 +19,14 @@ defmodule Corral.DegradeTest do
 
   setup do
     System.put_env("CORRAL_TEST_NO_SUBREAPER", "1")
-    on_exit(fn -> System.delete_env("CORRAL_TEST_NO_SUBREAPER") end)
+
+    on_exit(fn ->
+      # Back as it was; one cmd retires the pooled helpers that saw the
+      # variable (Corral.Pool), so the next module finds fresh ones waiting.
+      System.delete_env("CORRAL_TEST_NO_SUBREAPER")
+      {"", 0} = Corral.cmd("true", [])
+      OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
+    end)
   end
 
   test "runs the child and reports the process group alone without a cgroup" do
