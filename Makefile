@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench stress clean
+.PHONY: all deps build demo test test-rust test-elixir check bench stress cross dependent-check clean
 
 all: build
 
@@ -64,6 +64,19 @@ stress: build
 	  [ -e "$$f" ] || continue; \
 	  echo "==> $$f"; mix run "$$f" || fail=1; \
 	done; exit $$fail
+
+# Cross builds for two Nerves boards (aarch64 rpi4, armv7 rpi3) through the
+# Nerves environment variables and the Mix compiler, with the ELF machine of
+# each artifact checked and the helper run under qemu-user (.ci/cross).
+# Installs Debian's cross toolchains when missing. Not part of `make test`.
+cross: build
+	.ci/cross
+
+# Corral as a new app's path dependency (.ci/dependent-check): no cargo in
+# PATH gives one message; with cargo it builds from scratch with progress
+# shown; a MIX_ENV=prod release runs Corral.cmd. Not part of `make test`.
+dependent-check: deps
+	.ci/dependent-check
 
 clean:
 	$(CARGO) clean

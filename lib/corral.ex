@@ -22,11 +22,17 @@ defmodule Corral do
 
   ## Setup
 
-  Corral has no Hex dependencies. Its Mix compiler runs
-  `cargo build --release -p corral` and copies the helper to `priv/corral`,
-  so a Rust toolchain is needed at build time. Set `CORRAL_SKIP_CARGO=1` to
-  skip cargo (artifacts already in `target/release` are still copied), and
-  `CORRAL_HELPER=/path/to/corral` to use a helper from elsewhere at run time.
+  Corral has no Hex dependencies. Its Mix compiler builds the helper and
+  the cgroup NIF with cargo (Rust 1.91 or newer) into the application's
+  build directory (`_build/<env>/lib/corral/priv`, never the source tree),
+  and says so in one message, with what to install, when cargo is missing
+  or too old. It builds for the target Nerves sets up (`MIX_TARGET` with
+  `TARGET_ARCH`, `TARGET_OS` and `TARGET_ABI`, linked with `CC`), or for
+  the Rust target in `CORRAL_TARGET`, and refuses binaries of the wrong
+  architecture. `CARGO` and `CARGO_TARGET_DIR` are honoured. Set
+  `CORRAL_SKIP_CARGO=1` to skip cargo (artifacts already in the target
+  directory are still copied), and `CORRAL_HELPER=/path/to/corral` to use a
+  helper from elsewhere at run time.
 
   ## Examples
 

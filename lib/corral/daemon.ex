@@ -353,7 +353,8 @@ defmodule Corral.Daemon do
 
   @doc """
   How the daemon is contained: `:containment` (`:none`, `:cgroup_v2`,
-  `:cgroup_v1` or `:hybrid`, as the helper reported it), `:dirs` (every
+  `:cgroup_v1`, `:hybrid`, or a level without the subreaper as
+  `Corral.Result` lists them, as the helper reported it), `:dirs` (every
   cgroup directory, one per hierarchy), and the cgroup options it was
   started with (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
   `:cgroup_controllers`, `:cgroup_sets`).

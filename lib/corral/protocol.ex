@@ -8,7 +8,18 @@ defmodule Corral.Protocol do
   @version 1
   @max_stdin_chunk 65_536
 
-  @containment %{0 => :none, 1 => :cgroup_v2, 2 => :cgroup_v1, 3 => :hybrid}
+  # The low two bits are the cgroup kind; 4 is set when the helper could
+  # not become a child subreaper (docs/protocol.md, `S`).
+  @containment %{
+    0 => :none,
+    1 => :cgroup_v2,
+    2 => :cgroup_v1,
+    3 => :hybrid,
+    4 => :process_group,
+    5 => :cgroup_v2_no_subreaper,
+    6 => :cgroup_v1_no_subreaper,
+    7 => :hybrid_no_subreaper
+  }
   @reasons %{
     0 => :exit,
     1 => :signal,
@@ -60,7 +71,16 @@ defmodule Corral.Protocol do
           | :stop
           | {:run, [String.t()]}
 
-  @type containment :: :none | :cgroup_v2 | :cgroup_v1 | :hybrid | non_neg_integer()
+  @type containment ::
+          :none
+          | :cgroup_v2
+          | :cgroup_v1
+          | :hybrid
+          | :process_group
+          | :cgroup_v2_no_subreaper
+          | :cgroup_v1_no_subreaper
+          | :hybrid_no_subreaper
+          | non_neg_integer()
 
   @type started :: %{
           version: non_neg_integer(),

@@ -34,7 +34,13 @@ defmodule Corral.Result do
       * `:peak_processes` - most processes alive at once.
     * `:os_pid` - the child's OS pid (gone by the time the result exists).
     * `:containment` - what held the tree: `:none` (process group and
-      subreaper only), `:cgroup_v2`, `:cgroup_v1` or `:hybrid`.
+      subreaper only), `:cgroup_v2`, `:cgroup_v1` or `:hybrid` (with the
+      subreaper too). Where the helper cannot become a child subreaper (an
+      emulator such as qemu-user, a restricted kernel) it still runs the
+      child, with less: `:process_group` (the process group alone: a
+      descendant that calls `setsid` escapes it), or
+      `:cgroup_v2_no_subreaper`, `:cgroup_v1_no_subreaper`,
+      `:hybrid_no_subreaper` (the cgroup still holds every descendant).
     * `:oom_kills` - processes the cgroup's OOM killer ended, or `nil`
       without a memory cgroup.
     * `:pids_limit_hits` - forks refused by the cgroup's `pids.max`, or

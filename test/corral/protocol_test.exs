@@ -18,6 +18,14 @@ defmodule Corral.ProtocolTest do
          containment: :hybrid,
          paths: ["/sys/fs/cgroup/unified/corral-1", "/sys/fs/cgroup/memory/corral-1"]
        }},
+    "started_no_subreaper.hex" =>
+      {:started,
+       %{
+         version: 1,
+         os_pid: 4242,
+         containment: :cgroup_v2_no_subreaper,
+         paths: ["/sys/fs/cgroup/unified/corral-1"]
+       }},
     "stdout.hex" => {:stdout, "hello\n"},
     "stderr.hex" => {:stderr, "oops"},
     "written.hex" => {:stdin_written, 65_536},
@@ -106,12 +114,16 @@ defmodule Corral.ProtocolTest do
       assert {:ok, {:exit, %{reason: 42, exit_status: 1, usage: %{containment: 9}}}} =
                Port.decode(body)
 
-      assert {:ok, {:started, %{containment: 7, paths: []}}} = Port.decode(<<?S, 1, 10::32, 7>>)
+      assert {:ok, {:started, %{containment: 9, paths: []}}} = Port.decode(<<?S, 1, 10::32, 9>>)
     end
 
     test "reads a started frame without cgroup paths" do
       assert Port.decode(<<?S, 1, 77::32, 0>>) ==
                {:ok, {:started, %{version: 1, os_pid: 77, containment: :none, paths: []}}}
+
+      assert Port.decode(<<?S, 1, 77::32, 4>>) ==
+               {:ok,
+                {:started, %{version: 1, os_pid: 77, containment: :process_group, paths: []}}}
     end
 
     test "rejects truncated and malformed frames" do

@@ -138,10 +138,7 @@ pub fn json(r: &Report) -> String {
         Status::Exited(c) => (c.to_string(), "null".to_owned()),
         Status::Signaled(s) => ("null".to_owned(), json_str(s.as_str())),
     };
-    let containment = ["none", "cgroup_v2", "cgroup_v1", "hybrid"]
-        .get(r.containment as usize)
-        .copied()
-        .unwrap_or("none");
+    let containment = corral_proto::containment::name(r.containment);
     format!(
         concat!(
             "{{\"result\":{},\"reason\":{},\"exit_status\":{},\"exit_code\":{},\"signal\":{},",
@@ -228,6 +225,15 @@ mod tests {
         assert!(j.contains("\"signal\":\"SIGKILL\""), "{j}");
         assert!(j.ends_with("\"containment\":\"hybrid\"}"), "{j}");
         assert_eq!(json_str("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+
+    #[test]
+    fn json_names_the_levels_without_a_subreaper() {
+        let mut r = report(Reason::Exit, Status::Exited(0));
+        r.containment = corral_proto::containment::NO_SUBREAPER;
+        assert!(json(&r).ends_with("\"containment\":\"process_group\"}"));
+        r.containment |= 1;
+        assert!(json(&r).ends_with("\"containment\":\"cgroup_v2_no_subreaper\"}"));
     }
 
     #[test]

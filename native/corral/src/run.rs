@@ -9,7 +9,7 @@ use crate::session::{Base, Config, Outcome, Session};
 use crate::spawn::{self, Spec};
 use crate::stdio::Sink;
 use crate::tree::Tree;
-use corral_proto::{key, Fields, Up, VERSION};
+use corral_proto::{containment::NO_SUBREAPER, key, Fields, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
@@ -36,8 +36,14 @@ impl Ready {
             base: Some(Base::new(Sink::stdout(), args.port)?),
             // Orphaned grandchildren re-parent to us, not to init, so the
             // tree can always be found and reaped (prctl(2),
-            // PR_SET_CHILD_SUBREAPER).
-            subreaper: nix::sys::prctl::set_child_subreaper(true),
+            // PR_SET_CHILD_SUBREAPER). Where that is refused (qemu-user
+            // answers EINVAL) the run goes on with what still holds the
+            // tree, and says so in its containment code.
+            subreaper: if std::env::var_os(TEST_NO_SUBREAPER).is_some() {
+                Err(Errno::EINVAL)
+            } else {
+                nix::sys::prctl::set_child_subreaper(true)
+            },
             // Others may never need it (`--no-cgroup`), and read it once.
             system: args.pooled.then(contain::detect),
             pooled: args.pooled,
@@ -49,6 +55,11 @@ impl Ready {
         self.base.as_mut()
     }
 }
+
+/// Set in the helper's environment, it makes the helper behave as if
+/// `PR_SET_CHILD_SUBREAPER` were refused. For tests only (the degraded
+/// containment on a kernel that has the subreaper); see `docs/helper.md`.
+const TEST_NO_SUBREAPER: &str = "CORRAL_TEST_NO_SUBREAPER";
 
 /// Runs the child described by `args`. Returns the helper's exit status,
 /// and whether the helper may serve another run (pooled, and this one
@@ -63,10 +74,6 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             args.protocol
         );
         return (exit_code::USAGE, false);
-    }
-    if let Err(e) = &ready.subreaper {
-        eprintln!("corral: cannot become a subreaper: {e}");
-        return (exit_code::INTERNAL, false);
     }
     let default = if args.port {
         [Stdio::Null, Stdio::Pipe, Stdio::Inherit]
@@ -105,7 +112,15 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     };
     let cgroup_pids = contained.processes;
     let group = contained.group;
-    let containment = group.as_ref().map_or(0, |g| g.containment() as u8);
+    let subreaper = ready.subreaper.is_ok();
+    let containment = group.as_ref().map_or(0, |g| g.containment() as u8)
+        | if subreaper { 0 } else { NO_SUBREAPER };
+    if !subreaper && group.is_none() && !args.port && !args.quiet {
+        eprintln!(
+            "corral: cannot become a subreaper and have no cgroup: \
+             descendants that leave the command's tree are not contained"
+        );
+    }
     let paths: Vec<String> = group
         .as_ref()
         .map(|g| g.dirs().iter().map(|d| d.display().to_string()).collect())
@@ -143,7 +158,8 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         Err(e) => return failed(&args, ready, base, &e),
     };
     let pgrp = args.port.then_some(child.pid);
-    let tree = Tree::new(pgrp, group);
+    let mut tree = Tree::new(pgrp, group);
+    tree.full_scan = !subreaper;
     if args.port {
         base.sink().send_up(&Up::Started {
             version: VERSION,

@@ -226,6 +226,11 @@ pub struct Tree {
     pub pgrp: Option<i32>,
     /// The child's cgroup, when it has one.
     pub group: Option<Group>,
+    /// Find members by scanning all of `/proc` (parent links and the
+    /// process group) rather than walking the helper's descendants: set
+    /// when the helper is not a subreaper, so orphans leave its subtree
+    /// and only their process group still names them.
+    pub full_scan: bool,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -240,6 +245,7 @@ impl Tree {
             root: std::process::id() as i32,
             pgrp: pgrp.map(Pid::as_raw),
             group,
+            full_scan: false,
             armed: true,
             reaped: Reaped::default(),
         }
@@ -283,7 +289,12 @@ impl Tree {
     /// [`Tree::members`] plus zombies not yet reaped by their parents,
     /// whose CPU time is not yet in anyone else's account.
     pub fn members_with_zombies(&self) -> Vec<ProcStat> {
-        let mut found = match descendants(self.root) {
+        let walked = if self.full_scan {
+            None
+        } else {
+            descendants(self.root)
+        };
+        let mut found = match walked {
             Some(d) => d,
             None => members(&scan_all(), self.root, self.pgrp),
         };

@@ -63,6 +63,15 @@ fn helper_to_beam() {
             ],
         },
     );
+    up(
+        "started_no_subreaper",
+        Up::Started {
+            version: VERSION,
+            os_pid: 4242,
+            containment: 1 | crate::containment::NO_SUBREAPER,
+            paths: vec!["/sys/fs/cgroup/unified/corral-1".into()],
+        },
+    );
     up("stdout", Up::Stdout(b"hello\n".to_vec()));
     up("stderr", Up::Stderr(b"oops".to_vec()));
     up("written", Up::Written(65536));

@@ -35,6 +35,31 @@ pub const MAX_FRAME: usize = 16 << 20;
 /// Bytes of the length prefix.
 pub const HEADER: usize = 4;
 
+/// The `containment` codes of `S` and of the `containment` field: the low
+/// two bits are the cgroup kind (0 none, 1 v2, 2 v1, 3 hybrid), and
+/// [`containment::NO_SUBREAPER`] is set when the helper could not become a
+/// child subreaper (an emulator, an old or restricted kernel), so the
+/// process group and the cgroup alone hold the tree.
+pub mod containment {
+    /// The helper is not the tree's subreaper.
+    pub const NO_SUBREAPER: u8 = 4;
+
+    /// The name of `code` in `Corral.Result` and the CLI's JSON report.
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            0 => "none",
+            1 => "cgroup_v2",
+            2 => "cgroup_v1",
+            3 => "hybrid",
+            4 => "process_group",
+            5 => "cgroup_v2_no_subreaper",
+            6 => "cgroup_v1_no_subreaper",
+            7 => "hybrid_no_subreaper",
+            _ => "unknown",
+        }
+    }
+}
+
 /// Tags of frames the helper sends.
 pub mod tag {
     /// The child runs.
@@ -121,13 +146,14 @@ impl Reason {
 /// A frame from the helper to the BEAM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Up {
-    /// The child runs as `os_pid`, contained as `containment` (0..=3) in `paths`.
+    /// The child runs as `os_pid`, contained as `containment` (0..=7) in `paths`.
     Started {
         /// Protocol version.
         version: u8,
         /// The child's pid.
         os_pid: u32,
-        /// 0 none, 1 cgroup v2, 2 cgroup v1, 3 hybrid.
+        /// 0 none, 1 cgroup v2, 2 cgroup v1, 3 hybrid; plus
+        /// [`containment::NO_SUBREAPER`] without the subreaper.
         containment: u8,
         /// Absolute cgroup directories.
         paths: Vec<String>,

@@ -373,8 +373,8 @@ impl Helper {
             } => {
                 self.tags.push(b'S');
                 assert_eq!(version, corral_proto::VERSION, "S carries our version");
-                assert!(containment <= 3, "containment {containment}");
-                assert_eq!(paths.is_empty(), containment == 0, "paths {paths:?}");
+                assert!(containment <= 7, "containment {containment}");
+                assert_eq!(paths.is_empty(), containment & 3 == 0, "paths {paths:?}");
                 assert!(paths.iter().all(|p| p.starts_with('/')), "{paths:?}");
                 self.child_pid = Some(os_pid as i32);
                 self.containment = Some(containment);
