@@ -352,5 +352,16 @@ defmodule Corral.OptionsTest do
 
       assert_invalid([cgroup_sets: %{}], "invalid option :cgroup_sets with value %{}")
     end
+
+    test ":cgroup_sets never writes the files that move, freeze or kill processes" do
+      for file <- ~w(cgroup.procs cgroup.threads cgroup.kill cgroup.freeze
+                     cgroup.subtree_control tasks) do
+        set = {"memory", file, "1"}
+
+        assert_raise ArgumentError, ~r/:cgroup_sets .*#{Regex.escape(file)} moves/, fn ->
+          Options.new!(cgroup_sets: [set])
+        end
+      end
+    end
   end
 end

@@ -104,6 +104,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         idle: args.idle_timeout,
     };
     let cgroup_pids = contained.processes;
+    let watch_oom = contained.watch_oom;
     let group = contained.group;
     let containment = group.as_ref().map_or(0, |g| g.containment() as u8);
     let paths: Vec<String> = group
@@ -161,6 +162,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         limits,
         cgroup_pids,
         serve_again: ready.pooled,
+        watch_oom,
     };
     let session = match Session::new(cfg, child, tree, base, started) {
         Ok(s) => s,

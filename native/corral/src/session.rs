@@ -10,6 +10,7 @@ use crate::limits::{Limits, Watch};
 use crate::report::{Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
 use crate::tree::Tree;
+use corral_cgroup::{OomSignal, OomWatch};
 use corral_proto::{Deframer, Down, Reason, Window};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -26,6 +27,7 @@ const CONTROL: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const OUTPUT: [Token; 2] = [Token(2), Token(3)];
 const INPUT: Token = Token(4);
+const OOM: Token = Token(5);
 
 /// How often the loop looks at the tree while waiting for it to empty.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
@@ -194,6 +196,9 @@ pub struct Config {
     /// After `X`, hand the [`Base`] back for the next run (`--pooled`)
     /// instead of waiting for the BEAM to close the channel.
     pub serve_again: bool,
+    /// The cgroup has a memory limit: an OOM kill of any member ends the
+    /// whole tree with reason `memory` (systemd's `OOMPolicy=stop`).
+    pub watch_oom: bool,
 }
 
 /// The state of one run.
@@ -212,6 +217,8 @@ pub struct Session {
     orphaned: bool,
     protocol_error: Option<String>,
     watch: Watch,
+    /// Fires when the OOM killer acts in the cgroup ([`Config::watch_oom`]).
+    oom: Option<OomWatch>,
 }
 
 impl Session {
@@ -247,6 +254,18 @@ impl Session {
             }
             None => None,
         };
+        let oom = match tree.group.as_ref().filter(|_| cfg.watch_oom) {
+            Some(g) => g.oom_watch().unwrap_or_else(|e| {
+                // The exit report still counts the kills; only the
+                // prompt end of the rest of the tree is lost.
+                eprintln!("corral: cannot watch for OOM kills: {e}");
+                None
+            }),
+            None => None,
+        };
+        if let Some(w) = &oom {
+            registry.register(&mut SourceFd(&w.as_raw_fd()), OOM, Interest::READABLE)?;
+        }
         Ok(Session {
             cfg,
             base,
@@ -262,6 +281,7 @@ impl Session {
             orphaned: false,
             protocol_error: None,
             watch: Watch::new(cfg.limits, cfg.cgroup_pids, started),
+            oom,
         })
     }
 
@@ -297,6 +317,7 @@ impl Session {
                     CONTROL => self.read_control(),
                     SIGNALS => self.take_signals(),
                     INPUT => self.write_input(true),
+                    OOM => self.oom_event(),
                     t => {
                         if let Some(out) = OUTPUT
                             .iter()
@@ -322,6 +343,29 @@ impl Session {
             self.phase = Phase::Terminating {
                 kill_at: Instant::now() + self.cfg.grace,
             };
+        }
+    }
+
+    /// The OOM killer acted in the cgroup: the whole tree ends, whatever
+    /// the main child does next, and the reason is `memory`.
+    fn oom_event(&mut self) {
+        let Some(w) = &self.oom else {
+            return;
+        };
+        w.drain();
+        let killed = match w.kind() {
+            // v1 tells of the OOM itself; the kill follows it.
+            OomSignal::UnderOom => true,
+            OomSignal::EventsChanged => self
+                .tree
+                .group
+                .as_ref()
+                .and_then(|g| g.oom_kills())
+                .is_some_and(|n| n > 0),
+        };
+        if killed {
+            self.reason.get_or_insert(Reason::Memory);
+            self.end(Reason::Memory);
         }
     }
 
@@ -561,7 +605,9 @@ impl Session {
         // ended by itself (a shell whose fork failed exits 2).
         let pids_refused = self.cfg.cgroup_pids && stats.pids_limit_hits.is_some_and(|n| n > 0);
         let reason = self.reason.unwrap_or(match status {
-            Status::Signaled(_) if oom_killed => Reason::Memory,
+            // OOMPolicy=stop: any member's OOM kill is the run's reason,
+            // even when the main child then exits 0.
+            _ if oom_killed => Reason::Memory,
             _ if pids_refused => Reason::MaxProcesses,
             Status::Exited(_) => Reason::Exit,
             Status::Signaled(_) => Reason::Signal,
