@@ -339,7 +339,6 @@ defmodule Corral.OptionsTest do
             {"memory", "memory.limit_in_bytes"},
             {:memory, "memory.limit_in_bytes", "1"},
             {"memory", "../memory.limit_in_bytes", "1"},
-            {"memory", "tasks", "1"},
             {"memory", "memory.max/x", "1"},
             {"memory", "memory.max", :max},
             {"memory", "memory.max", "1\0"}
