@@ -420,6 +420,16 @@ defmodule Corral.CgroupTest do
       assert gone?(dirs_for(path))
     end
 
+    test "a group made with Corral.Cgroup.create/2 serves :cgroup_path runs",
+         %{prefix: prefix} do
+      path = relative(prefix, unique("corral-test-api"))
+      {:ok, group} = Corral.Cgroup.create(path)
+      on_exit(fn -> Corral.Cgroup.delete(group) end)
+
+      assert {"in\n", 0} = Corral.cmd("sh", ["-c", "echo in"], cgroup_path: path)
+      assert {"again\n", 0} = Corral.cmd("sh", ["-c", "echo again"], cgroup_path: path)
+    end
+
     test "through cmd/3: the child runs in :cgroup_path", %{prefix: prefix} do
       path = relative(prefix, unique("corral-test-path"))
       {text, 0} = Corral.cmd("cat", ["/proc/self/cgroup"], cgroup_path: path)
