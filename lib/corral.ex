@@ -56,7 +56,6 @@ defmodule Corral do
       {:timeout, true}
   """
 
-  alias Corral.Cgroup
   alias Corral.Error
   alias Corral.Options
   alias Corral.Port, as: Proto
@@ -614,9 +613,10 @@ defmodule Corral do
 
   # The helper is gone without an exit report (SIGKILL, the OOM killer), so
   # nobody else will end the tree or remove the cgroups it made: the S
-  # frame named them, and cleanup/1 kills what is left in them.
+  # frame named the child's process group and the cgroups, and
+  # Corral.Orphans.cleanup/1 kills what is left in them.
   defp helper_gone(s, reason, input) do
-    case Cgroup.cleanup(s.started.paths) do
+    case Corral.Orphans.cleanup(s.started) do
       :ok ->
         :ok
 

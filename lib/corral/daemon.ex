@@ -783,7 +783,7 @@ defmodule Corral.Daemon do
   end
 
   defp helper_died(s) do
-    Cgroup.cleanup(s.dirs)
+    Corral.Orphans.cleanup(%{os_pid: s.os_pid, paths: s.dirs})
     drop_stdin_waiting(%{s | port: nil})
   end
 
