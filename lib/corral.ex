@@ -123,7 +123,9 @@ defmodule Corral do
       polls the sum of the tree's resident memory. `{partial_output,
       :memory}`.
     * `:max_processes` - processes alive at once: the cgroup's `pids.max`
-      when possible (forks beyond it fail), else a polled count.
+      when possible (forks beyond it fail), else the tree's forks as the
+      kernel reports them (process events connector, which needs root or
+      `CAP_NET_ADMIN`), else a polled count.
       `{partial_output, :max_processes}`.
     * `:idle_timeout` - milliseconds with neither CPU progress nor output
       in the whole tree, i.e. a hung child: `{partial_output, :idle}`. A

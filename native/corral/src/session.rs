@@ -6,6 +6,7 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
+use crate::forks::Forks;
 use crate::limits::{Limits, Watch};
 use crate::report::{Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
@@ -28,6 +29,7 @@ const SIGNALS: Token = Token(1);
 const OUTPUT: [Token; 2] = [Token(2), Token(3)];
 const INPUT: Token = Token(4);
 const OOM: Token = Token(5);
+const FORKS: Token = Token(6);
 
 /// How often the loop looks at the tree while waiting for it to empty.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
@@ -219,6 +221,9 @@ pub struct Session {
     watch: Watch,
     /// Fires when the OOM killer acts in the cgroup ([`Config::watch_oom`]).
     oom: Option<OomWatch>,
+    /// The tree's forks and exits as they happen, for `max_processes`
+    /// without a cgroup; `None` where the helper polls instead.
+    forks: Option<Forks>,
 }
 
 impl Session {
@@ -232,6 +237,7 @@ impl Session {
         tree: Tree,
         base: Base,
         started: Instant,
+        mut forks: Option<Forks>,
     ) -> std::io::Result<Session> {
         let registry = base.poll.registry();
         let mut outputs = [None, None];
@@ -266,6 +272,13 @@ impl Session {
         if let Some(w) = &oom {
             registry.register(&mut SourceFd(&w.as_raw_fd()), OOM, Interest::READABLE)?;
         }
+        let mut polled = cfg.limits;
+        if let Some(f) = forks.as_mut() {
+            f.track(child.pid.as_raw());
+            registry.register(&mut SourceFd(&f.as_raw_fd()), FORKS, Interest::READABLE)?;
+            // The events count the processes; no timer needed for them.
+            polled.max_processes = None;
+        }
         Ok(Session {
             cfg,
             base,
@@ -280,8 +293,9 @@ impl Session {
             reason: None,
             orphaned: false,
             protocol_error: None,
-            watch: Watch::new(cfg.limits, cfg.cgroup_pids, started),
+            watch: Watch::new(polled, cfg.cgroup_pids, started),
             oom,
+            forks,
         })
     }
 
@@ -318,6 +332,7 @@ impl Session {
                     SIGNALS => self.take_signals(),
                     INPUT => self.write_input(true),
                     OOM => self.oom_event(),
+                    FORKS => self.fork_events(),
                     t => {
                         if let Some(out) = OUTPUT
                             .iter()
@@ -366,6 +381,27 @@ impl Session {
         if killed {
             self.reason.get_or_insert(Reason::Memory);
             self.end(Reason::Memory);
+        }
+    }
+
+    /// Processes forked or exited: past `max_processes`, the tree ends at
+    /// once rather than at the next look at `/proc`.
+    fn fork_events(&mut self) {
+        let Some(f) = self.forks.as_mut() else {
+            return;
+        };
+        f.read();
+        if f.lost {
+            // The kernel dropped events in a burst: count from /proc.
+            f.resync(self.tree.members().iter().map(|p| p.pid));
+        }
+        let over = self
+            .cfg
+            .limits
+            .max_processes
+            .is_some_and(|limit| f.count() > limit);
+        if over && self.status.is_none() {
+            self.end(Reason::MaxProcesses);
         }
     }
 
@@ -624,9 +660,13 @@ impl Session {
                         .peak_memory
                         .unwrap_or(peak_rss.max(self.watch.peak.memory)),
                 ),
-                peak_processes: stats
-                    .peak_pids
-                    .or(Some(self.watch.peak.processes).filter(|n| *n > 0)),
+                peak_processes: stats.peak_pids.or(Some(
+                    self.watch
+                        .peak
+                        .processes
+                        .max(self.forks.as_ref().map_or(0, |f| f.peak)),
+                )
+                .filter(|n| *n > 0)),
                 oom_kills: stats.oom_kills,
                 pids_limit_hits: stats.pids_limit_hits,
             },

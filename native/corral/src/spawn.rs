@@ -702,7 +702,13 @@ unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         // unless the program is set-user-ID or has file capabilities. A
         // helper that died before this line is not seen by the kernel, so
         // look: the child was re-parented if so.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         if libc::getppid() != s.parent {
             libc::_exit(127);
         }

@@ -313,6 +313,7 @@ impl Tree {
         if let Some(g) = &self.group {
             let _ = g.freeze();
         }
+        self.signal_group(Signal::SIGSTOP);
         let mut stopped = HashSet::new();
         for _ in 0..100 {
             let fresh: Vec<i32> = self
@@ -336,9 +337,11 @@ impl Tree {
     /// then SIGCONT and thaw so stopped processes can act on the SIGTERM.
     pub fn terminate(&self) {
         let pids = self.stop_all();
+        self.signal_group(Signal::SIGTERM);
         for &pid in &pids {
             signal(pid, Signal::SIGTERM);
         }
+        self.signal_group(Signal::SIGCONT);
         for &pid in &pids {
             signal(pid, Signal::SIGCONT);
         }
@@ -354,6 +357,7 @@ impl Tree {
         if let Some(g) = &self.group {
             let _ = g.kill();
         }
+        self.signal_group(Signal::SIGKILL);
         for _ in 0..1000 {
             let pids = self.stop_all();
             if pids.is_empty() {
@@ -367,6 +371,23 @@ impl Tree {
                 signal(pid, Signal::SIGKILL);
             }
             std::thread::yield_now();
+        }
+    }
+
+    /// Signals the child's process group with one `killpg(2)`. The kernel
+    /// delivers it to every member under one lock, and a fork racing with
+    /// it fails (`copy_process` checks for a pending group signal), so a
+    /// fork bomb that stays in its group cannot outrun it, as it can
+    /// outrun a `/proc` scan. Only while the group is provably ours: its
+    /// leader, our own child, is still there (alive or not yet reaped), so
+    /// the id cannot have been reused.
+    fn signal_group(&self, sig: Signal) {
+        let Some(g) = self.pgrp else {
+            return;
+        };
+        let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
+        if ours && may_signal(g) && g != nix::unistd::getpgrp().as_raw() {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(g), sig);
         }
     }
 

@@ -174,7 +174,10 @@ mod tests {
         let g = Group::create(&f.sys, &Placement::Path("w".into()), &limits, &[], &[]).unwrap();
         let dir = g.v2_dir().unwrap().to_path_buf();
         assert_eq!(g.oom_kills(), Some(0));
-        let w = g.oom_watch().unwrap().expect("a v2 group with memory has a watch");
+        let w = g
+            .oom_watch()
+            .unwrap()
+            .expect("a v2 group with memory has a watch");
         assert_eq!(w.kind(), super::OomSignal::EventsChanged);
         assert!(!readable(&w));
         std::fs::write(
