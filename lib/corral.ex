@@ -130,7 +130,9 @@ defmodule Corral do
       polls the sum of the tree's resident memory. `{partial_output,
       :memory}`.
     * `:max_processes` - processes alive at once: the cgroup's `pids.max`
-      when possible (forks beyond it fail), else a polled count.
+      when possible (forks beyond it fail), else the tree's forks as the
+      kernel reports them (process events connector, which needs root or
+      `CAP_NET_ADMIN`), else a polled count.
       `{partial_output, :max_processes}`.
     * `:idle_timeout` - milliseconds with neither CPU progress nor output
       in the whole tree, i.e. a hung child: `{partial_output, :idle}`. A
@@ -152,7 +154,8 @@ defmodule Corral do
   under the VM's own when one can be made, and it is removed at exit.
 
     * `:cgroup_path` - run in exactly this cgroup. It is created if missing
-      (and then removed at exit), and used as it is if it exists.
+      (and then removed at exit), and used as it is if it exists and is
+      empty; one run at a time (`{:cgroup, :ebusy, message}` otherwise).
     * `:cgroup_base` - run in a fresh, uniquely named child of this cgroup,
       removed at exit. Excludes `:cgroup_path`.
     * `:cgroup` - limits, a map or keyword list with MuonTrap 2's keys
@@ -219,14 +222,34 @@ defmodule Corral do
   `message` says what failed and how to fix it, for example
   `"memory_min has no equivalent on the hybrid layout"`.
 
-  A child killed by a `:cgroup` memory limit (`:memory_max`) returns 137
-  (128 + SIGKILL), as a shell would report it; with the `:memory` option the
-  same kill returns `:memory`.
+  Memory limits follow systemd's `OOMPolicy=stop`: when the kernel's OOM
+  killer kills *any* process of the tree under its cgroup memory limit
+  (`:memory`, `:cgroup` `:memory_max`, or a raw `:cgroup_sets` memory
+  limit), the whole tree ends (SIGTERM, then SIGKILL after
+  `:delay_to_sigkill`) and `run/3` reports `reason: :memory`, even when the
+  main child exits 0 afterwards. On cgroup v2 the group also gets
+  `memory.oom.group = 1` unless `:memory_oom_group` says otherwise. With the
+  `:memory` option `cmd/3` returns `:memory`; with a `:cgroup` or raw limit
+  it returns the main child's own status, as a shell would report it (137
+  when it was the one killed, 143 when it was ended for another's kill).
+
+  `:cgroup_path` names a cgroup for one run at a time: a path that another
+  live run holds, or that has processes in it already, raises
+  `Corral.Error` with `{:cgroup, :ebusy, message}` naming the path, and the
+  other run goes on untouched. `:cgroup_sets` never writes `cgroup.procs`,
+  `cgroup.threads`, `cgroup.kill`, `cgroup.freeze`,
+  `cgroup.subtree_control` or `tasks` (`ArgumentError`): ending a run
+  kills everything in its cgroup, so nothing else may be moved into it.
+  Teardown never signals PID 1, the VM or the VM's ancestors.
 
   When the helper itself dies without an exit report (SIGKILL, the OOM
-  killer), `cmd/3` kills every process left in the cgroups the helper made
-  and removes them, then raises `Corral.Error` with `{:helper_exit,
-  status}`. Without a cgroup there is nothing to find them by.
+  killer), `cmd/3` ends what it can reach: the child (which the kernel also
+  kills when its helper dies, `PR_SET_PDEATHSIG`), every process in the
+  child's process group, and everything in the cgroups the helper made,
+  which it then removes; then it raises `Corral.Error` with
+  `{:helper_exit, status}`. Without a cgroup, a descendant that left the
+  process group (`setsid`, a double-forked daemon) cannot be found and
+  survives; see the README, "What can escape".
   """
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | limit_reason()}

@@ -5,7 +5,6 @@ defmodule Corral.Helper do
   # frames, closing, and the cleanup after a helper that died. What the
   # frames mean is Corral.Client's.
 
-  alias Corral.Cgroup
   alias Corral.Cgroup.Limits
   alias Corral.Client
   alias Corral.Options
@@ -260,8 +259,8 @@ defmodule Corral.Helper do
   @spec cleanup_after_death(Protocol.started() | nil) :: :ok
   def cleanup_after_death(nil), do: :ok
 
-  def cleanup_after_death(%{paths: paths}) do
-    case Cgroup.cleanup(paths) do
+  def cleanup_after_death(%{paths: paths} = started) do
+    case Corral.Orphans.cleanup(started) do
       :ok ->
         :ok
 

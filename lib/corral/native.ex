@@ -1,8 +1,9 @@
 defmodule Corral.Native do
   @moduledoc false
   # NIF stubs for native/corral_nif (thin bindings over corral_cgroup) and
-  # the @on_load hook that loads priv/libcorral_nif.so. Corral.Cgroup is the
-  # only caller and translates everything these return.
+  # the @on_load hook that loads priv/libcorral_nif.so. Corral.Cgroup (and
+  # Corral.Orphans for process_group_kill) call them and translate what
+  # they return.
 
   @on_load :load_nif
 
@@ -70,4 +71,5 @@ defmodule Corral.Native do
   def cgroup_thaw(_group), do: nif_not_loaded()
   def cgroup_kill(_group), do: nif_not_loaded()
   def cgroup_delete(_group, _kill), do: nif_not_loaded()
+  def process_group_kill(_pgid), do: nif_not_loaded()
 end

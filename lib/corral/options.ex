@@ -310,11 +310,22 @@ defmodule Corral.Options do
     end)
   end
 
+  # Raw writes that could pull any process (PID 1 included) into the run's
+  # cgroup, where ending the run kills it; the helper refuses them too
+  # (corral_cgroup::FORBIDDEN_RAW_FILES).
+  @forbidden_raw_files ~w(cgroup.procs cgroup.threads cgroup.kill cgroup.freeze
+                          cgroup.subtree_control tasks)
+
   # MuonTrap 1's raw writes, {controller, file, value}. The file must name a
   # file in the cgroup's own directory, as the helper checks too
   # (corral_cgroup::validate_file).
   defp cgroup_sets!(list) do
     Enum.map(list, fn
+      {_controller, file, _value} = set when file in @forbidden_raw_files ->
+        raise ArgumentError,
+              "invalid option :cgroup_sets with value #{inspect(set)}: " <>
+                "#{file} moves, freezes or kills processes, and a run's cgroup is Corral's to manage"
+
       {controller, file, value} = set when is_binary(file) ->
         value = if is_integer(value), do: Integer.to_string(value), else: value
 

@@ -485,7 +485,7 @@ defmodule Corral.CgroupApiTest do
       {:ok, port} = Helper.open(Helper.helper_path(), argv)
 
       assert_receive {^port, {:data, frame}}, 10_000
-      assert {:ok, {:started, %{paths: [_ | _] = dirs}}} = Proto.decode(frame)
+      assert {:ok, {:started, %{paths: [_ | _] = dirs, os_pid: child}}} = Proto.decode(frame)
       [v2_dir | _] = dirs
       pids = OSProc.wait_for_pids(Path.join(v2_dir, "cgroup.procs"), 3)
 
@@ -498,7 +498,14 @@ defmodule Corral.CgroupApiTest do
       {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(helper)])
       assert_receive {^port, {:exit_status, 137}}, 5000
       refute OSProc.alive?(helper)
-      assert OSProc.alive(pids) == pids, "the tree should outlive its helper until cleanup"
+      # The child dies with its helper (PR_SET_PDEATHSIG); its own children
+      # outlive the helper until cleanup.
+      assert OSProc.wait_gone([child], 1000) == []
+      grandchildren = pids -- [child]
+      assert length(grandchildren) == 2
+
+      assert OSProc.alive(grandchildren) == grandchildren,
+             "the grandchildren should outlive the helper until cleanup"
 
       deadline = System.monotonic_time(:millisecond) + 1000
       assert Cgroup.cleanup(dirs) == :ok

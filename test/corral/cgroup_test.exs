@@ -102,6 +102,41 @@ defmodule Corral.CgroupTest do
       assert Cgroups.wait_no_new_dirs(before) == []
     end
 
+    # OOMPolicy=stop: the OOM killer picks one python; the run must not go on
+    # with the others (and the shell that waits for them) until they end.
+    @oom_tree "for i in 1 2 3 4; do python3 -c \"import time; x=b'x'*(30*2**20); " <>
+                "time.sleep(60)\" & done; wait; echo shell-done"
+
+    for {name, opts} <- [
+          {"memory:", quote(do: [memory: 64 * @mib])},
+          {"cgroup: %{memory_max:}", quote(do: [cgroup: %{memory_max: 64 * @mib}])},
+          {"raw cgroup_sets",
+           quote(
+             do: [
+               cgroup_controllers: ["memory"],
+               cgroup_sets: [{"memory", "memory.limit_in_bytes", 64 * @mib}]
+             ]
+           )}
+        ] do
+      test "#{name}: an OOM kill of any member ends the whole tree with :memory",
+           %{before: before} do
+        %{exit: report, stdout: out} = Helper.run("sh", ["-c", @oom_tree], unquote(opts))
+
+        assert %{reason: :memory} = report
+        assert report.usage.oom_kills >= 1
+        refute out =~ "shell-done"
+        assert Cgroups.wait_no_new_dirs(before) == []
+      end
+    end
+
+    test "cmd/3: :memory even when the main child exits 0 after a member's OOM kill" do
+      # The member is killed at once; the shell then exits 0 by itself.
+      script = "python3 -c \"x = bytearray(300 * 2**20)\"; exit 0"
+
+      assert {:ok, %Corral.Result{reason: :memory}} =
+               Corral.run("sh", ["-c", script], memory: 64 * @mib)
+    end
+
     test "a child under the limit is not touched" do
       assert {"ok\n", 0} =
                Corral.cmd("python3", ["-c", "x = bytearray(16 * 2**20); print('ok')"],
@@ -367,6 +402,32 @@ defmodule Corral.CgroupTest do
       assert {"in\n", 0} = Corral.cmd("sh", ["-c", "echo in"], cgroup_path: path)
       assert Enum.filter(made, &File.dir?/1) == made
       assert Enum.all?(dirs, &(Cgroups.procs(&1) == []))
+    end
+
+    test ":cgroup_path held by a live run is refused with :ebusy; the first run goes on",
+         %{prefix: prefix} do
+      path = relative(prefix, unique("corral-test-shared"))
+      {:ok, first} = Helper.open("sleep", ["1000"], cgroup_path: path)
+
+      error = assert_raise Corral.Error, fn -> Corral.cmd("true", [], cgroup_path: path) end
+
+      assert {:cgroup, :ebusy, message} = error.reason
+      assert message =~ path
+
+      assert OSProc.alive?(first.started.os_pid)
+      Helper.stop(first)
+      assert %{exit: %{reason: :stopped}} = Helper.await(first)
+      assert gone?(dirs_for(path))
+    end
+
+    test "a group made with Corral.Cgroup.create/2 serves :cgroup_path runs",
+         %{prefix: prefix} do
+      path = relative(prefix, unique("corral-test-api"))
+      {:ok, group} = Corral.Cgroup.create(path)
+      on_exit(fn -> Corral.Cgroup.delete(group) end)
+
+      assert {"in\n", 0} = Corral.cmd("sh", ["-c", "echo in"], cgroup_path: path)
+      assert {"again\n", 0} = Corral.cmd("sh", ["-c", "echo again"], cgroup_path: path)
     end
 
     test "through cmd/3: the child runs in :cgroup_path", %{prefix: prefix} do

@@ -666,6 +666,22 @@ defmodule Corral.DaemonTest do
       assert Cgroups.wait_no_new_dirs(before) == []
     end
 
+    test "a helper killed with SIGKILL, no cgroup: the daemon kills the process group" do
+      file = tree_file()
+
+      script =
+        "sleep 1000 & echo $! >> #{file}; (sleep 1000 & echo $! >> #{file}; wait) & " <>
+          "echo $$ >> #{file}; wait"
+
+      {pid, ref} = start_and_monitor!("sh", ["-c", script], no_cgroup: true)
+      pids = OSProc.wait_for_pids(file, 3)
+      on_exit(fn -> OSProc.kill(pids) end)
+
+      {_, 0} = System.cmd("kill", ["-9", Integer.to_string(helper_os_pid(pid))])
+      assert_receive {:DOWN, ^ref, :process, _, {:helper_exit, 137}}, 5000
+      assert OSProc.wait_gone(pids, 2000) == []
+    end
+
     @tag :vm
     test "kill -9 of the whole VM" do
       file = tree_file()

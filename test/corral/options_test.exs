@@ -339,7 +339,6 @@ defmodule Corral.OptionsTest do
             {"memory", "memory.limit_in_bytes"},
             {:memory, "memory.limit_in_bytes", "1"},
             {"memory", "../memory.limit_in_bytes", "1"},
-            {"memory", "tasks", "1"},
             {"memory", "memory.max/x", "1"},
             {"memory", "memory.max", :max},
             {"memory", "memory.max", "1\0"}
@@ -351,6 +350,17 @@ defmodule Corral.OptionsTest do
       end
 
       assert_invalid([cgroup_sets: %{}], "invalid option :cgroup_sets with value %{}")
+    end
+
+    test ":cgroup_sets never writes the files that move, freeze or kill processes" do
+      for file <- ~w(cgroup.procs cgroup.threads cgroup.kill cgroup.freeze
+                     cgroup.subtree_control tasks) do
+        set = {"memory", file, "1"}
+
+        assert_raise ArgumentError, ~r/:cgroup_sets .*#{Regex.escape(file)} moves/, fn ->
+          Options.new!(cgroup_sets: [set])
+        end
+      end
     end
   end
 end

@@ -445,10 +445,12 @@ defmodule Corral.RunTest do
       |> elem(1)
     end
 
-    defp start_tree(:run, script), do: Corral.run("sh", ["-c", script])
+    defp start_tree(fun, script, opts \\ [])
 
-    defp start_tree(:cmd, script) do
-      Corral.cmd("sh", ["-c", script])
+    defp start_tree(:run, script, opts), do: Corral.run("sh", ["-c", script], opts)
+
+    defp start_tree(:cmd, script, opts) do
+      Corral.cmd("sh", ["-c", script], opts)
     rescue
       error in Corral.Error -> error
     end
@@ -483,6 +485,24 @@ defmodule Corral.RunTest do
                  []
 
         assert_dirs_gone(dirs)
+      end
+
+      # Without a cgroup the VM ends what it can reach from the S frame: the
+      # child (which also dies with the helper, PR_SET_PDEATHSIG) and its
+      # process group, grandchildren included.
+      test "#{fun}/3 without a cgroup: a SIGKILLed helper's process group goes with it" do
+        file = pid_file()
+
+        script =
+          "sleep 1000 & echo $! >> #{file}; (sleep 1000 & echo $! >> #{file}; wait) & " <>
+            "echo $$ >> #{file}; wait"
+
+        task = Task.async(fn -> start_tree(@fun, script, no_cgroup: true) end)
+        pids = OSProc.wait_for_pids(file, 3)
+        on_exit(fn -> OSProc.kill(pids) end)
+        {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(helper_os_pid(task.pid))])
+        assert_helper_killed(@fun, Task.await(task))
+        assert OSProc.wait_gone(pids, 2000) == []
       end
     end
   end

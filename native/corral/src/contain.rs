@@ -1,7 +1,7 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
-use corral_cgroup::{CpuMax, Group, Limits, Max, Placement, RawSet, System};
+use corral_cgroup::{CpuMax, Group, Layout, Limits, Max, Placement, RawSet, System};
 
 /// Why containment could not be set up as asked.
 #[derive(Debug)]
@@ -113,7 +113,15 @@ pub fn group(args: &Args, detected: Option<&Detected>) -> Result<Contained, Erro
         Err(e) if e.is_unavailable() && !needs_cgroup => return Ok(Contained::default()),
         Err(e) => return Err(from_cgroup(e)),
     };
-    let create = |l: &Limits| Group::create(sys, &placement, l, &args.cgroup_controllers, &raw);
+    // An exact path is one run's at a time: ending a run kills everything
+    // in its cgroup (Group::claim).
+    let create = |l: &Limits| {
+        let mut g = Group::create(sys, &placement, l, &args.cgroup_controllers, &raw)?;
+        if matches!(placement, Placement::Path(_)) {
+            g.claim()?;
+        }
+        Ok::<_, corral_cgroup::Error>(g)
+    };
     // --memory and --max-processes prefer the kernel's enforcement; where
     // the cgroup cannot take them the helper polls instead.
     let mut with_tree_limits = limits.clone();
@@ -123,18 +131,34 @@ pub fn group(args: &Args, detected: Option<&Detected>) -> Result<Contained, Erro
     if let Some(n) = args.max_processes {
         with_tree_limits.pids_max = Some(Max::Limit(n));
     }
+    // OOMPolicy=stop: an OOM kill of any member ends the whole tree. The
+    // helper watches for it (`Group::oom_watch`) whenever the group has a
+    // memory limit, typed or raw; on v2 the kernel also kills the whole
+    // group at once (`memory.oom.group`), unless asked otherwise.
+    let oom_group = |l: &mut Limits| {
+        if sys.layout() == Layout::Unified && l.memory_max.is_some() {
+            l.memory_oom_group.get_or_insert(true);
+        }
+    };
+    let raw_memory = raw.iter().any(|r| r.controller == "memory");
+    let watch_oom = |l: &Limits| l.memory_max.is_some() || raw_memory;
+    oom_group(&mut with_tree_limits);
+    let mut limits = limits;
+    oom_group(&mut limits);
     if with_tree_limits != limits {
         if let Ok(g) = create(&with_tree_limits) {
             return Ok(Contained {
                 group: Some(g),
                 memory: args.memory.is_some(),
                 processes: args.max_processes.is_some(),
+                watch_oom: watch_oom(&with_tree_limits),
             });
         }
     }
     match create(&limits) {
         Ok(g) => Ok(Contained {
             group: Some(g),
+            watch_oom: watch_oom(&limits),
             ..Contained::default()
         }),
         Err(e) if e.is_unavailable() && !needs_cgroup => Ok(Contained::default()),
@@ -151,6 +175,8 @@ pub struct Contained {
     pub memory: bool,
     /// Its `pids_max` is `--max-processes`.
     pub processes: bool,
+    /// It has a memory limit, so an OOM kill in it ends the run.
+    pub watch_oom: bool,
 }
 
 fn from_cgroup(e: &corral_cgroup::Error) -> Error {

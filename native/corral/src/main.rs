@@ -8,6 +8,7 @@ mod args;
 mod cli;
 mod contain;
 mod exit_code;
+mod forks;
 mod limits;
 mod pooled;
 mod report;

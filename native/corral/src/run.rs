@@ -111,6 +111,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         idle: args.idle_timeout,
     };
     let cgroup_pids = contained.processes;
+    let watch_oom = contained.watch_oom;
     let group = contained.group;
     let subreaper = ready.subreaper.is_ok();
     let containment = group.as_ref().map_or(0, |g| g.containment() as u8)
@@ -152,6 +153,15 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             .and_then(|g| g.v2_dir())
             .map(Path::to_path_buf),
     };
+    // Without a cgroup to hold max_processes, follow the tree's forks as
+    // they happen where the kernel lets us (CAP_NET_ADMIN); subscribed
+    // before the spawn, so no fork of the tree comes first. Else: polled.
+    // CORRAL_PROC_EVENTS=0 forces the polling (bench/nproc_overshoot.exs).
+    let events = std::env::var_os("CORRAL_PROC_EVENTS").is_none_or(|v| v != "0");
+    let forks = limits
+        .max_processes
+        .filter(|_| !cgroup_pids && events)
+        .and_then(|_| crate::forks::Forks::open().ok());
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,
@@ -177,8 +187,9 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         limits,
         cgroup_pids,
         serve_again: ready.pooled,
+        watch_oom,
     };
-    let session = match Session::new(cfg, child, tree, base, started) {
+    let session = match Session::new(cfg, child, tree, base, started, forks) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");

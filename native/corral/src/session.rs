@@ -6,10 +6,12 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
+use crate::forks::Forks;
 use crate::limits::{Limits, Watch};
 use crate::report::{Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
 use crate::tree::Tree;
+use corral_cgroup::{OomSignal, OomWatch};
 use corral_proto::{Deframer, Down, Reason, Window};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -26,6 +28,8 @@ const CONTROL: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const OUTPUT: [Token; 2] = [Token(2), Token(3)];
 const INPUT: Token = Token(4);
+const OOM: Token = Token(5);
+const FORKS: Token = Token(6);
 
 /// How often the loop looks at the tree while waiting for it to empty.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
@@ -194,6 +198,9 @@ pub struct Config {
     /// After `X`, hand the [`Base`] back for the next run (`--pooled`)
     /// instead of waiting for the BEAM to close the channel.
     pub serve_again: bool,
+    /// The cgroup has a memory limit: an OOM kill of any member ends the
+    /// whole tree with reason `memory` (systemd's `OOMPolicy=stop`).
+    pub watch_oom: bool,
 }
 
 /// The state of one run.
@@ -212,6 +219,11 @@ pub struct Session {
     orphaned: bool,
     protocol_error: Option<String>,
     watch: Watch,
+    /// Fires when the OOM killer acts in the cgroup ([`Config::watch_oom`]).
+    oom: Option<OomWatch>,
+    /// The tree's forks and exits as they happen, for `max_processes`
+    /// without a cgroup; `None` where the helper polls instead.
+    forks: Option<Forks>,
 }
 
 impl Session {
@@ -225,6 +237,7 @@ impl Session {
         tree: Tree,
         base: Base,
         started: Instant,
+        mut forks: Option<Forks>,
     ) -> std::io::Result<Session> {
         let registry = base.poll.registry();
         let mut outputs = [None, None];
@@ -247,6 +260,25 @@ impl Session {
             }
             None => None,
         };
+        let oom = match tree.group.as_ref().filter(|_| cfg.watch_oom) {
+            Some(g) => g.oom_watch().unwrap_or_else(|e| {
+                // The exit report still counts the kills; only the
+                // prompt end of the rest of the tree is lost.
+                eprintln!("corral: cannot watch for OOM kills: {e}");
+                None
+            }),
+            None => None,
+        };
+        if let Some(w) = &oom {
+            registry.register(&mut SourceFd(&w.as_raw_fd()), OOM, Interest::READABLE)?;
+        }
+        let mut polled = cfg.limits;
+        if let Some(f) = forks.as_mut() {
+            f.track(child.pid.as_raw());
+            registry.register(&mut SourceFd(&f.as_raw_fd()), FORKS, Interest::READABLE)?;
+            // The events count the processes; no timer needed for them.
+            polled.max_processes = None;
+        }
         Ok(Session {
             cfg,
             base,
@@ -261,7 +293,9 @@ impl Session {
             reason: None,
             orphaned: false,
             protocol_error: None,
-            watch: Watch::new(cfg.limits, cfg.cgroup_pids, started),
+            watch: Watch::new(polled, cfg.cgroup_pids, started),
+            oom,
+            forks,
         })
     }
 
@@ -297,6 +331,8 @@ impl Session {
                     CONTROL => self.read_control(),
                     SIGNALS => self.take_signals(),
                     INPUT => self.write_input(true),
+                    OOM => self.oom_event(),
+                    FORKS => self.fork_events(),
                     t => {
                         if let Some(out) = OUTPUT
                             .iter()
@@ -322,6 +358,50 @@ impl Session {
             self.phase = Phase::Terminating {
                 kill_at: Instant::now() + self.cfg.grace,
             };
+        }
+    }
+
+    /// The OOM killer acted in the cgroup: the whole tree ends, whatever
+    /// the main child does next, and the reason is `memory`.
+    fn oom_event(&mut self) {
+        let Some(w) = &self.oom else {
+            return;
+        };
+        w.drain();
+        let killed = match w.kind() {
+            // v1 tells of the OOM itself; the kill follows it.
+            OomSignal::UnderOom => true,
+            OomSignal::EventsChanged => self
+                .tree
+                .group
+                .as_ref()
+                .and_then(|g| g.oom_kills())
+                .is_some_and(|n| n > 0),
+        };
+        if killed {
+            self.reason.get_or_insert(Reason::Memory);
+            self.end(Reason::Memory);
+        }
+    }
+
+    /// Processes forked or exited: past `max_processes`, the tree ends at
+    /// once rather than at the next look at `/proc`.
+    fn fork_events(&mut self) {
+        let Some(f) = self.forks.as_mut() else {
+            return;
+        };
+        f.read();
+        if f.lost {
+            // The kernel dropped events in a burst: count from /proc.
+            f.resync(self.tree.members().iter().map(|p| p.pid));
+        }
+        let over = self
+            .cfg
+            .limits
+            .max_processes
+            .is_some_and(|limit| f.count() > limit);
+        if over && self.status.is_none() {
+            self.end(Reason::MaxProcesses);
         }
     }
 
@@ -561,7 +641,9 @@ impl Session {
         // ended by itself (a shell whose fork failed exits 2).
         let pids_refused = self.cfg.cgroup_pids && stats.pids_limit_hits.is_some_and(|n| n > 0);
         let reason = self.reason.unwrap_or(match status {
-            Status::Signaled(_) if oom_killed => Reason::Memory,
+            // OOMPolicy=stop: any member's OOM kill is the run's reason,
+            // even when the main child then exits 0.
+            _ if oom_killed => Reason::Memory,
             _ if pids_refused => Reason::MaxProcesses,
             Status::Exited(_) => Reason::Exit,
             Status::Signaled(_) => Reason::Signal,
@@ -578,9 +660,13 @@ impl Session {
                         .peak_memory
                         .unwrap_or(peak_rss.max(self.watch.peak.memory)),
                 ),
-                peak_processes: stats
-                    .peak_pids
-                    .or(Some(self.watch.peak.processes).filter(|n| *n > 0)),
+                peak_processes: stats.peak_pids.or(Some(
+                    self.watch
+                        .peak
+                        .processes
+                        .max(self.forks.as_ref().map_or(0, |f| f.peak)),
+                )
+                .filter(|n| *n > 0)),
                 oom_kills: stats.oom_kills,
                 pids_limit_hits: stats.pids_limit_hits,
             },

@@ -354,6 +354,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         new_process_group: spec.new_process_group,
         cgroup_fds: cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
         err_fd: err_write.as_raw_fd(),
+        parent: std::process::id() as libc::pid_t,
     };
 
     // Block every signal across fork so no handler of the helper runs in the
@@ -615,6 +616,9 @@ struct ChildSetup<'a> {
     new_process_group: bool,
     cgroup_fds: Vec<RawFd>,
     err_fd: RawFd,
+    /// The helper's pid, to tell after `PR_SET_PDEATHSIG` whether it died
+    /// before the child asked to follow it.
+    parent: libc::pid_t,
 }
 
 /// Reports `stage` and errno to the parent and exits.
@@ -638,8 +642,8 @@ unsafe fn fail(err_fd: RawFd, stage: u8) -> ! {
 /// # Safety
 /// Must run only in the child of `fork(2)`. It makes only async-signal-safe
 /// system calls (sigaction, sigprocmask, setpgid, write, dup2, chdir,
-/// setgroups, setgid, setuid, execve, _exit) on memory the parent prepared
-/// and does not allocate.
+/// setgroups, setgid, setuid, prctl, getppid, execve, _exit) on memory the
+/// parent prepared and does not allocate.
 unsafe fn child_after_fork(s: &ChildSetup) -> ! {
     // SAFETY: all calls below are async-signal-safe and use prepared data.
     unsafe {
@@ -691,6 +695,22 @@ unsafe fn child_after_fork(s: &ChildSetup) -> ! {
             if libc::chdir(cwd) != 0 {
                 fail(s.err_fd, 1);
             }
+        }
+        // Should the helper be SIGKILLed, the child goes with it, even
+        // with no cgroup to end the tree (prctl(2), PR_SET_PDEATHSIG). Set
+        // after the credentials change, which clears it; exec keeps it
+        // unless the program is set-user-ID or has file capabilities. A
+        // helper that died before this line is not seen by the kernel, so
+        // look: the child was re-parented if so.
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() != s.parent {
+            libc::_exit(127);
         }
         libc::execve(s.program, s.argv, s.envp);
         fail(s.err_fd, 0)

@@ -324,13 +324,14 @@ impl Tree {
         if let Some(g) = &self.group {
             let _ = g.freeze();
         }
+        self.signal_group(Signal::SIGSTOP);
         let mut stopped = HashSet::new();
         for _ in 0..100 {
             let fresh: Vec<i32> = self
                 .members()
                 .iter()
                 .map(|p| p.pid)
-                .filter(|p| !stopped.contains(p))
+                .filter(|p| !stopped.contains(p) && may_signal(*p))
                 .collect();
             if fresh.is_empty() {
                 break;
@@ -347,9 +348,11 @@ impl Tree {
     /// then SIGCONT and thaw so stopped processes can act on the SIGTERM.
     pub fn terminate(&self) {
         let pids = self.stop_all();
+        self.signal_group(Signal::SIGTERM);
         for &pid in &pids {
             signal(pid, Signal::SIGTERM);
         }
+        self.signal_group(Signal::SIGCONT);
         for &pid in &pids {
             signal(pid, Signal::SIGCONT);
         }
@@ -365,6 +368,7 @@ impl Tree {
         if let Some(g) = &self.group {
             let _ = g.kill();
         }
+        self.signal_group(Signal::SIGKILL);
         for _ in 0..1000 {
             let pids = self.stop_all();
             if pids.is_empty() {
@@ -378,6 +382,23 @@ impl Tree {
                 signal(pid, Signal::SIGKILL);
             }
             std::thread::yield_now();
+        }
+    }
+
+    /// Signals the child's process group with one `killpg(2)`. The kernel
+    /// delivers it to every member under one lock, and a fork racing with
+    /// it fails (`copy_process` checks for a pending group signal), so a
+    /// fork bomb that stays in its group cannot outrun it, as it can
+    /// outrun a `/proc` scan. Only while the group is provably ours: its
+    /// leader, our own child, is still there (alive or not yet reaped), so
+    /// the id cannot have been reused.
+    fn signal_group(&self, sig: Signal) {
+        let Some(g) = self.pgrp else {
+            return;
+        };
+        let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
+        if ours && may_signal(g) && g != nix::unistd::getpgrp().as_raw() {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(g), sig);
         }
     }
 
@@ -398,10 +419,37 @@ impl Drop for Tree {
     }
 }
 
+/// The processes no teardown may touch, whatever a scan or a cgroup says:
+/// PID 1, the helper itself and every ancestor of it (the VM that started
+/// it, and what started the VM). Read once; ancestors do not change while
+/// they live, and a helper whose parent died was re-parented to one of
+/// them or to PID 1.
+fn protected() -> &'static HashSet<i32> {
+    static PROTECTED: std::sync::OnceLock<HashSet<i32>> = std::sync::OnceLock::new();
+    PROTECTED.get_or_init(|| {
+        let mut set = HashSet::from([1, std::process::id() as i32]);
+        let mut pid = nix::unistd::getppid().as_raw();
+        while pid > 1 && set.insert(pid) {
+            pid = stat_of(pid).map_or(0, |st| st.ppid);
+        }
+        set
+    })
+}
+
+/// Whether teardown may signal `pid`: a real process id (not 0 or
+/// negative, which `kill(2)` reads as process groups or everyone) outside
+/// [`protected`].
+pub fn may_signal(pid: i32) -> bool {
+    pid > 1 && !protected().contains(&pid)
+}
+
 /// Sends `sig`; a member that is already gone (`ESRCH`) or any other
-/// refusal is left to the next scan.
+/// refusal is left to the next scan. The one place teardown signals, so
+/// the one place [`may_signal`] is checked.
 fn signal(pid: i32, sig: Signal) {
-    let _ = kill(Pid::from_raw(pid), sig);
+    if may_signal(pid) {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +496,28 @@ mod tests {
             .collect();
         got.sort();
         assert_eq!(got, vec![11, 12, 13, 15]);
+    }
+
+    #[test]
+    fn teardown_never_signals_init_the_helper_or_its_ancestors() {
+        let me = std::process::id() as i32;
+        let parent = nix::unistd::getppid().as_raw();
+        for pid in [-1, 0, 1, me, parent] {
+            assert!(!may_signal(pid), "{pid} may be signalled");
+        }
+        let mut pid = parent;
+        while let Some(st) = stat_of(pid).filter(|_| pid > 1) {
+            assert!(!may_signal(pid), "ancestor {pid} may be signalled");
+            pid = st.ppid;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        assert!(may_signal(pid), "a child of ours must be signallable");
+        signal(pid, Signal::SIGKILL);
+        child.wait().expect("reaped");
     }
 
     #[test]

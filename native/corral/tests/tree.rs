@@ -222,3 +222,32 @@ fn usage_counts_cpu_and_memory_of_the_tree() {
     let peak = int(&fields, key::PEAK_MEMORY);
     assert!(peak >= 64 << 20, "peak memory {peak} for a 64 MiB child");
 }
+
+#[test]
+fn fork_burst_without_a_cgroup_ends_at_max_processes_and_leaves_nothing() {
+    // 300 sleeps forked as fast as one shell can, each printing its pid,
+    // under a limit of 16: the run ends for max_processes (from fork
+    // events where the helper may subscribe, else from /proc polls), the
+    // burst is cut short, and every process it started is gone.
+    let script = "for i in $(seq 300); do sleep 100 & echo $!; done; wait";
+    let mut h = Helper::port(
+        &["--no-cgroup", "--max-processes", "16", "--grace", "100ms"],
+        &["sh", "-c", script],
+    );
+    h.started();
+    let (reason, fields) = h.finish(Duration::from_secs(30));
+    let pids: Vec<i32> = h
+        .out_text()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    kill_all(&left);
+    assert_eq!(reason, Reason::MaxProcesses);
+    assert!(left.is_empty(), "{} of the burst survived", left.len());
+    assert!(pids.len() < 300, "the burst ran to its end");
+    assert!(
+        int(&fields, key::PEAK_PROCESSES) > 16,
+        "the peak passed the limit"
+    );
+}

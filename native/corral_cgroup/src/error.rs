@@ -78,6 +78,16 @@ pub enum Error {
         /// What it held.
         content: String,
     },
+    /// An exact cgroup path (`Placement::Path`) that another run holds, or
+    /// that has processes of its own: a run never shares its cgroup, since
+    /// ending the run kills everything in it.
+    #[error("cgroup {} is in use: {reason}", path.display())]
+    InUse {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Who holds it.
+        reason: String,
+    },
     /// Freezing or killing did not finish within its bounded wait.
     #[error("{op} of cgroup {} did not finish in time; processes left: {pids:?}", path.display())]
     Timeout {
@@ -98,7 +108,7 @@ impl Error {
         match self {
             Error::Io { source, .. } => source.raw_os_error(),
             Error::Unavailable { errno, .. } => *errno,
-            Error::Timeout { .. } => Some(libc::EBUSY),
+            Error::Timeout { .. } | Error::InUse { .. } => Some(libc::EBUSY),
             _ => None,
         }
     }

@@ -11,7 +11,7 @@ use crate::detect::{Hierarchy, System};
 use crate::error::{Error, IoContext, Result};
 use crate::limits::{self, Api, Limits};
 use crate::placement::{is_named, targets, Placement, Spot};
-use crate::{fs, v1, v2, validate_file, validate_path, Containment};
+use crate::{fs, v1, v2, validate_path, validate_raw_write, Containment};
 
 /// How long [`Group::remove`] waits for a busy directory (its last task
 /// still exiting) before giving up.
@@ -49,6 +49,10 @@ pub struct Group {
     pub(crate) v1: Vec<Dir>,
     /// Directories this group made, in creation order (parents first).
     pub(crate) created: Vec<PathBuf>,
+    /// For an exact path, the `flock(2)` that says a run holds it
+    /// ([`Group::claim`]); released when the group is dropped, or by the
+    /// kernel when the holder dies.
+    pub(crate) claim: Option<std::fs::File>,
 }
 
 impl Group {
@@ -85,7 +89,7 @@ impl Group {
             Placement::Base(p) | Placement::Path(p) => validate_path(p)?,
         }
         for s in raw_sets {
-            validate_file(&s.file)?;
+            validate_raw_write(&s.file)?;
         }
         let api = Api::of(sys.layout());
         limits::plan(limits, api, sys.layout())?;
@@ -167,6 +171,7 @@ impl Group {
             v2,
             v1,
             created: Vec::new(),
+            claim: None,
         })
     }
 
@@ -191,6 +196,7 @@ impl Group {
             v2: None,
             v1: Vec::new(),
             created: Vec::new(),
+            claim: None,
         };
         let hierarchies = || {
             sys.v2()
@@ -238,6 +244,44 @@ impl Group {
             return Err(io::Error::from_raw_os_error(libc::ENOENT)).at("open", &probe);
         }
         Ok(group)
+    }
+
+    /// Takes the group for one run (the helper does, for an exact path it
+    /// may share with others): an exclusive `flock(2)` on its first
+    /// directory (held until the group is dropped; the kernel drops it
+    /// when the holder dies), then a check that no process is in it yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InUse`] (`EBUSY`) when another run holds the lock or the
+    /// group already has processes; [`Error::Io`] if the directory cannot
+    /// be opened or its `cgroup.procs` read.
+    pub fn claim(&mut self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(first) = self.all().next().map(|d| d.path.clone()) else {
+            return Ok(());
+        };
+        let dir = std::fs::File::open(&first).at("open", &first)?;
+        // SAFETY: flock on an fd we own; it only reads its arguments.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(Error::InUse {
+                    path: first,
+                    reason: "another run uses this cgroup_path".into(),
+                });
+            }
+            return Err(e).at("flock", &first);
+        }
+        let pids = self.pids()?;
+        if !pids.is_empty() {
+            return Err(Error::InUse {
+                path: first,
+                reason: format!("it already holds processes {pids:?}"),
+            });
+        }
+        self.claim = Some(dir);
+        Ok(())
     }
 
     /// How this group contains its processes, for the exit report.

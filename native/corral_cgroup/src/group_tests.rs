@@ -110,6 +110,8 @@ fn unified_missing_controller_is_named_and_nothing_is_left() {
 fn path_placement_creates_and_removes_only_what_it_made() {
     let fx = fixture::unified();
     std::fs::create_dir(fx.path("sys/fs/cgroup/jobs")).unwrap();
+    // A real cgroup has one, and new children copy the parent's files.
+    std::fs::write(fx.path("sys/fs/cgroup/jobs/cgroup.procs"), "").unwrap();
     let g = create(
         &fx,
         &Placement::Path("/jobs/corral-a/b".into()),
@@ -128,6 +130,52 @@ fn path_placement_creates_and_removes_only_what_it_made() {
     let g = create(&fx, &Placement::Path("jobs".into()), &Limits::default()).unwrap();
     g.remove().unwrap();
     assert!(fx.path("sys/fs/cgroup/jobs").is_dir());
+}
+
+#[test]
+fn an_exact_path_serves_one_run_at_a_time() {
+    let fx = fixture::unified();
+    std::fs::create_dir(fx.path("sys/fs/cgroup/jobs")).unwrap();
+    std::fs::write(fx.path("sys/fs/cgroup/jobs/cgroup.procs"), "").unwrap();
+    let path = Placement::Path("/jobs/shared".into());
+    let claimed = |p: &Placement| {
+        let mut g = create(&fx, p, &Limits::default())?;
+        g.claim().map(|()| g)
+    };
+    let first = claimed(&path).unwrap();
+    let second = claimed(&path).unwrap_err();
+    assert!(matches!(second, Error::InUse { .. }), "{second}");
+    assert_eq!(second.errno(), Some(libc::EBUSY));
+    assert!(second.to_string().contains("jobs/shared"), "{second}");
+    drop(first);
+
+    // Processes that are not a run's make it busy too.
+    std::fs::create_dir(fx.path("sys/fs/cgroup/jobs/busy")).unwrap();
+    std::fs::write(fx.path("sys/fs/cgroup/jobs/busy/cgroup.procs"), "1\n").unwrap();
+    let busy = claimed(&Placement::Path("/jobs/busy".into()));
+    assert!(matches!(busy, Err(Error::InUse { .. })), "{busy:?}");
+
+    // Once the first run is gone, the path can be had again, and a group
+    // made without a claim (Corral.Cgroup.create/2) takes no lock.
+    let again = claimed(&path).unwrap();
+    let unclaimed = create(&fx, &path, &Limits::default()).unwrap();
+    drop(unclaimed);
+    again.remove().unwrap();
+}
+
+#[test]
+fn raw_writes_to_membership_files_are_refused() {
+    let fx = fixture::hybrid();
+    for file in crate::FORBIDDEN_RAW_FILES {
+        let raw = [RawSet {
+            controller: "memory".into(),
+            file: (*file).into(),
+            value: "1".into(),
+        }];
+        let r = Group::create(&fx.sys, &Placement::Default, &Limits::default(), &[], &raw);
+        assert!(matches!(r, Err(Error::Invalid { .. })), "{file}: {r:?}");
+    }
+    assert!(leftovers(&fx).is_empty());
 }
 
 #[test]

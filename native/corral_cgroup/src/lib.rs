@@ -50,6 +50,7 @@ mod error;
 mod fs;
 mod group;
 pub mod limits;
+mod oom;
 mod placement;
 mod stats;
 mod v1;
@@ -62,6 +63,7 @@ pub use detect::{Hierarchy, Layout, System};
 pub use error::{Error, Result};
 pub use group::{Group, RawSet};
 pub use limits::{Controller, CpuMax, Limits, Max};
+pub use oom::{OomSignal, OomWatch};
 pub use placement::Placement;
 pub use stats::Stats;
 
@@ -143,6 +145,36 @@ pub fn validate_file(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Files that move or signal processes, or change which controllers the
+/// group's children get: a raw write to one of them could pull any process
+/// (PID 1 included) into the group, where ending the run would kill it.
+pub const FORBIDDEN_RAW_FILES: &[&str] = &[
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.kill",
+    "cgroup.freeze",
+    "cgroup.subtree_control",
+    "tasks",
+];
+
+/// Checks the file of a raw write ([`RawSet`], the helper's
+/// `--cgroup-raw`, MuonTrap's `cgroup_sets`): [`validate_file`], and none
+/// of [`FORBIDDEN_RAW_FILES`].
+///
+/// # Errors
+///
+/// [`Error::Invalid`] saying what is wrong.
+pub fn validate_raw_write(name: &str) -> Result<()> {
+    if FORBIDDEN_RAW_FILES.contains(&name) {
+        return Err(Error::invalid(
+            "cgroup file name",
+            name,
+            "moves, freezes or kills processes; a run's cgroup is Corral's to manage",
+        ));
+    }
+    validate_file(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +224,16 @@ mod tests {
             "memory.max.",
         ] {
             assert!(validate_file(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn raw_writes_never_move_or_signal_processes() {
+        for bad in FORBIDDEN_RAW_FILES {
+            assert!(validate_raw_write(bad).is_err(), "{bad:?} accepted");
+        }
+        for ok in ["memory.limit_in_bytes", "memory.swappiness", "cpu.shares"] {
+            validate_raw_write(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
     }
 

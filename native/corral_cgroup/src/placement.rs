@@ -89,6 +89,7 @@ impl Group {
                 v2: None,
                 v1: Vec::new(),
                 created: Vec::new(),
+                claim: None,
             };
             match group.make_dirs(targets, fresh) {
                 Ok(()) if group.v2.is_none() && group.v1.is_empty() => {

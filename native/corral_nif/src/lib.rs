@@ -5,8 +5,8 @@
 //!
 //! # Functions
 //!
-//! Every NIF is named `cgroup_<verb>`, as are the Elixir stubs in
-//! `Corral.Native`. All of them touch cgroupfs or `/proc`, so all run on
+//! Every NIF is named `cgroup_<verb>` (or `process_<verb>` for the one
+//! that is about processes), as are the Elixir stubs in `Corral.Native`. All of them touch cgroupfs or `/proc`, so all run on
 //! dirty IO schedulers (`erl_nif(3)`, "Dirty NIF"): a slow sysfs write or
 //! the bounded waits of kill and freeze never block a normal scheduler.
 //!
@@ -35,6 +35,7 @@ mod encode;
 mod error;
 mod group;
 mod handle;
+mod process;
 mod system;
 
 mod atoms {
