@@ -14,7 +14,8 @@ defmodule Mix.Tasks.Compile.CorralNative do
   # Set CORRAL_SKIP_CARGO=1 to skip cargo (for example when CI built the
   # workspace already); artifacts that exist in the target directory are
   # still copied. A manifest of the inputs (native/, Cargo.toml, Cargo.lock,
-  # the build settings) makes an unchanged build a no-op without cargo.
+  # the build settings, RUSTC and RUSTFLAGS) makes an unchanged build a no-op
+  # without cargo; `mix compile --force` runs cargo anyway.
 
   use Mix.Task.Compiler
 
@@ -37,7 +38,7 @@ defmodule Mix.Tasks.Compile.CorralNative do
   defp manifest, do: Path.join(Mix.Project.manifest_path(), @manifest)
 
   @impl true
-  def run(_args) do
+  def run(args) do
     root = Path.dirname(Mix.Project.project_file())
     priv = Path.join(Mix.Project.app_path(), "priv")
     skip? = System.get_env("CORRAL_SKIP_CARGO") in ["1", "true"]
@@ -46,7 +47,7 @@ defmodule Mix.Tasks.Compile.CorralNative do
          :ok <- build_priv(root, priv) do
       fingerprint = fingerprint(root, build, skip?)
 
-      if up_to_date?(fingerprint) do
+      if "--force" not in args and up_to_date?(fingerprint) do
         {:noop, []}
       else
         build(root, priv, build, skip?, fingerprint)
@@ -175,7 +176,12 @@ defmodule Mix.Tasks.Compile.CorralNative do
           s.type == :regular,
           do: {path, s.size, s.mtime}
 
-    {1, build, skip?, stats}
+    # Settings cargo reads from the environment that change what it builds.
+    env =
+      for var <- ~w(RUSTC RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC_WRAPPER),
+          do: System.get_env(var)
+
+    {1, build, skip?, env, stats}
   end
 
   defp up_to_date?(fingerprint) do
