@@ -66,6 +66,10 @@ defmodule Corral.PoolTest do
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
     before = helper_pids()
     assert_raise Corral.Error, fn -> Corral.cmd("/dev/null", []) end
+    # The failed run's helper is replaced before the next run: otherwise that
+    # run finds one helper waiting, the pool fills up behind it, and the
+    # helper it hands back finds the pool full and is closed.
+    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
     assert {"", :timeout} = Corral.cmd("sleep", ["10"], timeout: 50)
     assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
     # The helper whose spawn failed was closed and replaced; the one that
