@@ -98,48 +98,53 @@ defmodule Corral.Helper do
     {stdin, stdout, stderr}
   end
 
+  # Every value goes in the --option=value form, so that no value (an
+  # :arg0 of "-sh", a :cd of "-dir", an :env key "-x") can be read as an
+  # option of its own.
   defp option_argv(%Options{} = o, {stdin, stdout, stderr}) do
     List.flatten([
-      if(o.cd, do: ["--cd", o.cd], else: []),
+      if(o.cd, do: opt("cd", o.cd), else: []),
       Enum.map(o.env, fn
-        {key, nil} -> ["--unset", key]
-        {key, value} -> ["--env", key <> "=" <> value]
+        {key, nil} -> opt("unset", key)
+        {key, value} -> opt("env", key <> "=" <> value)
       end),
-      if(o.arg0, do: ["--arg0", o.arg0], else: []),
-      if(o.uid, do: ["--uid", id_arg(o.uid)], else: []),
-      if(o.gid, do: ["--gid", id_arg(o.gid)], else: []),
-      Enum.map(o.groups, &["--group", id_arg(&1)]),
-      ["--stdin", Atom.to_string(stdin)],
-      ["--stdout", Atom.to_string(stdout)],
-      ["--stderr", Atom.to_string(stderr)],
-      ["--stdio-window", Integer.to_string(o.stdio_window)],
-      ["--grace", ms(o.delay_to_sigkill)],
-      limit_argv("--timeout", o.timeout, &ms/1),
-      limit_argv("--cpu-time", o.cpu_time, &ms/1),
-      limit_argv("--memory-limit", o.memory, &Integer.to_string/1),
-      limit_argv("--max-processes", o.max_processes, &Integer.to_string/1),
-      limit_argv("--idle-timeout", o.idle_timeout, &ms/1),
+      if(o.arg0, do: opt("arg0", o.arg0), else: []),
+      if(o.uid, do: opt("uid", id_arg(o.uid)), else: []),
+      if(o.gid, do: opt("gid", id_arg(o.gid)), else: []),
+      Enum.map(o.groups, &opt("group", id_arg(&1))),
+      opt("stdin", Atom.to_string(stdin)),
+      opt("stdout", Atom.to_string(stdout)),
+      opt("stderr", Atom.to_string(stderr)),
+      opt("stdio-window", Integer.to_string(o.stdio_window)),
+      opt("grace", ms(o.delay_to_sigkill)),
+      limit_argv("timeout", o.timeout, &ms/1),
+      limit_argv("cpu-time", o.cpu_time, &ms/1),
+      limit_argv("memory-limit", o.memory, &Integer.to_string/1),
+      limit_argv("max-processes", o.max_processes, &Integer.to_string/1),
+      limit_argv("idle-timeout", o.idle_timeout, &ms/1),
       if(o.no_cgroup, do: ["--no-cgroup"], else: []),
       cgroup_argv(o)
     ])
   end
 
+  defp opt(name, value), do: "--" <> name <> "=" <> value
+
   # No flag at all is no limit: the helper then does not poll.
-  defp limit_argv(_flag, :infinity, _format), do: []
-  defp limit_argv(flag, value, format), do: [flag, format.(value)]
+  defp limit_argv(_name, :infinity, _format), do: []
+  defp limit_argv(name, value, format), do: opt(name, format.(value))
 
   # No cgroup option at all leaves the helper's default: a fresh cgroup
   # under the VM's own where one can be made, subreaper containment if not.
   defp cgroup_argv(%Options{} = o) do
     [
-      if(o.cgroup_path, do: ["--cgroup-path", o.cgroup_path], else: []),
-      if(o.cgroup_base, do: ["--cgroup-base", o.cgroup_base], else: []),
+      if(o.cgroup_path, do: opt("cgroup-path", o.cgroup_path), else: []),
+      if(o.cgroup_base, do: opt("cgroup-base", o.cgroup_base), else: []),
       for key <- Limits.keys(), Map.has_key?(o.cgroup, key) do
-        ["--cgroup-set", "#{key}=#{Limits.text(Map.fetch!(o.cgroup, key))}"]
+        opt("cgroup-set", "#{key}=#{Limits.text(Map.fetch!(o.cgroup, key))}")
       end,
-      Enum.map(o.cgroup_controllers, &["--cgroup-controller", &1]),
+      Enum.map(o.cgroup_controllers, &opt("cgroup-controller", &1)),
       Enum.map(o.cgroup_sets, fn {controller, file, value} ->
-        ["--cgroup-raw", "#{controller}:#{file}=#{value}"]
+        opt("cgroup-raw", "#{controller}:#{file}=#{value}")
       end)
     ]
   end

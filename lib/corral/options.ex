@@ -126,7 +126,8 @@ defmodule Corral.Options do
   end
 
   defp put({:into, collectable}, o), do: %{o | into: collectable}
-  defp put({:cd, dir}, o) when is_binary(dir), do: %{o | cd: no_null!(:cd, dir)}
+  # An empty directory names none: chdir("") fails with ENOENT.
+  defp put({:cd, dir}, o) when is_binary(dir) and dir != "", do: %{o | cd: no_null!(:cd, dir)}
   defp put({:env, env}, o) when is_list(env) or is_map(env), do: %{o | env: env!(env)}
   defp put({:arg0, arg0}, o) when is_binary(arg0), do: %{o | arg0: no_null!(:arg0, arg0)}
   defp put({:stderr_to_stdout, bool}, o) when is_boolean(bool), do: %{o | stderr_to_stdout: bool}

@@ -49,7 +49,7 @@ defmodule Corral.Cgroup.LimitsTest do
           assert option == :ok, "#{key}: #{inspect(value)}"
           assert name == Atom.to_string(key)
           # The same text reaches the helper through the argv.
-          assert "#{name}=#{text}" in Helper.argv(
+          assert "--cgroup-set=#{name}=#{text}" in Helper.argv(
                    "/bin/true",
                    [],
                    Options.new!(cgroup: [{key, value}])

@@ -143,16 +143,11 @@ defmodule Corral.ProtocolTest do
                "--port",
                "--protocol",
                "1",
-               "--stdin",
-               "null",
-               "--stdout",
-               "pipe",
-               "--stderr",
-               "inherit",
-               "--stdio-window",
-               "1048576",
-               "--grace",
-               "500ms",
+               "--stdin=null",
+               "--stdout=pipe",
+               "--stderr=inherit",
+               "--stdio-window=1048576",
+               "--grace=500ms",
                "--",
                "/bin/echo",
                "hi"
@@ -176,10 +171,10 @@ defmodule Corral.ProtocolTest do
         )
 
       assert Helper.argv("/bin/cat", ["-"], opts) ==
-               ~w(--port --protocol 1 --cd /tmp --env A=1 --unset B --arg0 zero
-                  --uid nobody --gid 65534 --group 1 --group adm --stdin pipe
-                  --stdout pipe --stderr stdout --stdio-window 4096
-                  --grace 50ms --timeout 1000ms -- /bin/cat -)
+               ~w(--port --protocol 1 --cd=/tmp --env=A=1 --unset=B --arg0=zero
+                  --uid=nobody --gid=65534 --group=1 --group=adm --stdin=pipe
+                  --stdout=pipe --stderr=stdout --stdio-window=4096
+                  --grace=50ms --timeout=1000ms -- /bin/cat -)
     end
 
     test "cgroup options become --cgroup-* flags, limits in the helper's order" do
@@ -199,40 +194,35 @@ defmodule Corral.ProtocolTest do
         )
 
       argv = Helper.argv("/bin/true", [], opts)
-      [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
+      [_ | tail] = Enum.drop_while(argv, &(&1 != "--grace=500ms"))
 
       assert tail == [
-               "--cgroup-base",
-               "corral-tests",
-               "--cgroup-set",
-               "cpuset_cpus=0-1",
-               "--cgroup-set",
-               "memory_max=67108864",
-               "--cgroup-set",
-               "memory_oom_group=1",
-               "--cgroup-set",
-               "cpu_max=50000 100000",
-               "--cgroup-set",
-               "cpu_idle=0",
-               "--cgroup-set",
-               "pids_max=max",
-               "--cgroup-controller",
-               "memory",
-               "--cgroup-raw",
-               "memory:memory.limit_in_bytes=268435456",
+               "--cgroup-base=corral-tests",
+               "--cgroup-set=cpuset_cpus=0-1",
+               "--cgroup-set=memory_max=67108864",
+               "--cgroup-set=memory_oom_group=1",
+               "--cgroup-set=cpu_max=50000 100000",
+               "--cgroup-set=cpu_idle=0",
+               "--cgroup-set=pids_max=max",
+               "--cgroup-controller=memory",
+               "--cgroup-raw=memory:memory.limit_in_bytes=268435456",
                "--",
                "/bin/true"
              ]
 
-      assert "--cgroup-path" in Helper.argv("/bin/true", [], Options.new!(cgroup_path: "a/b"))
+      assert "--cgroup-path=a/b" in Helper.argv("/bin/true", [], Options.new!(cgroup_path: "a/b"))
 
-      assert "cpu_max=max 1000" in Helper.argv(
+      assert "--cgroup-set=cpu_max=max 1000" in Helper.argv(
                "/bin/true",
                [],
                Options.new!(cgroup: %{cpu_max: {:max, 1000}})
              )
 
-      assert "cpu_max=max" in Helper.argv("/bin/true", [], Options.new!(cgroup: %{cpu_max: :max}))
+      assert "--cgroup-set=cpu_max=max" in Helper.argv(
+               "/bin/true",
+               [],
+               Options.new!(cgroup: %{cpu_max: :max})
+             )
     end
 
     test "limits of the whole tree: durations with ms, sizes in bytes" do
@@ -247,23 +237,23 @@ defmodule Corral.ProtocolTest do
         )
 
       argv = Helper.argv("/bin/true", [], opts)
-      [_ | tail] = Enum.drop_while(argv, &(&1 != "500ms"))
+      [_ | tail] = Enum.drop_while(argv, &(&1 != "--grace=500ms"))
 
       assert tail ==
-               ~w(--timeout 300ms --cpu-time 1000ms --memory-limit 67108864
-                  --max-processes 20 --idle-timeout 500ms --no-cgroup -- /bin/true)
+               ~w(--timeout=300ms --cpu-time=1000ms --memory-limit=67108864
+                  --max-processes=20 --idle-timeout=500ms --no-cgroup -- /bin/true)
 
       refute Enum.any?(Helper.argv("/bin/true", [], %Options{}), &(&1 =~ ~r/limit|cpu|idle|no-c/))
     end
 
     test "separate_stderr pipes stderr, tagged apart" do
       argv = Helper.argv("/bin/true", [], Options.new!(separate_stderr: true))
-      assert ["--stdout", "pipe", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
+      assert ["--stdout=pipe", "--stderr=pipe"] in Enum.chunk_every(argv, 2, 1)
     end
 
     test "capture_stderr_only discards stdout and pipes stderr" do
       argv = Helper.argv("/bin/true", [], Options.new!(capture_stderr_only: true))
-      assert ["--stdout", "null", "--stderr", "pipe"] in Enum.chunk_every(argv, 4, 1)
+      assert ["--stdout=null", "--stderr=pipe"] in Enum.chunk_every(argv, 2, 1)
     end
 
     test "arguments after -- are passed as they are" do

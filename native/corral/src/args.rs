@@ -20,6 +20,11 @@ pub enum Stdio {
 }
 
 /// `corral` options. See `docs/helper.md` for port mode.
+///
+/// Every option whose value is a name, a path or text takes any value,
+/// one that begins with `-` too (`--arg0 -sh`, `--cd -dir`, `--env -x=1`):
+/// a value is never read as another option. The BEAM sends the
+/// `--option=value` form, which no parser can misread.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "corral",
@@ -42,15 +47,15 @@ pub struct Args {
     pub pooled: bool,
 
     /// The child's working directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
     pub cd: Option<PathBuf>,
 
     /// Set an environment variable (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
+    #[arg(long = "env", value_name = "KEY=VALUE", allow_hyphen_values = true)]
     pub env: Vec<OsString>,
 
     /// Remove an environment variable (repeatable).
-    #[arg(long = "unset", value_name = "KEY")]
+    #[arg(long = "unset", value_name = "KEY", allow_hyphen_values = true)]
     pub unset: Vec<OsString>,
 
     /// Start the child with an empty environment.
@@ -58,19 +63,19 @@ pub struct Args {
     pub clear_env: bool,
 
     /// The child's argv[0].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub arg0: Option<OsString>,
 
     /// Run as this user (name or number).
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", allow_hyphen_values = true)]
     pub uid: Option<String>,
 
     /// Run with this group (name or number).
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", allow_hyphen_values = true)]
     pub gid: Option<String>,
 
     /// A supplementary group (repeatable).
-    #[arg(long = "group", value_name = "GROUP")]
+    #[arg(long = "group", value_name = "GROUP", allow_hyphen_values = true)]
     pub groups: Vec<String>,
 
     /// The child's stdin.
@@ -136,15 +141,20 @@ pub struct Args {
     pub json: bool,
 
     /// Write the JSON report to this file instead of stderr.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub report: Option<PathBuf>,
 
     /// Run in exactly this cgroup (relative to each hierarchy's root).
-    #[arg(long, value_name = "PATH", conflicts_with = "cgroup_base")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "cgroup_base",
+        allow_hyphen_values = true
+    )]
     pub cgroup_path: Option<String>,
 
     /// Run in a fresh cgroup under this one (relative to each hierarchy's root).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
     pub cgroup_base: Option<String>,
 
     /// Do not use cgroups at all: subreaper containment only.
@@ -153,16 +163,28 @@ pub struct Args {
 
     /// A typed cgroup limit, MuonTrap 2's keys: `memory_max=67108864`,
     /// `cpu_max=50000 100000`, `pids_max=20` (repeatable).
-    #[arg(long = "cgroup-set", value_name = "KEY=VALUE")]
+    #[arg(
+        long = "cgroup-set",
+        value_name = "KEY=VALUE",
+        allow_hyphen_values = true
+    )]
     pub cgroup_sets: Vec<String>,
 
     /// A v1 controller to join, as MuonTrap 1's `cgroup_controllers` (repeatable).
-    #[arg(long = "cgroup-controller", value_name = "NAME")]
+    #[arg(
+        long = "cgroup-controller",
+        value_name = "NAME",
+        allow_hyphen_values = true
+    )]
     pub cgroup_controllers: Vec<String>,
 
     /// A raw write, as MuonTrap 1's `cgroup_sets`:
     /// `memory:memory.limit_in_bytes=268435456` (repeatable).
-    #[arg(long = "cgroup-raw", value_name = "CONTROLLER:FILE=VALUE")]
+    #[arg(
+        long = "cgroup-raw",
+        value_name = "CONTROLLER:FILE=VALUE",
+        allow_hyphen_values = true
+    )]
     pub cgroup_raw: Vec<String>,
 
     /// The program and its arguments.

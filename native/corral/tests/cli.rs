@@ -248,3 +248,27 @@ fn sigterm_to_corral_ends_the_tree_and_still_summarises() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A value that begins with `-` is the option's value, never an option:
+/// `--arg0 -sh` (a login shell), `--cd -dir`, `--env -x=1`.
+#[test]
+fn values_that_begin_with_a_dash_are_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("-dir")).expect("mkdir -dir");
+    // A shell hides variables whose names are not identifiers from `env`,
+    // so the script reads the environment it was given from /proc.
+    let o = Command::new(CORRAL)
+        .current_dir(dir.path())
+        .args(["-q", "--arg0", "-sh", "--cd", "-dir", "--env", "-x=1", "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo \"$0\"; pwd; tr '\\0' '\\n' < /proc/$$/environ | grep -c '^-x=1$'",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("corral runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let want = format!("-sh\n{}\n1\n", dir.path().join("-dir").display());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+}

@@ -163,3 +163,43 @@ fn sigterm_ends_a_helper_waiting_between_runs() {
     assert_eq!(unsafe { libc::kill(h.pid, libc::SIGTERM) }, 0);
     assert_eq!(h.exit_code(SOON), 0);
 }
+
+/// Values that begin with `-` are values, in an `R` frame as on a fresh
+/// helper's command line, in both the `--opt value` and `--opt=value`
+/// forms: a login shell's `argv[0]`, a directory, an environment key.
+#[test]
+fn values_that_begin_with_a_dash_are_values() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let dash = dir.path().join("-dir");
+    std::fs::create_dir(&dash).expect("mkdir -dir");
+    // A shell hides variables whose names are not identifiers from `env`,
+    // so the script reads the environment it was given from /proc.
+    let script = "echo \"$0\"; pwd; tr '\\0' '\\n' < /proc/$$/environ | grep -c '^-x=1$'";
+    let pairs = [
+        ("--arg0", "-sh".to_owned()),
+        // Relative to the helper's own directory, the temp dir.
+        ("--cd", "-dir".to_owned()),
+        ("--env", "-x=1".to_owned()),
+        ("--unset", "-y".to_owned()),
+    ];
+    for split in [true, false] {
+        let mut args: Vec<String> = Vec::new();
+        for (opt, value) in &pairs {
+            if split {
+                args.extend([opt.to_string(), value.clone()]);
+            } else {
+                args.push(format!("{opt}={value}"));
+            }
+        }
+        args.extend(["--", "sh", "-c", script].map(String::from));
+        let mut h = Helper::spawn_in(&["--port", "--protocol", "1", "--pooled"], Some(dir.path()));
+        h.send(&Down::Run(
+            args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        ));
+        let (reason, fields) = h.finish(SOON);
+        assert_eq!(reason, Reason::Exit, "{}", h.stderr());
+        assert_eq!(int(&fields, key::EXIT_STATUS), 0, "{}", h.stderr());
+        let want = format!("-sh\n{}\n1\n", dash.display());
+        assert_eq!(h.out_text(), want, "split: {split}");
+    }
+}

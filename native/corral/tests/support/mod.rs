@@ -199,7 +199,16 @@ impl Helper {
 
     /// Starts `corral` with exactly `argv`.
     pub fn spawn(argv: &[&str]) -> Helper {
-        let mut child = Command::new(CORRAL)
+        Helper::spawn_in(argv, None)
+    }
+
+    /// Starts `corral` with exactly `argv`, in directory `cwd` when given.
+    pub fn spawn_in(argv: &[&str], cwd: Option<&Path>) -> Helper {
+        let mut command = Command::new(CORRAL);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(argv)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
