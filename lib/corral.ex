@@ -112,6 +112,10 @@ defmodule Corral do
     * `:capture_stderr_only` - collect stderr into `:into` and discard
       stdout.
     * `:uid`, `:gid` - user and group (number or name) to run the child as.
+      Without `:gid` the child takes the user's primary group from its
+      passwd entry, for a number as for a name; a numeric `:uid` with no
+      passwd entry needs `:gid` (`ArgumentError` without it), so that the
+      child never keeps root's group.
     * `:groups` - supplementary groups (numbers or names). With `:uid` and
       no `:groups`, the supplementary list is cleared.
 

@@ -202,7 +202,8 @@ defmodule Corral.Runner do
       ref: ref,
       command: command,
       collectors: Map.new(sinks, fn {name, _, fun} -> {name, fun} end),
-      separate: options.separate_stderr
+      separate: options.separate_stderr,
+      options: options
     }
 
     client = Client.new(options.stdio_window, options.input != nil)
@@ -279,8 +280,27 @@ defmodule Corral.Runner do
 
   defp events([{:error, reason, details} | _], s, _client, _accs, input) do
     Input.halt(input)
+    no_primary_group!(reason, s.options)
     error(s.command, reason, details)
   end
+
+  # The helper refuses a numeric :uid that has no passwd entry when no :gid
+  # says which group to take instead of root's (docs/helper.md, --uid). With
+  # only numbers given, that refusal is the one "user" failure there can
+  # be, and it is a bad option.
+  defp no_primary_group!(
+         {:spawn_failed, :einval, "user"},
+         %Options{uid: uid, gid: nil, groups: groups}
+       )
+       when is_integer(uid) do
+    if Enum.all?(groups, &is_integer/1) do
+      raise ArgumentError,
+            "invalid option :uid with value #{uid}: no passwd entry gives it a primary " <>
+              "group, so :gid is required"
+    end
+  end
+
+  defp no_primary_group!(_reason, _options), do: :ok
 
   # stderr joins the output unless it is kept apart; with
   # capture_stderr_only it is the only stream that arrives.

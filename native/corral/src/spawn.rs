@@ -98,17 +98,27 @@ struct Creds {
     groups: Option<Vec<Gid>>,
 }
 
-fn resolve_user(name: &str) -> Result<(Uid, Option<Gid>), Error> {
+/// The user's id and primary group. A number is looked up too: dropping
+/// to a uid must also drop root's group, and the passwd entry says which
+/// group to take. A number without an entry has no primary group, so it
+/// needs `--gid` (`have_gid`); without one it is refused rather than left
+/// in GID 0.
+fn resolve_user(name: &str, have_gid: bool) -> Result<(Uid, Option<Gid>), Error> {
+    let not_found = |what: String| Error::new("user", Errno::EINVAL, what);
     if let Ok(n) = name.parse::<u32>() {
-        return Ok((Uid::from_raw(n), None));
+        let uid = Uid::from_raw(n);
+        return match User::from_uid(uid) {
+            Ok(Some(u)) => Ok((uid, Some(u.gid))),
+            Ok(None) if have_gid => Ok((uid, None)),
+            Ok(None) => Err(not_found(format!(
+                "uid {n} has no passwd entry to take a primary group from; give a gid"
+            ))),
+            Err(e) => Err(Error::new("user", e, format!("looking up uid {n}"))),
+        };
     }
     match User::from_name(name) {
         Ok(Some(u)) => Ok((u.uid, Some(u.gid))),
-        Ok(None) => Err(Error::new(
-            "user",
-            Errno::EINVAL,
-            format!("no such user {name:?}"),
-        )),
+        Ok(None) => Err(not_found(format!("no such user {name:?}"))),
         Err(e) => Err(Error::new("user", e, format!("looking up user {name:?}"))),
     }
 }
@@ -132,7 +142,7 @@ impl Spec {
     fn creds(&self) -> Result<Creds, Error> {
         let (uid, user_gid) = match &self.uid {
             Some(u) => {
-                let (uid, g) = resolve_user(u)?;
+                let (uid, g) = resolve_user(u, self.gid.is_some())?;
                 (Some(uid), g)
             }
             None => (None, None),

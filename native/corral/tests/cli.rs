@@ -272,3 +272,78 @@ fn values_that_begin_with_a_dash_are_values() {
     let want = format!("-sh\n{}\n1\n", dir.path().join("-dir").display());
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
+
+/// `(uid, gid)` of every passwd entry, from /etc/passwd.
+fn passwd() -> Vec<(u32, u32)> {
+    std::fs::read_to_string("/etc/passwd")
+        .expect("/etc/passwd")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The child's `Uid:`, `Gid:` and `Groups:` lines from /proc/self/status,
+/// as `"Uid" => [real, effective, saved, fs]`.
+fn ids(args: &[&str]) -> (Output, std::collections::HashMap<String, Vec<u32>>) {
+    let mut argv = vec!["-q"];
+    argv.extend_from_slice(args);
+    argv.extend([
+        "--",
+        "grep",
+        "-E",
+        "^(Uid|Gid|Groups):",
+        "/proc/self/status",
+    ]);
+    let o = corral(&argv);
+    let ids = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (key, values) = l.split_once(':')?;
+            let values = values.split_whitespace().filter_map(|v| v.parse().ok());
+            Some((key.to_owned(), values.collect()))
+        })
+        .collect();
+    (o, ids)
+}
+
+/// A numeric `--uid` takes the primary group of its passwd entry, as a
+/// name does; without an entry it needs `--gid` and is refused (stage
+/// `user`) rather than left in root's group. Needs root.
+#[test]
+fn a_numeric_uid_never_keeps_root_s_group() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test changes the child's uid and needs root");
+    }
+    let users = passwd();
+    let (uid, gid) = users
+        .iter()
+        .copied()
+        .find(|&(u, g)| u != 0 && g != 0 && g != u)
+        .or_else(|| users.iter().copied().find(|&(u, g)| u != 0 && g != 0))
+        .expect("an unprivileged user in /etc/passwd");
+    let (o, got) = ids(&["--uid", &uid.to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(got["Uid"], [uid; 4]);
+    assert_eq!(got["Gid"], [gid; 4], "the passwd entry's group");
+    assert_eq!(got["Groups"], [] as [u32; 0]);
+
+    let unused = (54_321..64_000)
+        .find(|n| !users.iter().any(|&(u, g)| u == *n || g == *n))
+        .expect("a free id");
+    let (o, got) = ids(&["--uid", &unused.to_string()]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{got:?}");
+    assert!(
+        err.contains("corral: user: uid") && err.contains("give a gid"),
+        "{err}"
+    );
+    assert!(got.is_empty(), "the child must not run: {got:?}");
+
+    let (o, got) = ids(&["--uid", &unused.to_string(), "--gid", &unused.to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(got["Uid"], [unused; 4]);
+    assert_eq!(got["Gid"], [unused; 4]);
+}
