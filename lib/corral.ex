@@ -104,7 +104,7 @@ defmodule Corral do
   Also shared with MuonTrap:
 
     * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL when
-      the tree is ended. Defaults to 500.
+      the tree is ended, at most 2^31 - 1. Defaults to 500.
     * `:stdio_window` - the most output bytes in flight between the helper
       and the caller, and the most `:input` bytes sent ahead of what the
       child took. Defaults to 1 MiB (1_048_576): big enough to stream at
@@ -121,7 +121,9 @@ defmodule Corral do
 
   Limits of the whole tree: the child and every descendant, including
   double-forked ones and those already reaped. Each is a positive integer
-  or `:infinity`, the default (no limit and no polling). When one is hit
+  (at most 2^64 - 1 milliseconds or bytes, 4_194_304 processes, the
+  kernel's `PID_MAX_LIMIT`) or `:infinity`, the default (no limit and no
+  polling). When one is hit
   the tree is ended (SIGTERM, then SIGKILL after `:delay_to_sigkill`):
 
     * `:timeout` - wall time in milliseconds; `{partial_output, :timeout}`.
@@ -165,12 +167,16 @@ defmodule Corral do
     * `:cgroup` - limits, a map or keyword list with MuonTrap 2's keys
       (the kernel's cgroup v2 file names with `_`):
       * `:memory_max`, `:memory_high`, `:memory_swap_max`, `:memory_min`,
-        `:memory_low` - bytes, or `:max`;
+        `:memory_low` - bytes (up to 2^64 - 1), or `:max`. `:memory_max`
+        is at least 1, and the helper refuses one below a page
+        (`{:cgroup, :einval, message}`): the program could not even load;
       * `:memory_oom_group`, `:cpu_idle` - booleans;
       * `:cpu_max` - `{quota_us, period_us}`, `:max` or `{:max, period_us}`
-        (quota at least 1000, period 1000 to 1_000_000);
+        (quota 1000 to 17_592_186_044_415, the kernel's largest, period
+        1000 to 1_000_000);
       * `:cpu_weight`, `:io_weight` - 1 to 10_000;
-      * `:pids_max` - a number of tasks, or `:max`;
+      * `:pids_max` - a number of tasks from 1 (the program itself) to
+        4_194_304, or `:max`;
       * `:cpuset_cpus`, `:cpuset_mems` - lists such as `"0-1,3"`.
 
       On cgroup v1 they are translated to the v1 files

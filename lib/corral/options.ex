@@ -6,6 +6,12 @@ defmodule Corral.Options do
 
   alias Corral.Cgroup.Limits
 
+  @max_u64 0xFFFF_FFFF_FFFF_FFFF
+  @max_i32 0x7FFF_FFFF
+  # PID_MAX_LIMIT on 64-bit Linux (include/linux/threads.h): the most tasks
+  # pids.max takes, corral_cgroup::PIDS_MAX_LIMIT.
+  @pid_max_limit 4_194_304
+
   @max_u32 0xFFFF_FFFF
 
   defstruct cd: nil,
@@ -134,34 +140,42 @@ defmodule Corral.Options do
   defp put({:parallelism, bool}, o) when is_boolean(bool), do: %{o | parallelism: bool}
   # The limits of the whole tree (docs/helper.md): milliseconds for the
   # times, bytes for :memory, a count for :max_processes.
-  defp put({:timeout, ms}, o) when is_integer(ms) and ms > 0, do: %{o | timeout: ms}
+  defp put({:timeout, ms}, o) when is_integer(ms), do: %{o | timeout: in_range!(:timeout, ms)}
   defp put({:timeout, :infinity}, o), do: %{o | timeout: :infinity}
-  defp put({:cpu_time, ms}, o) when is_integer(ms) and ms > 0, do: %{o | cpu_time: ms}
+  defp put({:cpu_time, ms}, o) when is_integer(ms), do: %{o | cpu_time: in_range!(:cpu_time, ms)}
   defp put({:cpu_time, :infinity}, o), do: %{o | cpu_time: :infinity}
-  defp put({:memory, bytes}, o) when is_integer(bytes) and bytes > 0, do: %{o | memory: bytes}
+
+  defp put({:memory, bytes}, o) when is_integer(bytes),
+    do: %{o | memory: in_range!(:memory, bytes)}
+
   defp put({:memory, :infinity}, o), do: %{o | memory: :infinity}
-  defp put({:max_processes, n}, o) when is_integer(n) and n > 0, do: %{o | max_processes: n}
+
+  defp put({:max_processes, n}, o) when is_integer(n),
+    do: %{o | max_processes: in_range!(:max_processes, n)}
+
   defp put({:max_processes, :infinity}, o), do: %{o | max_processes: :infinity}
-  defp put({:idle_timeout, ms}, o) when is_integer(ms) and ms > 0, do: %{o | idle_timeout: ms}
+
+  defp put({:idle_timeout, ms}, o) when is_integer(ms),
+    do: %{o | idle_timeout: in_range!(:idle_timeout, ms)}
+
   defp put({:idle_timeout, :infinity}, o), do: %{o | idle_timeout: :infinity}
-  defp put({:uid, id}, o) when is_integer(id) and id >= 0, do: %{o | uid: id}
+  defp put({:uid, id}, o) when is_integer(id), do: %{o | uid: in_range!(:uid, id)}
 
   defp put({:uid, name}, o) when is_binary(name) and name != "",
     do: %{o | uid: no_null!(:uid, name)}
 
-  defp put({:gid, id}, o) when is_integer(id) and id >= 0, do: %{o | gid: id}
+  defp put({:gid, id}, o) when is_integer(id), do: %{o | gid: in_range!(:gid, id)}
 
   defp put({:gid, name}, o) when is_binary(name) and name != "",
     do: %{o | gid: no_null!(:gid, name)}
 
   defp put({:groups, groups}, o) when is_list(groups), do: %{o | groups: groups!(groups)}
 
-  defp put({:delay_to_sigkill, ms}, o) when is_integer(ms) and ms >= 0,
-    do: %{o | delay_to_sigkill: ms}
+  defp put({:delay_to_sigkill, ms}, o) when is_integer(ms),
+    do: %{o | delay_to_sigkill: in_range!(:delay_to_sigkill, ms)}
 
-  # The window must fit the u32 of an ack frame.
-  defp put({:stdio_window, bytes}, o) when is_integer(bytes) and bytes in 1..@max_u32,
-    do: %{o | stdio_window: bytes}
+  defp put({:stdio_window, bytes}, o) when is_integer(bytes),
+    do: %{o | stdio_window: in_range!(:stdio_window, bytes)}
 
   defp put({:capture_stderr_only, bool}, o) when is_boolean(bool),
     do: %{o | capture_stderr_only: bool}
@@ -200,6 +214,41 @@ defmodule Corral.Options do
   defp put({:no_cgroup, bool}, o) when is_boolean(bool), do: %{o | no_cgroup: bool}
 
   defp put(option, _o), do: invalid!(option)
+
+  # The integer options' ranges, {first, last, unit}: what the helper takes
+  # (durations and sizes are u64 there, docs/helper.md), what the kernel
+  # takes, or what the protocol can carry.
+  @ranges %{
+    # A deadline past the end of the helper's clock never comes.
+    timeout: {1, @max_u64, "milliseconds"},
+    cpu_time: {1, @max_u64, "milliseconds"},
+    idle_timeout: {1, @max_u64, "milliseconds"},
+    # The Daemon waits this long (and a margin) in a receive, whose timeout
+    # is at most 2^32 - 1 ms.
+    delay_to_sigkill: {0, @max_i32, "milliseconds"},
+    memory: {1, @max_u64, "bytes"},
+    # No tree holds more tasks: the kernel's PID_MAX_LIMIT.
+    max_processes: {1, @pid_max_limit, "processes"},
+    # The u32 of an ack frame.
+    stdio_window: {1, @max_u32, "bytes"},
+    # uid_t and gid_t; -1 (2^32 - 1) means "unchanged" to setuid(2).
+    uid: {0, @max_u32 - 1, "a user id"},
+    gid: {0, @max_u32 - 1, "a group id"},
+    groups: {0, @max_u32 - 1, "a group id"}
+  }
+
+  # `value` is the option's whole value, when `n` is one of its elements.
+  defp in_range!(key, n, value \\ nil) do
+    {first, last, unit} = Map.fetch!(@ranges, key)
+
+    if n in first..last do
+      n
+    else
+      raise ArgumentError,
+            "invalid option #{inspect(key)} with value #{inspect(value || n)}: " <>
+              "expected an integer from #{first} to #{last} (#{unit})"
+    end
+  end
 
   defp invalid!({key, value}) do
     raise ArgumentError, "invalid option #{inspect(key)} with value #{inspect(value)}"
@@ -259,7 +308,7 @@ defmodule Corral.Options do
 
   defp groups!(groups) do
     Enum.map(groups, fn
-      id when is_integer(id) and id >= 0 -> id
+      id when is_integer(id) -> in_range!(:groups, id, groups)
       name when is_binary(name) and name != "" -> no_null!(:groups, name)
       _ -> invalid!({:groups, groups})
     end)
@@ -288,6 +337,7 @@ defmodule Corral.Options do
   defp cgroup_limits!(limits) do
     case Limits.check(limits) do
       {:ok, pairs} ->
+        Enum.each(pairs, &startable!/1)
         Map.new(pairs)
 
       {:error, {:unknown_key, key, value}} ->
@@ -296,7 +346,9 @@ defmodule Corral.Options do
                 "expected one of: #{Enum.map_join(Limits.keys(), ", ", &inspect/1)}"
 
       {:error, {:bad_value, key, value}} ->
-        raise ArgumentError, "invalid :cgroup key #{inspect(key)} with value #{inspect(value)}"
+        raise ArgumentError,
+              "invalid :cgroup key #{inspect(key)} with value #{inspect(value)}: " <>
+                "expected #{Limits.expected(key)}"
 
       {:error, {_, other}} ->
         raise ArgumentError,
@@ -304,6 +356,20 @@ defmodule Corral.Options do
                 "expected a map or keyword list of limits, got entry: #{inspect(other)}"
     end
   end
+
+  # A run's tree needs its first process (pids_max 0 would let none start,
+  # and on v1 the first one joins anyway) and memory to load it (with
+  # memory_max 0 the loader fails and the run looks like an exit 127).
+  # Corral.Cgroup.set/2 may set them on a cgroup that exists.
+  @startable_max %{memory_max: @max_u64, pids_max: @pid_max_limit}
+
+  defp startable!({key, 0}) when key in [:memory_max, :pids_max] do
+    raise ArgumentError,
+          "invalid :cgroup key #{inspect(key)} with value 0: the program could not start; " <>
+            "expected an integer from 1 to #{@startable_max[key]} or :max"
+  end
+
+  defp startable!(_pair), do: :ok
 
   defp controllers!(list) do
     Enum.map(list, fn name ->

@@ -22,11 +22,15 @@ defmodule Corral.Cgroup.Limits do
     cpu_max: :cpu_max,
     cpu_weight: :weight,
     cpu_idle: :flag,
-    pids_max: :size,
+    pids_max: :tasks,
     io_weight: :weight
   ]
 
   @keys Keyword.keys(@kinds)
+
+  @max_u64 0xFFFF_FFFF_FFFF_FFFF
+  @pid_max_limit 4_194_304
+  @max_cpu_quota 17_592_186_044_415
 
   @type key :: atom()
 
@@ -41,8 +45,8 @@ defmodule Corral.Cgroup.Limits do
   @spec keys() :: [key()]
   def keys, do: @keys
 
-  @doc "The kind of `key`'s value: `:size`, `:flag`, `:weight`, `:list` or `:cpu_max`."
-  @spec kind(key()) :: :size | :flag | :weight | :list | :cpu_max
+  @doc "The kind of `key`'s value: `:size`, `:tasks`, `:flag`, `:weight`, `:list` or `:cpu_max`."
+  @spec kind(key()) :: :size | :tasks | :flag | :weight | :list | :cpu_max
   def kind(key), do: Keyword.fetch!(@kinds, key)
 
   @doc """
@@ -76,15 +80,19 @@ defmodule Corral.Cgroup.Limits do
   # The kernel's bounds (cgroup-v2.rst): weights 1 to 10000; cpu.max quota
   # at least 1 ms, period from 1 ms to 1 s; cpuset lists of numbers and
   # ranges.
-  defp valid?(:size, :max), do: true
-  defp valid?(:size, n), do: is_integer(n) and n >= 0
+  # Sizes are u64 in the kernel files; pids.max takes at most PID_MAX_LIMIT
+  # (kernel/cgroup/pids.c), corral_cgroup::PIDS_MAX_LIMIT.
+  defp valid?(kind, :max) when kind in [:size, :tasks], do: true
+  defp valid?(:size, n), do: n in 0..@max_u64
+  defp valid?(:tasks, n), do: n in 0..@pid_max_limit
   defp valid?(:flag, bool), do: is_boolean(bool)
   defp valid?(:weight, w), do: w in 1..10_000
   defp valid?(:cpu_max, :max), do: true
   defp valid?(:cpu_max, {:max, period}), do: period in 1000..1_000_000
 
+  # max_cfs_runtime (kernel/sched/core.c): corral_cgroup::CpuMax::MAX_QUOTA_US.
   defp valid?(:cpu_max, {quota, period}),
-    do: is_integer(quota) and quota >= 1000 and period in 1000..1_000_000
+    do: quota in 1000..@max_cpu_quota and period in 1000..1_000_000
 
   defp valid?(:cpu_max, _), do: false
 
@@ -96,7 +104,10 @@ defmodule Corral.Cgroup.Limits do
   def expected(key) do
     case kind(key) do
       :size ->
-        "a non-negative integer or :max"
+        "an integer from 0 to #{@max_u64} or :max"
+
+      :tasks ->
+        "an integer from 0 to #{@pid_max_limit} (PID_MAX_LIMIT) or :max"
 
       :flag ->
         "a boolean"
@@ -108,7 +119,8 @@ defmodule Corral.Cgroup.Limits do
         "a list like \"0-3,6\""
 
       :cpu_max ->
-        "{quota_us | :max, period_us} (quota at least 1000, period 1000 to 1_000_000) or :max"
+        "{quota_us | :max, period_us} (quota 1000 to #{@max_cpu_quota}, " <>
+          "period 1000 to 1_000_000) or :max"
     end
   end
 

@@ -2,6 +2,7 @@
 //! options shared with the launcher for people.
 
 use clap::{Parser, ValueEnum};
+use corral_cgroup::{CpuMax, Max, PIDS_MAX_LIMIT};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,7 +92,14 @@ pub struct Args {
     pub stderr: Option<Stdio>,
 
     /// Most unacknowledged output bytes in flight to the BEAM.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, hide = true)]
+    /// At most `u32::MAX`, what one ack frame can give back.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 1 << 20,
+        hide = true,
+        value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX))
+    )]
     pub stdio_window: u64,
 
     /// Time between SIGTERM and SIGKILL when the tree is ended.
@@ -116,7 +124,11 @@ pub struct Args {
     pub cpu_limit: Option<u64>,
 
     /// Most processes alive in the tree at once.
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=PIDS_MAX_LIMIT)
+    )]
     pub max_processes: Option<u64>,
 
     /// End the tree after this long with no CPU progress and no output.
@@ -202,19 +214,41 @@ fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     Some((num.parse().ok()?, unit.trim()))
 }
 
+/// The longest duration any option takes: `u64::MAX` milliseconds, the
+/// range the BEAM sends (`:timeout` and the others are `u64` milliseconds).
+/// A deadline past the end of the clock is never reached, so no larger
+/// value could mean anything else.
+pub const MAX_DURATION: Duration = Duration::from_millis(u64::MAX);
+
 /// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number
-/// is seconds, as in `timeout(1)`.
+/// is seconds, as in `timeout(1)`. At most [`MAX_DURATION`]; a whole
+/// number is read exactly, a fraction through `f64`.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let (n, unit) = number_and_unit(text)
         .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 2s, 1.5m"))?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
+    let ms_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
         u => return Err(format!("unknown unit {u:?} in {text:?}; use ms, s, m or h")),
     };
-    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{text:?}: {e}"))
+    let too_long = || {
+        format!(
+            "{text:?} is out of range: at most {}ms",
+            MAX_DURATION.as_millis()
+        )
+    };
+    let whole = text.trim().trim_end_matches(unit).trim();
+    if let Ok(n) = whole.parse::<u64>() {
+        let ms = n.checked_mul(ms_per_unit).ok_or_else(too_long)?;
+        return Ok(Duration::from_millis(ms));
+    }
+    let d = Duration::try_from_secs_f64(n * ms_per_unit as f64 / 1000.0).map_err(|_| too_long())?;
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(d)
 }
 
 /// Parses a size: bytes, or a number with `K`, `M`, `G` or `T` (powers of
@@ -237,7 +271,14 @@ pub fn size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The period of `--cpu-limit`'s `cpu_max`: the kernel's default, 100 ms.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// The largest `--cpu-limit`: the kernel's largest quota per period.
+pub const MAX_PERCENT: u64 = CpuMax::MAX_QUOTA_US * 100 / CPU_PERIOD_US;
+
 /// Parses a CPU share: `50%` or `50` is half a core, `200%` two cores.
+/// From 1% to [`MAX_PERCENT`].
 pub fn percent(text: &str) -> Result<u64, String> {
     let n: u64 = text
         .trim()
@@ -247,7 +288,20 @@ pub fn percent(text: &str) -> Result<u64, String> {
     if n == 0 {
         return Err("a CPU limit of 0% would never run".into());
     }
+    if n > MAX_PERCENT {
+        return Err(format!(
+            "{text:?} is out of range: at most {MAX_PERCENT}%, the kernel's largest quota"
+        ));
+    }
     Ok(n)
+}
+
+/// The quota of a `--cpu-limit` of `pct` percent ([`percent`] bounds it).
+pub fn cpu_max(pct: u64) -> CpuMax {
+    CpuMax {
+        quota_us: Max::Limit(pct.saturating_mul(CPU_PERIOD_US / 100)),
+        period_us: CPU_PERIOD_US,
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +316,18 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert!(duration("2 fortnights").is_err());
         assert!(duration("soon").is_err());
+        assert_eq!(duration("18446744073709551615ms"), Ok(MAX_DURATION));
+        assert_eq!(duration("0.5ms"), Ok(Duration::from_micros(500)));
+        for too_long in [
+            "18446744073709551616ms",
+            "10000000000000000000",
+            "9223372036854775807",
+            "99999999999999999999999999999999999999h",
+            "18446744073709552s",
+        ] {
+            let e = duration(too_long).unwrap_err();
+            assert!(e.contains("out of range"), "{too_long}: {e}");
+        }
     }
 
     #[test]
@@ -280,5 +346,13 @@ mod tests {
         assert_eq!(percent("50%"), Ok(50));
         assert_eq!(percent("200"), Ok(200));
         assert!(percent("0%").is_err());
+        assert_eq!(cpu_max(50).quota_us, Max::Limit(50_000));
+        assert_eq!(percent(&MAX_PERCENT.to_string()), Ok(MAX_PERCENT));
+        assert!(
+            matches!(cpu_max(MAX_PERCENT).quota_us, Max::Limit(q) if q <= CpuMax::MAX_QUOTA_US)
+        );
+        // 2305843009213693957 * 1000 wrapped to a 5% quota.
+        assert!(percent("2305843009213693957").is_err());
+        assert!(percent(&(MAX_PERCENT + 1).to_string()).is_err());
     }
 }

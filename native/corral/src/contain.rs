@@ -1,7 +1,7 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
-use corral_cgroup::{CpuMax, Group, Layout, Limits, Max, Placement, RawSet, System};
+use corral_cgroup::{Group, Layout, Limits, Max, Placement, RawSet, System};
 
 /// Why containment could not be set up as asked.
 #[derive(Debug)]
@@ -44,22 +44,38 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
             value: value.into(),
         });
     }
-    if let Some(m) = args.memory {
-        let page = crate::tree::page_size();
-        if m < page {
+    // A run's tree needs its first process, and memory to load it: with
+    // pids_max 0 a v1 child joins anyway (migration is not a fork), with
+    // memory below a page the program's loader fails and the run would look
+    // like a program that exited 127.
+    let page = crate::tree::page_size();
+    for (what, m) in [
+        ("--memory-limit", args.memory),
+        ("memory_max", limits.memory_max.and_then(limit)),
+    ] {
+        if let Some(m) = m.filter(|m| *m < page) {
             return Err(invalid(format!(
-                "a memory limit of {m} bytes is below one page ({page} bytes), \
-                 the smallest the kernel can enforce"
+                "a {what} of {m} bytes is below one page ({page} bytes), \
+                 the smallest the kernel can enforce: the program could not start"
             )));
         }
     }
+    if limits.pids_max == Some(Max::Limit(0)) {
+        return Err(invalid(
+            "pids_max=0 would not let the program itself start; the least is 1".into(),
+        ));
+    }
     if let Some(pct) = args.cpu_limit {
-        limits.cpu_max = Some(CpuMax {
-            quota_us: Max::Limit(pct * 1000),
-            period_us: 100_000,
-        });
+        limits.cpu_max = Some(crate::args::cpu_max(pct));
     }
     Ok((limits, raw))
+}
+
+fn limit(m: Max) -> Option<u64> {
+    match m {
+        Max::Limit(n) => Some(n),
+        Max::Unlimited => None,
+    }
 }
 
 /// The cgroup layout, as [`System::detect`] found it.

@@ -39,8 +39,9 @@ pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
 enum Phase {
     /// The child runs (or has exited and its tree was found empty).
     Running,
-    /// SIGTERM was sent; SIGKILL follows at `kill_at` unless the tree empties.
-    Terminating { kill_at: Instant },
+    /// SIGTERM was sent; SIGKILL follows at `kill_at` unless the tree
+    /// empties (`None`: a grace so long its end is past the clock's).
+    Terminating { kill_at: Option<Instant> },
     /// Nobody in the tree is alive.
     Gone,
 }
@@ -213,6 +214,9 @@ pub struct Session {
     child: Pid,
     tree: Tree,
     started: Instant,
+    /// When the wall-time limit ends the run; `None` without one, or when
+    /// it lies past the end of the clock (a limit of `u64::MAX` ms).
+    deadline: Option<Instant>,
     status: Option<(Status, Instant)>,
     phase: Phase,
     reason: Option<Reason>,
@@ -288,6 +292,7 @@ impl Session {
             child: child.pid,
             tree,
             started,
+            deadline: cfg.timeout.and_then(|t| started.checked_add(t)),
             status: None,
             phase: Phase::Running,
             reason: None,
@@ -356,7 +361,7 @@ impl Session {
         if self.phase == Phase::Running {
             self.tree.terminate();
             self.phase = Phase::Terminating {
-                kill_at: Instant::now() + self.cfg.grace,
+                kill_at: Instant::now().checked_add(self.cfg.grace),
             };
         }
     }
@@ -410,8 +415,8 @@ impl Session {
         let now = Instant::now();
         match self.phase {
             Phase::Running => {
-                if let Some(t) = self.cfg.timeout {
-                    if self.status.is_none() && now >= self.started + t {
+                if let Some(t) = self.deadline {
+                    if self.status.is_none() && now >= t {
                         self.end(Reason::Timeout);
                         return;
                     }
@@ -434,7 +439,7 @@ impl Session {
             Phase::Terminating { kill_at } => {
                 if self.tree.is_empty() {
                     self.phase = Phase::Gone;
-                } else if now >= kill_at {
+                } else if kill_at.is_some_and(|t| now >= t) {
                     self.tree.kill_all();
                     self.phase = Phase::Gone;
                 }
@@ -449,15 +454,17 @@ impl Session {
     fn next_deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Running if self.status.is_none() => {
-                let timeout = self.cfg.timeout.map(|t| self.started + t);
-                match (timeout, self.watch.deadline()) {
+                match (self.deadline, self.watch.deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
             }
             // The child exited but its tree is still being looked at.
             Phase::Running => Some(Instant::now()),
-            Phase::Terminating { kill_at } => Some(kill_at.min(Instant::now() + TEARDOWN_TICK)),
+            Phase::Terminating { kill_at } => {
+                let tick = Instant::now() + TEARDOWN_TICK;
+                Some(kill_at.map_or(tick, |t| t.min(tick)))
+            }
             Phase::Gone => None,
         }
     }

@@ -347,3 +347,46 @@ fn a_numeric_uid_never_keeps_root_s_group() {
     assert_eq!(got["Uid"], [unused; 4]);
     assert_eq!(got["Gid"], [unused; 4]);
 }
+
+/// Values past what an option can mean are usage errors (125), never a
+/// panic or a wrapped number; the largest value each takes works, with a
+/// deadline past the end of the clock meaning "never".
+#[test]
+fn out_of_range_values_are_usage_errors_and_the_largest_work() {
+    for args in [
+        &["--timeout", "10000000000000000000"][..],
+        &["--grace", "9223372036854775807"],
+        &["--timeout", "18446744073709551616ms"],
+        &["--cpu-time", "99999999999999999999999h"],
+        // 2305843009213693957 * 1000 wrapped to a 5% quota.
+        &["-c", "2305843009213693957"],
+        &["-m", "1000000000000000000000000000000"],
+        &["--max-processes", "18446744073709551616"],
+        &["--max-processes", "4194305"],
+        &["--max-processes", "0"],
+        &["--cgroup-set", "pids_max=4194305"],
+        &["--cgroup-set", "cpu_max=17592186044416 100000"],
+    ] {
+        let mut argv = args.to_vec();
+        argv.extend(["--", "true"]);
+        let o = corral(&argv);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains("out of range")
+                || err.contains("at most")
+                || err.contains("not in")
+                || err.contains("too large")
+                || err.contains("must be"),
+            "{args:?} should say the range: {err}"
+        );
+    }
+    // The largest durations: the deadline and the SIGKILL would come after
+    // the clock ends, so they never come; the run ends as it would anyway.
+    let max = "18446744073709551615ms";
+    let o = corral(&["-q", "--timeout", max, "--", "sh", "-c", "sleep 0.2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = corral(&["-q", "-t", "100ms", "--grace", max, "--", "sleep", "5"]);
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+}

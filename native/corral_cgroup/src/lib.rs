@@ -62,7 +62,7 @@ mod fixture;
 pub use detect::{Hierarchy, Layout, System};
 pub use error::{Error, Result};
 pub use group::{Group, RawSet};
-pub use limits::{Controller, CpuMax, Limits, Max};
+pub use limits::{Controller, CpuMax, Limits, Max, PIDS_MAX_LIMIT};
 pub use oom::{OomSignal, OomWatch};
 pub use placement::Placement;
 pub use stats::Stats;

@@ -64,11 +64,29 @@ impl fmt::Display for Max {
 /// `cpu_max`: at most `quota_us` of CPU time every `period_us`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuMax {
-    /// CPU time per period, in microseconds (at least 1000), or unlimited.
+    /// CPU time per period, in microseconds ([`CpuMax::MIN_QUOTA_US`] to
+    /// [`CpuMax::MAX_QUOTA_US`]), or unlimited.
     pub quota_us: Max,
     /// The period, in microseconds (1000 to 1_000_000; the kernel's default is 100_000).
     pub period_us: u64,
 }
+
+impl CpuMax {
+    /// The smallest quota the kernel takes: 1 ms (`min_cfs_quota_period`
+    /// in `kernel/sched/core.c`).
+    pub const MIN_QUOTA_US: u64 = 1000;
+    /// The largest quota the kernel takes: `max_cfs_runtime`, the 44 bits
+    /// of bandwidth left by `BW_SHIFT` (`kernel/sched/core.c`), about 203
+    /// days per period. A larger value is `EINVAL` from `cpu.max`.
+    pub const MAX_QUOTA_US: u64 = (1 << 44) - 1;
+    /// The period range, 1 ms to 1 s (`{min,max}_cfs_quota_period`).
+    pub const PERIOD_US: std::ops::RangeInclusive<u64> = 1000..=1_000_000;
+}
+
+/// The largest `pids_max` the kernel takes: `PID_MAX_LIMIT` on 64-bit
+/// (`include/linux/threads.h`; `kernel/cgroup/pids.c` refuses anything
+/// from `PIDS_MAX = PID_MAX_LIMIT + 1` up). No tree holds more tasks.
+pub const PIDS_MAX_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// A controller that limits need, by its v2 name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -223,7 +241,15 @@ impl Limits {
             }
             "cpu_weight" => self.cpu_weight = Some(weight()?),
             "cpu_idle" => self.cpu_idle = Some(flag()?),
-            "pids_max" => self.pids_max = Some(max()?),
+            "pids_max" => {
+                let n = max()?;
+                if matches!(n, Max::Limit(n) if n > PIDS_MAX_LIMIT) {
+                    return Err(bad(&format!(
+                        "at most {PIDS_MAX_LIMIT} (the kernel's PID_MAX_LIMIT), or `max`"
+                    )));
+                }
+                self.pids_max = Some(n);
+            }
             "io_weight" => self.io_weight = Some(weight()?),
             "cpuset_cpus" => self.cpuset_cpus = Some(list()?),
             "cpuset_mems" => self.cpuset_mems = Some(list()?),
@@ -296,14 +322,23 @@ fn check_weight(key: &str, w: u64) -> Result<()> {
 }
 
 fn check_cpu_max(c: &CpuMax) -> Result<()> {
-    let quota_ok = !matches!(c.quota_us, Max::Limit(q) if q < 1000);
-    if quota_ok && (1000..=1_000_000).contains(&c.period_us) {
+    let quota_ok = match c.quota_us {
+        Max::Unlimited => true,
+        Max::Limit(q) => (CpuMax::MIN_QUOTA_US..=CpuMax::MAX_QUOTA_US).contains(&q),
+    };
+    if quota_ok && CpuMax::PERIOD_US.contains(&c.period_us) {
         return Ok(());
     }
     Err(Error::invalid(
         "cgroup limit",
         &format!("cpu_max={} {}", c.quota_us, c.period_us),
-        "quota must be at least 1000 us and period between 1000 and 1000000 us",
+        format!(
+            "quota must be {} to {} us and period {} to {} us",
+            CpuMax::MIN_QUOTA_US,
+            CpuMax::MAX_QUOTA_US,
+            CpuMax::PERIOD_US.start(),
+            CpuMax::PERIOD_US.end()
+        ),
     ))
 }
 

@@ -93,6 +93,8 @@ fn cpu_max_forms() {
             period_us: 100_000
         })
     );
+    l.set_str("cpu_max", "17592186044415 1000000").unwrap();
+    l.set_str("pids_max", "4194304").unwrap();
     for bad in ["", "1 2 3", "fast", "500 100000", "50000 10"] {
         assert!(l.set_str("cpu_max", bad).is_err(), "{bad:?}");
     }
@@ -111,6 +113,12 @@ fn rejects_bad_values_naming_the_key() {
         ("cpuset_mems", "0\n1"),
         ("cpuset_cpus", ""),
         ("nope", "1"),
+        // Past what the kernel takes: u64, PID_MAX_LIMIT, max_cfs_runtime.
+        ("memory_max", "1000000000000000000000000000000"),
+        ("pids_max", "4194305"),
+        ("pids_max", "18446744073709551615"),
+        ("cpu_max", "17592186044416 100000"),
+        ("cpu_max", "18446744073709551615"),
     ] {
         let err = l.set_str(k, v).unwrap_err();
         assert!(err.to_string().contains(k), "{err}");
