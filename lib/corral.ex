@@ -331,7 +331,9 @@ defmodule Corral do
       no name for), `stage` the step that failed: `"exec"`, `"chdir"`,
       `"setgroups"`, `"setgid"`, `"setuid"`, `"user"` or `"spawn"`. For
       example `{:spawn_failed, :eacces, "exec"}` for a file that is not
-      executable.
+      executable, and `{:spawn_failed, :e2big, "exec"}` for arguments and
+      environment execve(2) would refuse (checked before any helper
+      starts, against the stack rlimit's share and 128 KiB a string).
     * `{:cgroup, errno, message}` - a cgroup was asked for and cannot be
       set up (see `cmd/3`); the child never ran.
     * `{:helper_unavailable, posix, path}` - the helper binary could not

@@ -30,14 +30,73 @@ defmodule Corral.Helper do
   executable) is `{:error, {:helper_unavailable, posix, helper}}`.
   """
   @spec open(Path.t(), [String.t()], boolean() | nil) ::
-          {:ok, port()} | {:error, {:helper_unavailable, atom(), Path.t()}}
+          {:ok, port()}
+          | {:error,
+             {:helper_unavailable, atom(), Path.t()} | {:spawn_failed, :e2big, String.t()}}
   def open(helper, argv, parallelism \\ nil) do
-    opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv]
-    opts = if parallelism == nil, do: opts, else: [{:parallelism, parallelism} | opts]
-    {:ok, Port.open({:spawn_executable, helper}, opts)}
+    if exec_fits?(helper, argv) do
+      opts = [:binary, {:packet, 4}, :exit_status, :use_stdio, :hide, args: argv]
+      opts = if parallelism == nil, do: opts, else: [{:parallelism, parallelism} | opts]
+      {:ok, Port.open({:spawn_executable, helper}, opts)}
+    else
+      {:error, {:spawn_failed, :e2big, "exec"}}
+    end
   catch
     :error, posix when is_atom(posix) and posix != :badarg ->
       {:error, {:helper_unavailable, posix, helper}}
+  end
+
+  # execve(2)'s limits (fs/exec.c): each string at most MAX_ARG_STRLEN (32
+  # pages, NUL included); all strings, the file name and a pointer each for
+  # argv and envp within a quarter of the stack rlimit, capped at 3/4 of
+  # _STK_LIM (8 MiB) and at least ARG_MAX (32 pages).
+  @max_arg_strlen 32 * 4096
+  @min_arg_space 32 * 4096
+  @max_arg_space div(8 * 1_048_576, 4) * 3
+
+  @doc """
+  Whether execve(2) takes `helper` with `argv` and the VM's environment:
+  the command line of a fresh helper. It holds the child's program,
+  arguments and `:env`, so a child it fits fits too, whether a fresh
+  helper or a pooled one runs it; one that does not fit is
+  `{:spawn_failed, :e2big, "exec"}` on either path, before any helper
+  starts (a fresh helper's own exec would fail with E2BIG first).
+  """
+  @spec exec_fits?(Path.t(), [String.t()]) :: boolean()
+  def exec_fits?(helper, argv) do
+    env = for {key, value} <- System.get_env(), do: byte_size(key) + byte_size(value) + 1
+    # argv[0] is the helper's path, as the file name is.
+    strings = Enum.map([helper, helper | argv], &byte_size/1) ++ env
+    pointers = 8 * (length(argv) + 1 + length(env))
+    total = Enum.reduce(strings, pointers, &(&1 + 1 + &2))
+
+    total <= arg_space() and Enum.all?(strings, &(&1 < @max_arg_strlen))
+  end
+
+  # Read once: the stack rlimit is the VM's, inherited by every helper.
+  defp arg_space do
+    case :persistent_term.get({__MODULE__, :arg_space}, nil) do
+      nil ->
+        space = stack_limit() |> div(4) |> min(@max_arg_space) |> max(@min_arg_space)
+        :persistent_term.put({__MODULE__, :arg_space}, space)
+        space
+
+      space ->
+        space
+    end
+  end
+
+  # The soft "Max stack size" of /proc/self/limits, in bytes.
+  defp stack_limit do
+    with {:ok, text} <- File.read("/proc/self/limits"),
+         [_, soft] <- Regex.run(~r/^Max stack size\s+(\S+)/m, text) do
+      case Integer.parse(soft) do
+        {bytes, ""} -> bytes
+        _unlimited -> @max_arg_space * 4
+      end
+    else
+      _ -> @max_arg_space * 4
+    end
   end
 
   @doc """

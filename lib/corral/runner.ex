@@ -105,9 +105,20 @@ defmodule Corral.Runner do
   # A helper the pool started ahead, given its command line in an R frame.
   # It was started in the VM's working directory of that moment, so the
   # current one is passed along, as a fresh helper would inherit it.
+  #
+  # A command line too long for execve(2) goes the fresh way, which refuses
+  # it before any helper starts, so both ways fail alike.
   defp pooled(program, args, %Options{parallelism: nil} = options) do
-    with {:ok, port, env} <- Corral.Pool.checkout(self(), Helper.helper_path()) do
-      options = %{options | cd: options.cd || File.cwd!()}
+    helper = Helper.helper_path()
+    options = %{options | cd: options.cd || File.cwd!()}
+
+    with true <-
+           Helper.exec_fits?(
+             helper,
+             Helper.pool_argv() ++ Helper.run_args(program, args, options)
+           ) ||
+             :none,
+         {:ok, port, env} <- Corral.Pool.checkout(self(), helper) do
       # Port.connect/2 linked the port to the caller. A helper that died
       # while it waited fails the R frame's write with EPIPE, and the port
       # would send its exit signal to the caller: unlink first. (The port

@@ -78,6 +78,26 @@ defmodule Corral.OptionRangesTest do
                {"", :timeout}
     end
 
+    # Before: {:helper_exit, 7} from a fresh helper (its own exec failed),
+    # {:spawn_failed, "e2big", "exec"} from a pooled one (the child's).
+    test "a command line execve(2) refuses is one error, #{helper} helper" do
+      extra = unquote(extra)
+      e2big = {:spawn_failed, :e2big, "exec"}
+      arg = String.duplicate("a", 999)
+
+      # 10 MB in all, over any stack rlimit's share; one argument over
+      # MAX_ARG_STRLEN (128 KiB); and the environment counts too.
+      for args <- [List.duplicate(arg, 10_000), [String.duplicate("a", 200_000)]] do
+        assert Corral.run("true", args, extra) == {:error, e2big}
+        assert %Corral.Error{reason: ^e2big} = catch_error(Corral.cmd("true", args, extra))
+      end
+
+      env = for i <- 1..5, do: {"CORRAL_BIG_#{i}", String.duplicate("b", 120_000)}
+      many = List.duplicate(arg, 1_500)
+      assert Corral.run("true", many, [env: env] ++ extra) == {:error, e2big}
+      assert Corral.cmd("true", many, extra) == {"", 0}
+    end
+
     @tag :cgroup
     test "the largest :cgroup values run, #{helper} helper" do
       limits = %{

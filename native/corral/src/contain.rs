@@ -62,7 +62,7 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
     }
     if limits.pids_max == Some(Max::Limit(0)) {
         return Err(invalid(
-            "pids_max=0 would not let the program itself start; the least is 1".into(),
+            "pids_max=0: the program could not start, as it counts itself; the least is 1".into(),
         ));
     }
     if let Some(pct) = args.cpu_limit {

@@ -141,9 +141,9 @@ impl Base {
                 self.control = None;
                 return Ok(None);
             }
-            let (got, eof) = read_available(deframer);
-            closed = eof;
-            if got || closed {
+            let read = read_available(deframer);
+            closed = read.eof;
+            if read.got || !read.drained || closed {
                 continue;
             }
             match self.poll.poll(&mut events, None) {
@@ -160,24 +160,45 @@ impl Base {
     }
 }
 
-/// Reads what stdin has into `deframer` without blocking. Says whether
-/// any bytes came, and whether the channel reached end of file (or failed).
-fn read_available(deframer: &mut Deframer) -> (bool, bool) {
+/// What one [`read_available`] did.
+struct Read {
+    /// Bytes came.
+    got: bool,
+    /// The channel reached end of file (or failed).
+    eof: bool,
+    /// The pipe is empty (`EAGAIN`): the edge-triggered event loop will say
+    /// when more comes. Otherwise reading stopped at [`READ_AHEAD`] and the
+    /// caller reads again once it has handled the frames.
+    drained: bool,
+}
+
+/// Reads what stdin has into `deframer` without blocking, until the pipe
+/// is empty or the deframer holds [`READ_AHEAD`] bytes, so a flood is
+/// handled frame by frame rather than buffered whole: the deframer holds
+/// at most a read and the largest frame.
+fn read_available(deframer: &mut Deframer) -> Read {
     let mut chunk = [0u8; 64 << 10];
     let mut got = false;
-    loop {
+    let done = |got, eof, drained| Read { got, eof, drained };
+    // A frame larger than READ_AHEAD is read to its end before it is handled.
+    while deframer.buffered() < READ_AHEAD || !deframer.frame_ready() {
         match nix::unistd::read(0, &mut chunk) {
-            Ok(0) => return (got, true),
+            Ok(0) => return done(got, true, true),
             Ok(n) => {
                 got = true;
                 deframer.push(&chunk[..n]);
             }
             Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return (got, false),
-            Err(_) => return (got, true),
+            Err(Errno::EAGAIN) => return done(got, false, true),
+            Err(_) => return done(got, true, true),
         }
     }
+    done(got, false, false)
 }
+
+/// How much [`read_available`] lets wait in the deframer before the frames
+/// are handled: one read, or one whole frame when that is larger.
+const READ_AHEAD: usize = 64 << 10;
 
 /// Limits and timings for one run.
 #[derive(Clone, Copy, Debug)]
@@ -511,19 +532,30 @@ impl Session {
     }
 
     fn read_control(&mut self) {
-        let Some(deframer) = self.base.control.as_mut() else {
-            return;
-        };
-        let (_, mut closed) = read_available(deframer);
-        while self.base.control.is_some() {
-            match self.base.buffered_frame() {
-                Ok(Some(frame)) => self.handle(frame),
-                Ok(None) => break,
-                Err(e) => {
-                    self.protocol_error = Some(e);
+        // Read in bounded pieces, handling the frames of each before the
+        // next: what waits in the deframer stays below a frame and a read.
+        let mut closed = false;
+        while !closed {
+            let Some(deframer) = self.base.control.as_mut() else {
+                return;
+            };
+            let read = read_available(deframer);
+            closed = read.eof;
+            loop {
+                match self.base.buffered_frame() {
+                    Ok(Some(frame)) => self.handle(frame),
+                    Ok(None) => break,
+                    Err(e) => self.protocol_error = Some(e),
+                }
+                if self.protocol_error.is_some() {
+                    // A protocol error ends the run as a closed channel
+                    // does, and nothing more is read.
                     closed = true;
                     break;
                 }
+            }
+            if read.drained {
+                break;
             }
         }
         if closed {
@@ -545,6 +577,21 @@ impl Session {
             Down::Ack(n) => self.window.acked(n),
             Down::Stdin(data) => {
                 if let Some(input) = self.input.as_mut() {
+                    // The BEAM sends I only while less than a window is
+                    // unconfirmed (docs/protocol.md, "Flow control"), so the
+                    // helper never holds more than a window and a frame.
+                    // Past that it is not the protocol, and the input would
+                    // grow without bound in a child that does not read.
+                    let outstanding = input.outstanding();
+                    if outstanding >= self.cfg.window {
+                        self.protocol_error = Some(format!(
+                            "an I frame of {} bytes with {outstanding} bytes of input \
+                             unconfirmed, a full window of {}",
+                            data.len(),
+                            self.cfg.window
+                        ));
+                        return;
+                    }
                     input.push(data);
                     self.write_input(false);
                 }
@@ -568,7 +615,6 @@ impl Session {
             Down::Stop => self.end(Reason::Stopped),
             Down::Run(_) => {
                 self.protocol_error = Some("R after the child started".into());
-                self.orphan();
             }
         }
     }

@@ -284,6 +284,13 @@ impl Input {
         self.queue.is_empty()
     }
 
+    /// Input the BEAM still counts against the window: bytes queued for
+    /// the pipe and bytes written but not yet confirmed with `W`.
+    pub fn outstanding(&self) -> u64 {
+        let queued: usize = self.queue.iter().map(Vec::len).sum();
+        (queued - self.offset) as u64 + self.unconfirmed
+    }
+
     /// Queues bytes for the child.
     pub fn push(&mut self, data: Vec<u8>) {
         if !data.is_empty() {

@@ -390,3 +390,22 @@ fn out_of_range_values_are_usage_errors_and_the_largest_work() {
     let o = corral(&["-q", "-t", "100ms", "--grace", max, "--", "sleep", "5"]);
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
 }
+
+/// A tree needs its first process and memory to load it: `pids_max=0`
+/// (which on v1 let the first process join anyway) and a `memory_max`
+/// below a page (the loader failed: a run that looked like exit 127) are
+/// refused before the command starts.
+#[test]
+fn limits_that_let_nothing_start_are_refused() {
+    for (set, says) in [
+        ("pids_max=0", "the least is 1"),
+        ("memory_max=0", "below one page"),
+        ("memory_max=100", "below one page"),
+    ] {
+        let o = corral(&["--cgroup-set", set, "--", "echo", "ran"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{set}: {err}");
+        assert!(err.contains(says) && err.contains("could"), "{set}: {err}");
+        assert!(o.stdout.is_empty(), "{set}: the command ran");
+    }
+}

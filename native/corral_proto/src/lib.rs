@@ -381,6 +381,21 @@ impl Deframer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Bytes held that are not yet a whole frame returned.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether [`Deframer::next_frame`] has something to return: a whole
+    /// frame, or a length prefix it refuses.
+    pub fn frame_ready(&self) -> bool {
+        let Some(prefix) = self.buf.get(..HEADER) else {
+            return false;
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        len == 0 || len > MAX_FRAME || self.buf.len() >= HEADER + len
+    }
+
     /// The next whole frame body (tag and payload), if one is buffered.
     ///
     /// # Errors
