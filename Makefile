@@ -62,7 +62,7 @@ stress: export MIX_ENV = dev
 stress: build
 	@fail=0; for f in bench/stress/*.exs; do \
 	  [ -e "$$f" ] || continue; \
-	  echo "==> $$f"; mix run "$$f" || fail=1; \
+	  mix run "$$f" || fail=1; export CORRAL_STRESS_NO_HEADER=1; \
 	done; exit $$fail
 
 # Cross builds for two Nerves boards (aarch64 rpi4, armv7 rpi3) through the

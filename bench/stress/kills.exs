@@ -372,8 +372,12 @@ row = fn name, n, list ->
 end
 
 started = System.monotonic_time(:millisecond)
-IO.puts("| case | runs | survivors | leftover cgroups | lost bytes | crashes |")
-IO.puts("|---|---|---|---|---|---|")
+# The header once per table: `make stress` sets CORRAL_STRESS_NO_HEADER
+# for every script after the first.
+unless System.get_env("CORRAL_STRESS_NO_HEADER") do
+  IO.puts("| case | runs | survivors | leftover cgroups | lost bytes | crashes |")
+  IO.puts("|---|---|---|---|---|---|")
+end
 
 rows =
   for {mode, extra} <- Kills.modes(),
