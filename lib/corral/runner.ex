@@ -278,10 +278,19 @@ defmodule Corral.Runner do
     events(rest, s, client, accs, input)
   end
 
-  # Gone before S on a pooled port: the helper died while it waited in
-  # the pool, before the pool noticed. Nothing of the run happened yet.
-  defp events([{:error, {tag, _}, _} | _], %{origin: {:pooled, _}} = s, _client, _accs, _input)
-       when tag in [:helper_exit, :helper_closed] and not is_map_key(s, :started),
+  # The R frame's write failed (EPIPE): the pooled helper had died while it
+  # waited, before the pool noticed, so it never read R and nothing of the
+  # run happened; a fresh helper runs it. A helper that dies after the write
+  # went through may have started the child already (it sends S just after
+  # the spawn), so that run is never tried again: it fails as any other.
+  defp events(
+         [{:error, {:helper_closed, :epipe}, _} | _],
+         %{origin: {:pooled, _}} = s,
+         _client,
+         _accs,
+         _input
+       )
+       when not is_map_key(s, :started),
        do: :dead_pooled_helper
 
   defp events([{:error, :enoent, _} | _], _s, _client, _accs, input) do
