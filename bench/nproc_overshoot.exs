@@ -39,7 +39,7 @@ in_vm = fn program, args, events ->
       cgroup: %{pids_max: cap},
       timeout: 60_000,
       stderr_to_stdout: true,
-      env: %{"CORRAL_HELPER" => Corral.Port.helper_path()}
+      env: %{"CORRAL_HELPER" => Corral.Helper.helper_path()}
     )
 
   case Regex.run(~r/RESULT (\w+) (\d+)/, r.output) do

@@ -299,7 +299,7 @@ defmodule Stress.Kills do
         :binary,
         :exit_status,
         args: ["-pa", ebin, "-e", code],
-        env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Port.helper_path())}]
+        env: [{~c"CORRAL_HELPER", String.to_charlist(Corral.Helper.helper_path())}]
       ])
 
     [vm_pid] = wait_pids(vm_file, 1, 30_000)
