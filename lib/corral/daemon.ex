@@ -610,13 +610,7 @@ defmodule Corral.Daemon do
     {:reply, info, s}
   end
 
-  def handle_call({:signal, _name}, _from, %{port: nil} = s),
-    do: {:reply, {:error, :not_running}, s}
-
-  def handle_call({:signal, name}, _from, s) do
-    Helper.send_frame(s.port, {:signal, name})
-    {:reply, :ok, s}
-  end
+  def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
   # Before the program starts (:wait_for) there is no stdin to write.
   def handle_call({:send_input, _data}, _from, %{client: nil} = s),

@@ -303,6 +303,15 @@ defmodule Corral.Helper do
   def signal_name!(signal), do: raise(ArgumentError, "unknown signal #{inspect(signal)}")
 
   @doc """
+  Asks the helper to send signal `name` (as `signal_name!/1` gives it) to
+  the child: `:ok`, or `{:error, :not_running}` when there is no port (the
+  program has not started or has ended).
+  """
+  @spec signal(port() | nil, String.t()) :: :ok | {:error, :not_running}
+  def signal(nil, _name), do: {:error, :not_running}
+  def signal(port, name), do: send_frame(port, {:signal, name})
+
+  @doc """
   Sends one frame. A port that already closed raises; its exit status or
   exit signal is on the way, and the driver acts on that.
   """

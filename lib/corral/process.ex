@@ -267,13 +267,7 @@ defmodule Corral.Process do
   def handle_call(:close_input, from, s),
     do: s.client |> Client.close_input(from) |> events(s) |> noreply()
 
-  def handle_call({:signal, _name}, _from, %{port: nil} = s),
-    do: {:reply, {:error, :not_running}, s}
-
-  def handle_call({:signal, name}, _from, s) do
-    Helper.send_frame(s.port, {:signal, name})
-    {:reply, :ok, s}
-  end
+  def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
   def handle_call({:read, which, timeout}, from, s) do
     timer =
