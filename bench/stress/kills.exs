@@ -24,7 +24,12 @@ runs =
     [] -> 10
   end
 
+# wait_until, wait_gone, kill and read_pids: the tests' own (test/support).
+Code.require_file("../../test/support/os_proc.ex", __DIR__)
+
 defmodule Stress.Kills do
+  import Corral.Test.OSProc, only: [wait_until: 2, wait_gone: 2, kill: 1, read_pids: 1]
+
   @tmp Path.join(System.tmp_dir!(), "corral-stress-#{System.pid()}")
   @grace 200
 
@@ -97,41 +102,10 @@ defmodule Stress.Kills do
 
   ## What a run left
 
-  def alive?(pid) do
-    case File.read("/proc/#{pid}/stat") do
-      {:ok, stat} -> not (stat |> String.split(") ") |> List.last() |> String.starts_with?("Z"))
-      _ -> false
-    end
-  end
-
-  def read_pids(file) do
-    case File.read(file) do
-      {:ok, text} -> for l <- String.split(text, "\n", trim: true), do: String.to_integer(l)
-      _ -> []
-    end
-  end
-
-  def wait_until(fun, ms) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn -> fun.() end)
-    |> Enum.find(fn v ->
-      v || System.monotonic_time(:millisecond) >= deadline || (Process.sleep(5) && false)
-    end)
-  end
-
   def wait_pids(file, n, ms \\ 20_000) do
     wait_until(fn -> length(read_pids(file)) >= n end, ms)
     read_pids(file)
   end
-
-  def wait_gone(pids, ms) do
-    wait_until(fn -> Enum.all?(pids, &(not alive?(&1))) end, ms)
-    Enum.filter(pids, &alive?/1)
-  end
-
-  def kill(pids),
-    do: Enum.each(pids, &System.cmd("kill", ["-KILL", to_string(&1)], stderr_to_stdout: true))
 
   # The run's own cgroups: the corral-* directories its processes named.
   def cgroup_dirs(file) do

@@ -49,7 +49,8 @@ defmodule Corral.Test.OSProc do
       raise "#{path} did not get #{count} pids in #{timeout_ms} ms: #{inspect(read_pids(path))}"
   end
 
-  defp read_pids(path) do
+  @doc "The pids in `path`, one a line; [] while it does not exist."
+  def read_pids(path) do
     case File.read(path) do
       {:ok, text} -> for line <- String.split(text, "\n"), line != "", do: String.to_integer(line)
       {:error, _} -> []
