@@ -17,6 +17,8 @@
 # a line under the table; the escaped ones are killed by pid.
 #
 # Usage: MIX_ENV=dev mix run bench/stress/kills.exs [runs per case]
+# CORRAL_STRESS_ONLY=<regex> runs only the rows whose name matches, e.g.
+# "helper SIGKILL .* / cgroup$" to chase one kind of survivor.
 
 runs =
   case System.argv() do
@@ -346,6 +348,12 @@ row = fn name, n, list ->
 end
 
 started = System.monotonic_time(:millisecond)
+
+only =
+  case System.get_env("CORRAL_STRESS_ONLY") do
+    nil -> fn _name -> true end
+    re -> fn name -> name =~ Regex.compile!(re) end
+  end
 # The header once per table: `make stress` sets CORRAL_STRESS_NO_HEADER
 # for every script after the first.
 unless System.get_env("CORRAL_STRESS_NO_HEADER") do
@@ -359,7 +367,8 @@ rows =
         {"owner kill", &Kills.owner_kill/2},
         {"helper SIGKILL", &Kills.helper_kill/2}
       ],
-      {name, _, _, _} = shape <- Kills.shapes() do
+      {name, _, _, _} = shape <- Kills.shapes(),
+      only.("#{kind} / #{name} / #{mode}") do
     results =
       1..runs
       |> Task.async_stream(fn _ -> fun.(shape, extra) end, max_concurrency: 3, timeout: 120_000)
@@ -371,7 +380,8 @@ rows =
 vm_runs = max(div(runs, 3), 1)
 
 vm_rows =
-  for {mode, extra} <- Kills.modes() do
+  for {mode, extra} <- Kills.modes(),
+      Enum.any?(Kills.shapes(), fn {name, _, _, _} -> only.("VM kill -9 / #{name} / #{mode}") end) do
     shapes = Kills.shapes()
     per_vm = for _ <- 1..vm_runs, do: Kills.vm_kill(shapes, extra)
 
@@ -382,7 +392,7 @@ vm_rows =
   |> List.flatten()
 
 flood_rows =
-  for {mode, extra} <- Kills.modes() do
+  for {mode, extra} <- Kills.modes(), only.("flood 20 MB x 40 / #{mode}") do
     row.("flood 20 MB x 40 / #{mode}", 40, Kills.flood(extra, 40, 20_000_000))
   end
 

@@ -105,7 +105,9 @@ defmodule Corral.Client do
     end
   end
 
-  defp frame(%{phase: :starting} = c, {:failed, failed}) do
+  # F also follows S when exec itself fails: the child sends S just before
+  # exec (docs/protocol.md, "Start"), and nothing of the program ran.
+  defp frame(%{phase: phase} = c, {:failed, failed}) when phase in [:starting, :running] do
     {reason, details} =
       case failure_reason(failed) do
         {:spawn_failed, _, _} = reason -> {reason, failed.message}
@@ -256,11 +258,16 @@ defmodule Corral.Client do
   def failure_reason(f), do: {:spawn_failed, posix(f.errno_name), f.stage}
 
   # errno names come from the helper; only names the VM already knows
-  # become atoms.
+  # become atoms. These are what the spawn stages (execve, chdir, the
+  # credentials, a cgroup write) can give, so they are always atoms.
+  @spawn_errnos ~w(e2big eacces eagain ebusy efault einval eio eisdir elibbad eloop
+                   emfile enametoolong enfile enoent enoexec enomem enospc enotdir
+                   eopnotsupp eperm erofs esrch etxtbsy)a
+
   defp posix(nil), do: nil
 
   defp posix(name) do
-    String.to_existing_atom(name)
+    Enum.find(@spawn_errnos, &(Atom.to_string(&1) == name)) || String.to_existing_atom(name)
   rescue
     ArgumentError -> name
   end

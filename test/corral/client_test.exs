@@ -43,6 +43,16 @@ defmodule Corral.ClientTest do
                Client.handle(Client.new(65_536, false), body)
     end
 
+    test "F after S: exec failed after the child sent S, the run fails as a start" do
+      failed = %{version: 1, errno: 8, errno_name: "enoexec", stage: "exec", message: "no"}
+      body = IO.iodata_to_binary(Protocol.encode({:failed, failed}))
+
+      assert {[{:error, {:spawn_failed, _, "exec"}, "no"}], client} =
+               Client.handle(running(), body)
+
+      assert Client.done?(client)
+    end
+
     test "output, an exit or garbage before S is a protocol error" do
       for name <- ["stdout.hex", "exit_code.hex", "written.hex"] do
         assert {[{:error, {:protocol, {:unexpected_frame, _}}, nil}], client} =

@@ -368,6 +368,22 @@ defmodule Corral.RunTest do
       assert Corral.run(path, []) == {:error, {:spawn_failed, :eacces, "exec"}}
     end
 
+    # execve fails after the child has sent S (docs/protocol.md, "Start"):
+    # the run fails as any failed start, and leaves nothing behind.
+    test "a program the kernel cannot execute: {:spawn_failed, :enoexec, \"exec\"}" do
+      path = OSProc.tmp_path("no-shebang")
+      File.write!(path, "echo hi\n")
+      File.chmod!(path, 0o755)
+      on_exit(fn -> File.rm(path) end)
+
+      for opts <- [[], [no_cgroup: true]] do
+        assert Corral.run(path, [], opts) == {:error, {:spawn_failed, :enoexec, "exec"}}
+        assert_raise Corral.Error, ~r/enoexec/, fn -> Corral.cmd(path, [], opts) end
+      end
+
+      assert Process.info(self(), :messages) == {:messages, []}
+    end
+
     test "a missing working directory: {:spawn_failed, :enoent, \"chdir\"}" do
       assert Corral.run("pwd", [], cd: "/no/such/dir") ==
                {:error, {:spawn_failed, :enoent, "chdir"}}

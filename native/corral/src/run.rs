@@ -61,11 +61,17 @@ impl Ready {
 /// containment on a kernel that has the subreaper); see `docs/helper.md`.
 const TEST_NO_SUBREAPER: &str = "CORRAL_TEST_NO_SUBREAPER";
 
+/// Set to a number of milliseconds in the helper's environment, it makes
+/// the helper sleep that long right after the spawn, as a helper preempted
+/// there would: the BEAM must already hold `S` (the child sends it before
+/// exec). For tests only (`test/corral/start_window_test.exs`).
+const TEST_SPAWN_PAUSE: &str = "CORRAL_TEST_SPAWN_PAUSE_MS";
+
 /// Runs the child described by `args`. Returns the helper's exit status,
 /// and whether the helper may serve another run (pooled, and this one
 /// ended with an `X` or `F` frame).
 pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
-    let Some(mut base) = ready.base.take() else {
+    let Some(base) = ready.base.take() else {
         return (exit_code::INTERNAL, false);
     };
     if args.port && args.protocol != Some(VERSION) {
@@ -152,6 +158,16 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             .as_ref()
             .and_then(|g| g.v2_dir())
             .map(Path::to_path_buf),
+        // In port mode the child sends S itself, before exec (Spec::announce).
+        announce: args.port.then(|| {
+            Up::Started {
+                version: VERSION,
+                os_pid: 0,
+                containment,
+                paths,
+            }
+            .encode()
+        }),
     };
     // Without a cgroup to hold max_processes, follow the tree's forks as
     // they happen where the kernel lets us (CAP_NET_ADMIN); subscribed
@@ -167,17 +183,15 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         Ok(child) => child,
         Err(e) => return failed(&args, ready, base, &e),
     };
+    if let Some(ms) = std::env::var(TEST_SPAWN_PAUSE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let pgrp = args.port.then_some(child.pid);
     let mut tree = Tree::new(pgrp, group);
     tree.full_scan = !subreaper;
-    if args.port {
-        base.sink().send_up(&Up::Started {
-            version: VERSION,
-            os_pid: child.pid.as_raw() as u32,
-            containment,
-            paths,
-        });
-    }
     let cfg = Config {
         window: args.stdio_window,
         grace: args.grace,

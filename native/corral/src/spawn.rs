@@ -44,6 +44,13 @@ pub struct Spec {
     /// The cgroup v2 directory the child is born in (`CLONE_INTO_CGROUP`),
     /// or joins before exec where `clone3(2)` cannot do that.
     pub cgroup_v2: Option<PathBuf>,
+    /// An encoded `S` frame the child writes to the helper's stdout (the
+    /// BEAM) just before exec, with its own pid at
+    /// [`corral_proto::Up::STARTED_PID_AT`]. Written by the child, the
+    /// frame is in the BEAM's pipe before the program runs a single
+    /// instruction: a helper SIGKILLed at any moment after that leaves the
+    /// BEAM knowing what to clean up (the process group and the cgroups).
+    pub announce: Option<Vec<u8>>,
 }
 
 /// A child that is running.
@@ -231,6 +238,26 @@ pub fn resolve_program(program: &OsStr) -> Result<PathBuf, Error> {
     ))
 }
 
+/// Refuses, before the fork, a program path that `execve(2)` would refuse
+/// as missing or not executable, as [`resolve_program`] does for a name:
+/// the child sends `S` just before exec, so a failure caught here is a
+/// plain `F` with nothing started. A relative path is looked up from the
+/// working directory the child will have. What only exec can tell
+/// (`ENOEXEC`, another user's permissions) still fails there, as `F` after
+/// `S` (`docs/protocol.md`, "Start").
+fn check_executable(program: &Path, cwd: Option<&Path>) -> Result<(), Error> {
+    let at = match cwd {
+        Some(dir) if program.is_relative() => dir.join(program),
+        _ => program.to_path_buf(),
+    };
+    let fail = |errno| Err(Error::new("exec", errno, program.display()));
+    match nix::unistd::access(&at, nix::unistd::AccessFlags::X_OK) {
+        Err(errno) => fail(errno),
+        Ok(()) if at.is_dir() => fail(Errno::EACCES),
+        Ok(()) => Ok(()),
+    }
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::new("spawn", e, "pipe"))
 }
@@ -266,6 +293,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
             .map(OsString::as_os_str)
             .unwrap_or_default(),
     )?;
+    check_executable(&program, spec.cwd.as_deref())?;
     let c_program = cstring(program.as_os_str().as_bytes())?;
     let mut argv: Vec<CString> = Vec::with_capacity(spec.command.len());
     argv.push(cstring(
@@ -337,6 +365,22 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         fds.targets[i] = target;
     }
     let (err_read, err_write) = pipe()?;
+    // The BEAM's end, kept open past the stdio dup2s; closed by exec.
+    let mut announce = spec.announce.clone();
+    let announce_fd = match &announce {
+        Some(_) => Some(
+            nix::fcntl::fcntl(
+                libc::STDOUT_FILENO,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+            )
+            .map(|fd| {
+                // SAFETY: a new descriptor that nothing else owns.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .map_err(|e| Error::new("spawn", e, "dup of stdout"))?,
+        ),
+        None => None,
+    };
 
     let c_argv: Vec<*const libc::c_char> = argv
         .iter()
@@ -365,6 +409,12 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         cgroup_fds: cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
         err_fd: err_write.as_raw_fd(),
         parent: std::process::id() as libc::pid_t,
+        announce: match (&mut announce, &announce_fd) {
+            (Some(frame), Some(fd)) if frame.len() >= corral_proto::Up::STARTED_PID_AT + 4 => {
+                Some((fd.as_raw_fd(), frame.as_mut_ptr(), frame.len()))
+            }
+            _ => None,
+        },
     };
 
     // Block every signal across fork so no handler of the helper runs in the
@@ -410,6 +460,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         return Err(Error::new("spawn", fork_errno, "fork"));
     }
     drop(err_write);
+    drop(announce_fd);
     drop(fds);
     drop(cgroup_fds);
     drop(cgroup_v2);
@@ -629,6 +680,46 @@ struct ChildSetup<'a> {
     /// The helper's pid, to tell after `PR_SET_PDEATHSIG` whether it died
     /// before the child asked to follow it.
     parent: libc::pid_t,
+    /// [`Spec::announce`]: the descriptor of the BEAM's pipe and the frame
+    /// (pointer, length), which only the child touches until it execs.
+    announce: Option<(RawFd, *mut u8, usize)>,
+}
+
+/// Writes the `S` frame at `frame` with the child's pid to `fd`, whole,
+/// waiting for room if the pipe is full (the descriptor may be
+/// non-blocking). Returns false if the BEAM's end is gone.
+///
+/// # Safety
+/// Only getpid(2), write(2) and poll(2), all async-signal-safe; `frame`
+/// points to `len` bytes no one else uses until exec.
+unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
+    // SAFETY: see above; a raw getpid, as libc's may cache across clone.
+    unsafe {
+        let pid = libc::syscall(libc::SYS_getpid) as u32;
+        let at = corral_proto::Up::STARTED_PID_AT;
+        std::ptr::copy_nonoverlapping(pid.to_be_bytes().as_ptr(), frame.add(at), 4);
+        let mut done = 0;
+        while done < len {
+            let n = libc::write(fd, frame.add(done).cast(), len - done);
+            if n > 0 {
+                done += n as usize;
+                continue;
+            }
+            match *libc::__errno_location() {
+                libc::EINTR => {}
+                libc::EAGAIN => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    libc::poll(&mut p, 1, -1);
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
 }
 
 /// Reports `stage` and errno to the parent and exits.
@@ -721,6 +812,11 @@ unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         );
         if libc::getppid() != s.parent {
             libc::_exit(127);
+        }
+        if let Some((fd, frame, len)) = s.announce {
+            if !announce(fd, frame, len) {
+                fail(s.err_fd, 6);
+            }
         }
         libc::execve(s.program, s.argv, s.envp);
         fail(s.err_fd, 0)

@@ -83,6 +83,34 @@ fn non_executable_file_is_eacces() {
 }
 
 #[test]
+fn a_directory_is_eacces_before_anything_starts() {
+    let f = fails(&[], &["/tmp"], 126);
+    assert_eq!(text(&f, key::ERRNO_NAME), "eacces");
+    assert_eq!(text(&f, key::STAGE), "exec");
+}
+
+/// The child sends S just before exec (docs/protocol.md, "Start"); when
+/// exec itself fails for a reason no check before the fork can see (a
+/// file the kernel cannot execute), F follows S and nothing ran.
+#[test]
+fn exec_failing_after_s_gives_f_after_s() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(&mut file, b"echo no shebang\n").expect("write");
+    let path = file.into_temp_path();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = path.to_str().expect("UTF-8").to_owned();
+    let mut h = Helper::port(&[], &[&path]);
+    h.until("F", SOON, |h| h.failed.is_some() || h.eof);
+    let f = h.failed.clone().expect("an F frame");
+    assert_eq!(h.tags, b"SF", "S from the child, then F");
+    assert_eq!(text(&f, key::ERRNO_NAME), "enoexec");
+    assert_eq!(text(&f, key::STAGE), "exec");
+    h.close_control();
+    assert_eq!(h.exit_code(SOON), 126);
+}
+
+#[test]
 fn bad_working_directory_fails_at_chdir() {
     let f = fails(&["--cd", "/nonexistent/corral-dir"], &["true"], 126);
     assert_eq!(text(&f, key::STAGE), "chdir");

@@ -257,6 +257,12 @@ fn text(tag: u8, bytes: &[u8]) -> Result<String, DecodeError> {
 }
 
 impl Up {
+    /// Where the big-endian `os_pid` of an encoded [`Up::Started`] frame
+    /// begins: after the length prefix, the tag and the version byte. The
+    /// helper encodes `S` before the spawn and the child writes its own
+    /// pid there just before exec (`docs/protocol.md`, "Start").
+    pub const STARTED_PID_AT: usize = HEADER + 2;
+
     /// The frame with its length prefix.
     pub fn encode(&self) -> Vec<u8> {
         match self {
