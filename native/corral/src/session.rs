@@ -737,12 +737,15 @@ impl Session {
         } else {
             let mut base = None;
             if self.cfg.control {
-                self.base.sink.send_up(&corral_proto::Up::Exit {
+                let serve_again = self.cfg.serve_again;
+                // The run's descriptors (pipes, OOM watch, fork events)
+                // close before X: once the BEAM has X, nothing of the run
+                // is open in the helper.
+                let mut rest = self.into_base();
+                rest.sink.send_up(&corral_proto::Up::Exit {
                     reason: report.reason,
                     fields: report.fields(),
                 });
-                let serve_again = self.cfg.serve_again;
-                let mut rest = self.into_base();
                 if serve_again && rest.sink.open {
                     base = Some(rest);
                 } else if rest.sink.open {
