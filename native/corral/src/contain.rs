@@ -1,7 +1,7 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
-use corral_cgroup::{Group, Layout, Limits, Max, Placement, RawSet, System};
+use corral_cgroup::{Group, Key, Layout, Limits, Max, Placement, RawSet, System};
 
 /// Why containment could not be set up as asked.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
     let page = crate::tree::page_size();
     for (what, m) in [
         ("--memory-limit", args.memory),
-        ("memory_max", limits.memory_max.and_then(limit)),
+        (Key::MemoryMax.name(), limits.memory_max.and_then(limit)),
     ] {
         if let Some(m) = m.filter(|m| *m < page) {
             return Err(invalid(format!(
@@ -61,9 +61,10 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
         }
     }
     if limits.pids_max == Some(Max::Limit(0)) {
-        return Err(invalid(
-            "pids_max=0: the program could not start, as it counts itself; the least is 1".into(),
-        ));
+        return Err(invalid(format!(
+            "{}=0: the program could not start, as it counts itself; the least is 1",
+            Key::PidsMax
+        )));
     }
     if let Some(pct) = args.cpu_limit {
         limits.cpu_max = Some(crate::args::cpu_max(pct));

@@ -84,7 +84,7 @@ impl Group {
         })
     }
 
-    /// Reads limit `key` back (see [`crate::limits::KEYS`]), in the syntax
+    /// Reads limit `key` back (see [`crate::Key`]), in the syntax
     /// [`Limits::set_str`] accepts, whatever the layout.
     ///
     /// # Errors

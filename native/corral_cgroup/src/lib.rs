@@ -31,9 +31,10 @@
 //!
 //! # Limits
 //!
-//! [`Limits`] uses MuonTrap 2's keys; the translation to v2 and v1 files
-//! (in [`limits`]) is the only place that knows limit file names. Keys with
-//! no v1 equivalent give [`Error::Unsupported`] naming the key.
+//! [`Limits`] uses MuonTrap 2's keys. [`Key`] is the only place that
+//! names them and their files, and the translation to v2 and v1 writes
+//! (in [`limits`]) the only place that knows value formats. Keys with no
+//! v1 equivalent give [`Error::Unsupported`] naming the key.
 //!
 //! # Testing
 //!
@@ -62,7 +63,7 @@ mod fixture;
 pub use detect::{Hierarchy, Layout, System};
 pub use error::{Error, Result};
 pub use group::{Group, RawSet};
-pub use limits::{Controller, CpuMax, Limits, Max, PIDS_MAX_LIMIT};
+pub use limits::{Controller, CpuMax, Key, Kind, Limits, Max, Value, PIDS_MAX_LIMIT};
 pub use oom::{OomSignal, OomWatch};
 pub use placement::Placement;
 pub use stats::Stats;

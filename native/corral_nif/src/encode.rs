@@ -1,7 +1,7 @@
 //! Rust values to Elixir terms: maps, [`Stats`], and one limit read back
 //! as the same typed value `Corral.Cgroup.set/2` takes.
 
-use corral_cgroup::{CpuMax, Limits, Max, Stats};
+use corral_cgroup::{Key, Max, Stats, Value};
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
@@ -45,32 +45,19 @@ fn max<'a>(env: Env<'a>, m: Max) -> Term<'a> {
 }
 
 /// Limit `key`, read back by [`corral_cgroup::Group::get`] as `text`, as the
-/// term `set/2` takes: an integer or `:max` for sizes and `pids_max`, a
-/// boolean for flags, `{quota | :max, period}` for `cpu_max`, an integer
-/// for weights, a string for cpusets. [`Limits::set_str`] parses `text`,
-/// so there is one grammar for both directions.
+/// term `set/2` takes, by the key's [`corral_cgroup::Kind`]: an integer or
+/// `:max` for sizes and `pids_max`, a boolean for flags,
+/// `{quota | :max, period}` for `cpu_max`, an integer for weights, a string
+/// for cpusets. [`Key::value`] parses `text`, so there is one grammar for
+/// both directions.
 pub(crate) fn limit<'a>(env: Env<'a>, key: &str, text: &str) -> Result<Term<'a>, Reason> {
-    let mut l = Limits::default();
-    l.set_str(key, text)?;
-    let missing = || Reason::invalid(format!("unknown cgroup limit key {key:?}"));
-    let flag = |b: Option<bool>| b.map(|b| b.encode(env));
-    let size = |m: Option<Max>| m.map(|m| max(env, m));
-    let cpu = |c: Option<CpuMax>| c.map(|c| (max(env, c.quota_us), c.period_us).encode(env));
-    let term = match key {
-        "memory_max" => size(l.memory_max),
-        "memory_high" => size(l.memory_high),
-        "memory_swap_max" => size(l.memory_swap_max),
-        "memory_oom_group" => flag(l.memory_oom_group),
-        "memory_min" => size(l.memory_min),
-        "memory_low" => size(l.memory_low),
-        "cpu_max" => cpu(l.cpu_max),
-        "cpu_weight" => l.cpu_weight.map(|w| w.encode(env)),
-        "cpu_idle" => flag(l.cpu_idle),
-        "pids_max" => size(l.pids_max),
-        "io_weight" => l.io_weight.map(|w| w.encode(env)),
-        "cpuset_cpus" => l.cpuset_cpus.map(|s| s.encode(env)),
-        "cpuset_mems" => l.cpuset_mems.map(|s| s.encode(env)),
-        _ => None,
-    };
-    term.ok_or_else(missing)
+    let key = Key::parse(key)
+        .ok_or_else(|| Reason::invalid(format!("unknown cgroup limit key {key:?}")))?;
+    Ok(match key.value(text)? {
+        Value::Max(m) => max(env, m),
+        Value::Flag(b) => b.encode(env),
+        Value::CpuMax(c) => (max(env, c.quota_us), c.period_us).encode(env),
+        Value::Weight(w) => w.encode(env),
+        Value::List(s) => s.encode(env),
+    })
 }

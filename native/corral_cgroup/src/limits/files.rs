@@ -1,11 +1,9 @@
 //! The one place where typed [`Limits`] become kernel file writes, and
 //! where kernel files are read back into the syntax of [`Limits::set_str`].
-//! The table in the [`crate::limits`] docs summarises it.
+//! File names come from [`Key`]; this module owns value formats and the
+//! v1 pairs. The table in the [`crate::limits`] docs summarises it.
 
-use super::{
-    check_cpu_max, check_list, check_weight, controller_of, shares_to_weight, weight_to_shares,
-    Controller, CpuMax, Limits, Max, KEYS,
-};
+use super::{shares_to_weight, weight_to_shares, Controller, Key, Kind, Limits, Max, Value, KEYS};
 use crate::error::{Error, Result};
 use crate::Layout;
 
@@ -54,132 +52,92 @@ fn w(controller: Controller, file: &'static str, value: impl Into<String>) -> Wr
     }
 }
 
-/// Translates `limits` into kernel writes. This is the only place that
-/// knows limit file names and value formats for writing.
-pub(crate) fn plan(limits: &Limits, api: Api, layout: Layout) -> Result<Vec<Step>> {
-    use Controller::*;
-    if let Some(wt) = limits.cpu_weight {
-        check_weight("cpu_weight", wt)?;
-    }
-    if let Some(wt) = limits.io_weight {
-        check_weight("io_weight", wt)?;
-    }
-    if let Some(c) = &limits.cpu_max {
-        check_cpu_max(c)?;
-    }
-    for (key, list) in [
-        ("cpuset_cpus", &limits.cpuset_cpus),
-        ("cpuset_mems", &limits.cpuset_mems),
-    ] {
-        if let Some(l) = list {
-            check_list(key, l)?;
-        }
-    }
-    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
-    let unsupported = |key: &str| Error::Unsupported {
-        key: key.to_owned(),
+/// v2 `io.weight` takes the default weight as `default N` (the other lines
+/// of the file are per device).
+const IO_WEIGHT_DEFAULT: &str = "default";
+
+/// v1 CPU bandwidth is two files; the quota is [`Key::CpuMax`]'s.
+const CFS_PERIOD: &str = "cpu.cfs_period_us";
+
+/// The v1 file of `key`.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] if v1 has no equivalent.
+fn v1_file(key: Key, layout: Layout) -> Result<&'static str> {
+    key.v1_file().ok_or_else(|| Error::Unsupported {
+        key: key.name().to_owned(),
         layout,
-    };
-    let l = limits;
-    let text = |v: Max| v.to_string();
-    let mut steps = Vec::new();
-    if api == Api::V2 {
-        let cpu = |c: &CpuMax| format!("{} {}", c.quota_us, c.period_us);
-        each(
-            &mut steps,
-            [
-                (Cpuset, "cpuset.cpus", l.cpuset_cpus.clone()),
-                (Cpuset, "cpuset.mems", l.cpuset_mems.clone()),
-                (Memory, "memory.max", l.memory_max.map(text)),
-                (Memory, "memory.high", l.memory_high.map(text)),
-                (Memory, "memory.swap.max", l.memory_swap_max.map(text)),
-                (Memory, "memory.oom.group", l.memory_oom_group.map(flag)),
-                (Memory, "memory.min", l.memory_min.map(text)),
-                (Memory, "memory.low", l.memory_low.map(text)),
-                (Cpu, "cpu.max", l.cpu_max.as_ref().map(cpu)),
-                (Cpu, "cpu.weight", l.cpu_weight.map(|v| v.to_string())),
-                (Cpu, "cpu.idle", l.cpu_idle.map(flag)),
-                (Pids, "pids.max", l.pids_max.map(text)),
-                (Io, "io.weight", l.io_weight.map(|v| format!("default {v}"))),
-            ],
-        );
-        return Ok(steps);
-    }
-    for (key, set) in [
-        ("memory_oom_group", l.memory_oom_group.is_some()),
-        ("memory_min", l.memory_min.is_some()),
-        ("memory_low", l.memory_low.is_some()),
-        ("io_weight", l.io_weight.is_some()),
-    ] {
-        if set {
-            return Err(unsupported(key));
-        }
-    }
-    each(
-        &mut steps,
-        [
-            (Cpuset, "cpuset.cpus", l.cpuset_cpus.clone()),
-            (Cpuset, "cpuset.mems", l.cpuset_mems.clone()),
-        ],
-    );
-    // memsw limits memory+swap, so with no swap_max it gets the same value
-    // as the memory limit: swap cannot be used to escape memory_max.
-    let memsw =
-        match (l.memory_max, l.memory_swap_max) {
-            (_, None) => l.memory_max,
-            (Some(Max::Limit(m)), Some(Max::Limit(s))) => Some(Max::Limit(m.saturating_add(s))),
-            (Some(_), Some(_)) => Some(Max::Unlimited),
-            (None, Some(s)) => return Err(Error::invalid(
-                "cgroup limit",
-                &format!("memory_swap_max={s}"),
-                "cgroup v1 limits memory and swap together, so memory_swap_max needs memory_max",
-            )),
-        };
-    if let (Some(max), Some(memsw)) = (l.memory_max, memsw) {
-        let mut sw = w(Memory, "memory.memsw.limit_in_bytes", memsw.v1());
-        sw.optional = l.memory_swap_max.is_none();
-        steps.push(Step::Pair(w(Memory, "memory.limit_in_bytes", max.v1()), sw));
-    }
-    each(
-        &mut steps,
-        [(
-            Memory,
-            "memory.soft_limit_in_bytes",
-            l.memory_high.map(|v| v.v1()),
-        )],
-    );
-    if let Some(c) = &l.cpu_max {
-        let period = w(Cpu, "cpu.cfs_period_us", c.period_us.to_string());
-        steps.push(Step::Pair(
-            period,
-            w(Cpu, "cpu.cfs_quota_us", c.quota_us.v1()),
-        ));
-    }
-    each(
-        &mut steps,
-        [
-            (
-                Cpu,
-                "cpu.shares",
-                l.cpu_weight.map(|v| weight_to_shares(v).to_string()),
-            ),
-            (Cpu, "cpu.idle", l.cpu_idle.map(flag)),
-            (Pids, "pids.max", l.pids_max.map(text)),
-        ],
-    );
-    Ok(steps)
+    })
 }
 
-/// One [`Step::One`] per limit that is set, in the order given.
-fn each<const N: usize>(
-    steps: &mut Vec<Step>,
-    writes: [(Controller, &'static str, Option<String>); N],
-) {
-    for (controller, file, value) in writes {
-        if let Some(value) = value {
-            steps.push(Step::One(w(controller, file, value)));
+/// Translates `limits` into kernel writes. This is the only place that
+/// knows value formats for writing.
+pub(crate) fn plan(limits: &Limits, api: Api, layout: Layout) -> Result<Vec<Step>> {
+    // The fields are public, so a struct literal may hold what `set` refuses.
+    for (key, value) in limits.iter() {
+        key.check(&value)?;
+    }
+    let mut steps = Vec::new();
+    if api == Api::V2 {
+        for (key, value) in limits.iter() {
+            let text = match key {
+                Key::IoWeight => format!("{IO_WEIGHT_DEFAULT} {value}"),
+                _ => value.to_string(),
+            };
+            steps.push(Step::One(w(key.controller(), key.v2_file(), text)));
+        }
+        return Ok(steps);
+    }
+    // Name the first key v1 cannot take before any other complaint.
+    for (key, _) in limits.iter() {
+        v1_file(key, layout)?;
+    }
+    for (key, value) in limits.iter() {
+        let (controller, file) = (key.controller(), v1_file(key, layout)?);
+        match (key, value) {
+            (Key::MemoryMax, Value::Max(max)) => {
+                // memsw limits memory+swap, so with no swap_max it gets the
+                // same value as the memory limit: swap cannot be used to
+                // escape memory_max.
+                let memsw = match (max, limits.memory_swap_max) {
+                    (_, None) => max,
+                    (Max::Limit(m), Some(Max::Limit(s))) => Max::Limit(m.saturating_add(s)),
+                    (_, Some(_)) => Max::Unlimited,
+                };
+                let swap = Key::MemorySwapMax;
+                let mut sw = w(controller, v1_file(swap, layout)?, memsw.v1());
+                sw.optional = limits.memory_swap_max.is_none();
+                steps.push(Step::Pair(w(controller, file, max.v1()), sw));
+            }
+            // Written with memory_max, above.
+            (Key::MemorySwapMax, s) => {
+                if limits.memory_max.is_none() {
+                    return Err(Error::invalid(
+                        "cgroup limit",
+                        &format!("{key}={s}"),
+                        format!(
+                            "cgroup v1 limits memory and swap together, so {key} needs {}",
+                            Key::MemoryMax
+                        ),
+                    ));
+                }
+            }
+            (Key::CpuMax, Value::CpuMax(c)) => {
+                let period = w(controller, CFS_PERIOD, c.period_us.to_string());
+                steps.push(Step::Pair(period, w(controller, file, c.quota_us.v1())));
+            }
+            (Key::CpuWeight, Value::Weight(v)) => {
+                let shares = weight_to_shares(v).to_string();
+                steps.push(Step::One(w(controller, file, shares)));
+            }
+            (_, Value::Max(m)) if key.kind() == Kind::Size => {
+                steps.push(Step::One(w(controller, file, m.v1())));
+            }
+            (_, value) => steps.push(Step::One(w(controller, file, value.to_string()))),
         }
     }
+    Ok(steps)
 }
 
 /// Runs `steps` through `write`, honouring [`Step::Pair`] ordering and
@@ -217,25 +175,25 @@ pub(crate) fn get(
     layout: Layout,
     read: &mut dyn FnMut(Controller, &'static str) -> Result<String>,
 ) -> Result<String> {
-    use Controller::*;
-    if !KEYS.contains(&key) {
+    let Some(key) = Key::parse(key) else {
         return Err(Error::invalid(
             "cgroup limit key",
             key,
             format!("expected one of {KEYS:?}"),
         ));
-    }
-    let ctrl = controller_of(key);
+    };
+    let ctrl = key.controller();
     if api == Api::V2 {
-        let file = v2_file(key);
-        let text = read(ctrl, file)?;
+        let text = read(ctrl, key.v2_file())?;
         return Ok(match key {
-            "io_weight" => text.trim().trim_start_matches("default").trim().to_owned(),
-            _ => text.trim().to_owned(),
-        });
+            Key::IoWeight => text.trim().trim_start_matches(IO_WEIGHT_DEFAULT).trim(),
+            _ => text.trim(),
+        }
+        .to_owned());
     }
+    let file = v1_file(key, layout)?;
     let mut bytes = |file| -> Result<Option<u64>> {
-        let text = read(Memory, file)?;
+        let text = read(ctrl, file)?;
         let n: i64 = text
             .trim()
             .parse()
@@ -244,16 +202,15 @@ pub(crate) fn get(
     };
     let show = |n: Option<u64>| n.map_or("max".to_owned(), |n| n.to_string());
     Ok(match key {
-        "memory_max" => show(bytes("memory.limit_in_bytes")?),
-        "memory_high" => show(bytes("memory.soft_limit_in_bytes")?),
-        "memory_swap_max" => {
-            let max = bytes("memory.limit_in_bytes")?;
-            let memsw = bytes("memory.memsw.limit_in_bytes")?;
+        Key::MemorySwapMax => {
+            let max = bytes(v1_file(Key::MemoryMax, layout)?)?;
+            let memsw = bytes(file)?;
             show(max.zip(memsw).map(|(m, s)| s.saturating_sub(m)))
         }
-        "cpu_max" => {
-            let quota = read(Cpu, "cpu.cfs_quota_us")?;
-            let period = read(Cpu, "cpu.cfs_period_us")?;
+        _ if key.kind() == Kind::Size => show(bytes(file)?),
+        Key::CpuMax => {
+            let quota = read(ctrl, file)?;
+            let period = read(ctrl, CFS_PERIOD)?;
             let quota = if quota.trim() == "-1" {
                 "max"
             } else {
@@ -261,42 +218,14 @@ pub(crate) fn get(
             };
             format!("{quota} {}", period.trim())
         }
-        "cpu_weight" => {
-            let text = read(Cpu, "cpu.shares")?;
+        Key::CpuWeight => {
+            let text = read(ctrl, file)?;
             let shares = text
                 .trim()
                 .parse()
-                .map_err(|_| Error::invalid("v1 value", &text, "cpu.shares"))?;
+                .map_err(|_| Error::invalid("v1 value", &text, file))?;
             shares_to_weight(shares).to_string()
         }
-        "cpu_idle" => read(Cpu, "cpu.idle")?.trim().to_owned(),
-        "pids_max" => read(Pids, "pids.max")?.trim().to_owned(),
-        "cpuset_cpus" => read(Cpuset, "cpuset.cpus")?.trim().to_owned(),
-        "cpuset_mems" => read(Cpuset, "cpuset.mems")?.trim().to_owned(),
-        _ => {
-            return Err(Error::Unsupported {
-                key: key.to_owned(),
-                layout,
-            })
-        }
+        _ => read(ctrl, file)?.trim().to_owned(),
     })
-}
-
-/// The v2 file of a limit key (`memory_max` -> `memory.max`).
-fn v2_file(key: &str) -> &'static str {
-    match key {
-        "memory_max" => "memory.max",
-        "memory_high" => "memory.high",
-        "memory_swap_max" => "memory.swap.max",
-        "memory_oom_group" => "memory.oom.group",
-        "memory_min" => "memory.min",
-        "memory_low" => "memory.low",
-        "cpu_max" => "cpu.max",
-        "cpu_weight" => "cpu.weight",
-        "cpu_idle" => "cpu.idle",
-        "pids_max" => "pids.max",
-        "cpuset_cpus" => "cpuset.cpus",
-        "cpuset_mems" => "cpuset.mems",
-        _ => "io.weight",
-    }
 }

@@ -2,24 +2,26 @@
 //! (and where kernel files are read back into the same syntax).
 //!
 //! Keys and value syntax follow MuonTrap 2 and the v2 files
-//! (`Documentation/admin-guide/cgroup-v2.rst`). On v1
+//! (`Documentation/admin-guide/cgroup-v2.rst`). Each key's name,
+//! controller, [`Kind`] and files are written down once, in [`Key`]; the
+//! `files` module turns values into writes. On v1
 //! (`Documentation/admin-guide/cgroup-v1/`) they are translated:
 //!
-//! | key               | v2 file             | v1 file(s)                                          |
-//! |-------------------|---------------------|-----------------------------------------------------|
-//! | `memory_max`      | `memory.max`        | `memory.limit_in_bytes` + `memory.memsw.limit_in_bytes` (same value) |
-//! | `memory_high`     | `memory.high`       | `memory.soft_limit_in_bytes`                        |
-//! | `memory_swap_max` | `memory.swap.max`   | `memory.memsw.limit_in_bytes` = max + swap (needs `memory_max`) |
-//! | `memory_oom_group`| `memory.oom.group`  | unsupported                                         |
-//! | `memory_min`      | `memory.min`        | unsupported                                         |
-//! | `memory_low`      | `memory.low`        | unsupported                                         |
-//! | `cpu_max`         | `cpu.max`           | `cpu.cfs_period_us` + `cpu.cfs_quota_us` (`-1` = max) |
-//! | `cpu_weight`      | `cpu.weight`        | `cpu.shares` (see [`weight_to_shares`])             |
-//! | `cpu_idle`        | `cpu.idle`          | `cpu.idle` (kernel 5.15+)                           |
-//! | `pids_max`        | `pids.max`          | `pids.max`                                          |
-//! | `io_weight`       | `io.weight`         | unsupported (`blkio.weight` went with CFQ)          |
-//! | `cpuset_cpus`     | `cpuset.cpus`       | `cpuset.cpus`                                       |
-//! | `cpuset_mems`     | `cpuset.mems`       | `cpuset.mems`                                       |
+//! | key               | kind     | v2 file             | v1 file(s)                                          |
+//! |-------------------|----------|---------------------|-----------------------------------------------------|
+//! | `memory_max`      | size     | `memory.max`        | `memory.limit_in_bytes` + `memory.memsw.limit_in_bytes` (same value) |
+//! | `memory_high`     | size     | `memory.high`       | `memory.soft_limit_in_bytes`                        |
+//! | `memory_swap_max` | size     | `memory.swap.max`   | `memory.memsw.limit_in_bytes` = max + swap (needs `memory_max`) |
+//! | `memory_oom_group`| flag     | `memory.oom.group`  | unsupported                                         |
+//! | `memory_min`      | size     | `memory.min`        | unsupported                                         |
+//! | `memory_low`      | size     | `memory.low`        | unsupported                                         |
+//! | `cpu_max`         | cpu_max  | `cpu.max`           | `cpu.cfs_period_us` + `cpu.cfs_quota_us` (`-1` = max) |
+//! | `cpu_weight`      | weight   | `cpu.weight`        | `cpu.shares` (see [`weight_to_shares`])             |
+//! | `cpu_idle`        | flag     | `cpu.idle`          | `cpu.idle` (kernel 5.15+)                           |
+//! | `pids_max`        | count    | `pids.max`          | `pids.max`                                          |
+//! | `io_weight`       | weight   | `io.weight` (`default N`) | unsupported (`blkio.weight` went with CFQ)    |
+//! | `cpuset_cpus`     | list     | `cpuset.cpus`       | `cpuset.cpus`                                       |
+//! | `cpuset_mems`     | list     | `cpuset.mems`       | `cpuset.mems`                                       |
 
 use std::fmt;
 
@@ -88,6 +90,35 @@ impl CpuMax {
 /// from `PIDS_MAX = PID_MAX_LIMIT + 1` up). No tree holds more tasks.
 pub const PIDS_MAX_LIMIT: u64 = 4 * 1024 * 1024;
 
+/// One key's value, typed by its [`Kind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// [`Kind::Size`] and [`Kind::Count`].
+    Max(Max),
+    /// [`Kind::Flag`].
+    Flag(bool),
+    /// [`Kind::CpuMax`].
+    CpuMax(CpuMax),
+    /// [`Kind::Weight`].
+    Weight(u64),
+    /// [`Kind::List`].
+    List(String),
+}
+
+impl fmt::Display for Value {
+    /// The syntax [`Limits::set_str`] accepts (and v2 files hold, but for
+    /// `io.weight`'s `default`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Max(m) => write!(f, "{m}"),
+            Value::Flag(b) => f.write_str(if *b { "1" } else { "0" }),
+            Value::CpuMax(c) => write!(f, "{} {}", c.quota_us, c.period_us),
+            Value::Weight(w) => write!(f, "{w}"),
+            Value::List(s) => f.write_str(s),
+        }
+    }
+}
+
 /// A controller that limits need, by its v2 name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Controller {
@@ -123,23 +154,6 @@ impl Controller {
         }
     }
 }
-
-/// The limit keys, in the order they are applied.
-pub const KEYS: [&str; 13] = [
-    "cpuset_cpus",
-    "cpuset_mems",
-    "memory_max",
-    "memory_high",
-    "memory_swap_max",
-    "memory_oom_group",
-    "memory_min",
-    "memory_low",
-    "cpu_max",
-    "cpu_weight",
-    "cpu_idle",
-    "pids_max",
-    "io_weight",
-];
 
 /// The typed `:cgroup` map. `None` leaves a setting as the kernel has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,13 +192,74 @@ impl Limits {
         *self == Limits::default()
     }
 
+    /// The value of `key`, `None` if it is not set.
+    pub fn get(&self, key: Key) -> Option<Value> {
+        let max = |m: Option<Max>| m.map(Value::Max);
+        let flag = |b: Option<bool>| b.map(Value::Flag);
+        let weight = |w: Option<u64>| w.map(Value::Weight);
+        let list = |s: &Option<String>| s.clone().map(Value::List);
+        match key {
+            Key::CpusetCpus => list(&self.cpuset_cpus),
+            Key::CpusetMems => list(&self.cpuset_mems),
+            Key::MemoryMax => max(self.memory_max),
+            Key::MemoryHigh => max(self.memory_high),
+            Key::MemorySwapMax => max(self.memory_swap_max),
+            Key::MemoryOomGroup => flag(self.memory_oom_group),
+            Key::MemoryMin => max(self.memory_min),
+            Key::MemoryLow => max(self.memory_low),
+            Key::CpuMax => self.cpu_max.map(Value::CpuMax),
+            Key::CpuWeight => weight(self.cpu_weight),
+            Key::CpuIdle => flag(self.cpu_idle),
+            Key::PidsMax => max(self.pids_max),
+            Key::IoWeight => weight(self.io_weight),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if `value` is not of the key's [`Kind`] or is out
+    /// of range ([`Key::check`]); the limits are then unchanged.
+    pub fn set(&mut self, key: Key, value: Value) -> Result<()> {
+        key.check(&value)?;
+        match (key, value) {
+            (Key::CpusetCpus, Value::List(s)) => self.cpuset_cpus = Some(s),
+            (Key::CpusetMems, Value::List(s)) => self.cpuset_mems = Some(s),
+            (Key::MemoryMax, Value::Max(m)) => self.memory_max = Some(m),
+            (Key::MemoryHigh, Value::Max(m)) => self.memory_high = Some(m),
+            (Key::MemorySwapMax, Value::Max(m)) => self.memory_swap_max = Some(m),
+            (Key::MemoryOomGroup, Value::Flag(b)) => self.memory_oom_group = Some(b),
+            (Key::MemoryMin, Value::Max(m)) => self.memory_min = Some(m),
+            (Key::MemoryLow, Value::Max(m)) => self.memory_low = Some(m),
+            (Key::CpuMax, Value::CpuMax(c)) => self.cpu_max = Some(c),
+            (Key::CpuWeight, Value::Weight(w)) => self.cpu_weight = Some(w),
+            (Key::CpuIdle, Value::Flag(b)) => self.cpu_idle = Some(b),
+            (Key::PidsMax, Value::Max(m)) => self.pids_max = Some(m),
+            (Key::IoWeight, Value::Weight(w)) => self.io_weight = Some(w),
+            // `check` refuses a value of another kind, so this is a field
+            // whose type disagrees with its key's kind in `Key::spec`.
+            (key, value) => {
+                return Err(Error::invalid(
+                    "cgroup limit",
+                    &format!("{key}={value}"),
+                    format!("the field does not hold a {:?} value", key.kind()),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Every set key with its value, in [`Key::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, Value)> + '_ {
+        Key::ALL
+            .into_iter()
+            .filter_map(|key| Some((key, self.get(key)?)))
+    }
+
     /// The controllers these limits need, sorted and without duplicates.
     pub fn controllers_needed(&self) -> Vec<Controller> {
-        let mut out: Vec<Controller> = self
-            .to_pairs()
-            .iter()
-            .map(|(key, _)| controller_of(key))
-            .collect();
+        let mut out: Vec<Controller> = self.iter().map(|(key, _)| key.controller()).collect();
         out.sort();
         out.dedup();
         out
@@ -200,99 +275,22 @@ impl Limits {
     /// [`Error::Invalid`] for an unknown key or a value that does not parse
     /// or is out of range.
     pub fn set_str(&mut self, key: &str, value: &str) -> Result<()> {
-        let bad = |reason: &str| Error::Invalid {
-            what: "cgroup limit",
-            value: format!("{key}={value}"),
-            reason: reason.to_owned(),
+        let Some(k) = Key::parse(key) else {
+            return Err(Error::Invalid {
+                what: "cgroup limit",
+                value: format!("{key}={value}"),
+                reason: "unknown key".to_owned(),
+            });
         };
-        let max = || Max::parse(value).ok_or_else(|| bad("expected a number or `max`"));
-        let flag = || match value.trim() {
-            "1" | "true" => Ok(true),
-            "0" | "false" => Ok(false),
-            _ => Err(bad("expected 0, 1, true or false")),
-        };
-        let weight = || {
-            let w = value.trim().parse().map_err(|_| bad("expected a number"))?;
-            check_weight(key, w).map(|()| w)
-        };
-        let list = || check_list(key, value.trim()).map(|()| value.trim().to_owned());
-        match key {
-            "memory_max" => self.memory_max = Some(max()?),
-            "memory_high" => self.memory_high = Some(max()?),
-            "memory_swap_max" => self.memory_swap_max = Some(max()?),
-            "memory_oom_group" => self.memory_oom_group = Some(flag()?),
-            "memory_min" => self.memory_min = Some(max()?),
-            "memory_low" => self.memory_low = Some(max()?),
-            "cpu_max" => {
-                let mut parts = value.split_whitespace();
-                let quota = parts.next().and_then(Max::parse);
-                let period = parts.next().map_or(Some(100_000), |p| p.parse().ok());
-                let (Some(quota_us), Some(period_us), None) = (quota, period, parts.next()) else {
-                    return Err(bad(
-                        "expected `max`, `QUOTA`, `max PERIOD` or `QUOTA PERIOD`",
-                    ));
-                };
-                let cpu = CpuMax {
-                    quota_us,
-                    period_us,
-                };
-                check_cpu_max(&cpu)?;
-                self.cpu_max = Some(cpu);
-            }
-            "cpu_weight" => self.cpu_weight = Some(weight()?),
-            "cpu_idle" => self.cpu_idle = Some(flag()?),
-            "pids_max" => {
-                let n = max()?;
-                if matches!(n, Max::Limit(n) if n > PIDS_MAX_LIMIT) {
-                    return Err(bad(&format!(
-                        "at most {PIDS_MAX_LIMIT} (the kernel's PID_MAX_LIMIT), or `max`"
-                    )));
-                }
-                self.pids_max = Some(n);
-            }
-            "io_weight" => self.io_weight = Some(weight()?),
-            "cpuset_cpus" => self.cpuset_cpus = Some(list()?),
-            "cpuset_mems" => self.cpuset_mems = Some(list()?),
-            _ => return Err(bad("unknown key")),
-        }
-        Ok(())
+        self.set(k, k.value(value)?)
     }
 
     /// Every set key with its value in the syntax [`Limits::set_str`]
     /// accepts, in [`KEYS`] order.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
-        let cpu = |c: &CpuMax| format!("{} {}", c.quota_us, c.period_us);
-        let all = [
-            ("cpuset_cpus", self.cpuset_cpus.clone()),
-            ("cpuset_mems", self.cpuset_mems.clone()),
-            ("memory_max", self.memory_max.map(|m| m.to_string())),
-            ("memory_high", self.memory_high.map(|m| m.to_string())),
-            (
-                "memory_swap_max",
-                self.memory_swap_max.map(|m| m.to_string()),
-            ),
-            ("memory_oom_group", self.memory_oom_group.map(flag)),
-            ("memory_min", self.memory_min.map(|m| m.to_string())),
-            ("memory_low", self.memory_low.map(|m| m.to_string())),
-            ("cpu_max", self.cpu_max.as_ref().map(cpu)),
-            ("cpu_weight", self.cpu_weight.map(|w| w.to_string())),
-            ("cpu_idle", self.cpu_idle.map(flag)),
-            ("pids_max", self.pids_max.map(|m| m.to_string())),
-            ("io_weight", self.io_weight.map(|w| w.to_string())),
-        ];
-        all.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
-    }
-}
-
-/// The controller a limit key belongs to.
-fn controller_of(key: &str) -> Controller {
-    match key.split('_').next() {
-        Some("memory") => Controller::Memory,
-        Some("cpu") => Controller::Cpu,
-        Some("cpuset") => Controller::Cpuset,
-        Some("pids") => Controller::Pids,
-        _ => Controller::Io,
+        self.iter()
+            .map(|(key, value)| (key.name(), value.to_string()))
+            .collect()
     }
 }
 
@@ -309,61 +307,11 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     ((shares.saturating_mul(100) + 512) / 1024).clamp(1, 10_000)
 }
 
-fn check_weight(key: &str, w: u64) -> Result<()> {
-    if (1..=10_000).contains(&w) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "cgroup limit",
-            &format!("{key}={w}"),
-            "weights run from 1 to 10000",
-        ))
-    }
-}
-
-fn check_cpu_max(c: &CpuMax) -> Result<()> {
-    let quota_ok = match c.quota_us {
-        Max::Unlimited => true,
-        Max::Limit(q) => (CpuMax::MIN_QUOTA_US..=CpuMax::MAX_QUOTA_US).contains(&q),
-    };
-    if quota_ok && CpuMax::PERIOD_US.contains(&c.period_us) {
-        return Ok(());
-    }
-    Err(Error::invalid(
-        "cgroup limit",
-        &format!("cpu_max={} {}", c.quota_us, c.period_us),
-        format!(
-            "quota must be {} to {} us and period {} to {} us",
-            CpuMax::MIN_QUOTA_US,
-            CpuMax::MAX_QUOTA_US,
-            CpuMax::PERIOD_US.start(),
-            CpuMax::PERIOD_US.end()
-        ),
-    ))
-}
-
-/// A cpuset list: `N`, `N-M`, comma separated.
-fn check_list(key: &str, s: &str) -> Result<()> {
-    let number = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    let ok = !s.is_empty()
-        && s.split(',').all(|r| match r.split_once('-') {
-            Some((a, b)) => number(a) && number(b),
-            None => number(r),
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "cgroup limit",
-            &format!("{key}={s}"),
-            "expected a list like 0-3,6",
-        ))
-    }
-}
-
 mod files;
+mod key;
 
 pub(crate) use files::{apply, get, plan, Api};
+pub use key::{Key, Kind, KEYS};
 
 #[cfg(test)]
 mod tests;
