@@ -46,7 +46,10 @@ pub(crate) fn mkdir(path: &Path) -> io::Result<()> {
 /// that is already gone counts as removed.
 pub(crate) fn rmdir(path: &Path, patience: Duration) -> Result<()> {
     let deadline = Instant::now() + patience;
-    let mut pause = Duration::from_millis(1);
+    // Start fine: a freeze or an exit usually lands within tens of
+    // microseconds, and a first sleep of 1 ms was most of a teardown
+    // (bench/teardown.exs); back off to 20 ms for the slow cases.
+    let mut pause = Duration::from_micros(50);
     loop {
         #[cfg(not(test))]
         let removed = fs::remove_dir(path);
@@ -74,10 +77,13 @@ pub(crate) fn keyed(content: &str, key: &str) -> Option<u64> {
 }
 
 /// Polls `done` until it returns true or `patience` runs out, backing off
-/// from 1 ms to 20 ms. Returns whether `done` became true.
+/// from 50 µs to 20 ms. Returns whether `done` became true.
 pub(crate) fn poll(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + patience;
-    let mut pause = Duration::from_millis(1);
+    // Start fine: a freeze or an exit usually lands within tens of
+    // microseconds, and a first sleep of 1 ms was most of a teardown
+    // (bench/teardown.exs); back off to 20 ms for the slow cases.
+    let mut pause = Duration::from_micros(50);
     loop {
         if done() {
             return true;
