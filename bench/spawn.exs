@@ -4,9 +4,9 @@
 #
 #   1. side by side: the two calls alternate, so both see the same machine;
 #   2. back to back: each in a row of its own, as a loop of cmd/3 would;
-#   3. four callers at once, `runs` calls in all: wall time. With more
-#      callers than `config :corral, pool_size` (default 2), the extra ones
-#      start a helper of their own.
+#   3. 1, 2, 4, 8 and 16 callers at once, `runs` calls in all: wall time.
+#      The pool grows to the number of callers (Corral.Pool); a first,
+#      uncounted burst at each level lets it, as a steady load would.
 
 runs =
   case System.argv() do
@@ -46,17 +46,23 @@ IO.puts("  System.cmd  median #{median.(sys)}  p95 #{p95.(sys)}")
 IO.puts("  Corral.cmd  median #{median.(cor)}  p95 #{p95.(cor)}")
 IO.puts("  ratio       #{Float.round(median.(cor) / median.(sys), 2)}x (median)")
 
-wall = fn fun ->
+wall = fn fun, callers ->
   {us, :ok} =
     :timer.tc(fn ->
-      1..runs |> Task.async_stream(fn _ -> fun.() end, max_concurrency: 4) |> Stream.run()
+      1..runs |> Task.async_stream(fn _ -> fun.() end, max_concurrency: callers) |> Stream.run()
     end)
 
   div(us, 1000)
 end
 
-{ws, wc} = {wall.(system), wall.(corral)}
-IO.puts("4 callers at once, #{runs} calls (milliseconds of wall time)")
-IO.puts("  System.cmd  #{ws}")
-IO.puts("  Corral.cmd  #{wc}")
-IO.puts("  ratio       #{Float.round(wc / ws, 2)}x")
+# Corral's pool sizes itself to demand (Corral.Pool): a first burst at each
+# level grows it, as a steady load would, and is not counted.
+IO.puts("callers at once, #{runs} calls each way (milliseconds of wall time)")
+IO.puts("| callers | System.cmd | Corral.cmd | ratio |")
+IO.puts("|---|---|---|---|")
+
+for callers <- [1, 2, 4, 8, 16] do
+  wall.(corral, callers)
+  {ws, wc} = {wall.(system, callers), wall.(corral, callers)}
+  IO.puts("| #{callers} | #{ws} | #{wc} | #{Float.round(wc / ws, 2)}x |")
+end

@@ -16,12 +16,24 @@ defmodule Corral.Pool do
   # which unlinks the port. checkin/1 hands a port back the same way.
   #
   # The pool watches the helpers it handed out: one that closes instead of
-  # coming back is replaced, and when a caller finds none waiting the pool
-  # opens more. Those that come back to a full pool are closed, so with more
-  # callers at once than `:pool_size` the extra ones pay for a new helper. A helper inherits the VM's environment when
-  # it starts, so each remembers a hash of it: after System.put_env/2 the
-  # old ones are closed instead of used, as a fresh helper would see the
-  # new variable.
+  # coming back is replaced. How many wait is sized to demand unless
+  # `config :corral, pool_size: n` fixes it:
+  #
+  #   * it starts at 2 (`:pool_min`);
+  #   * each caller that finds none waiting (and so pays for a helper of its
+  #     own) raises the target by one, up to `:pool_max` (default 32), and
+  #     the pool opens helpers up to it; helpers that come back are kept
+  #     while fewer than the target wait;
+  #   * after `:pool_idle_ms` (default 10 s) without such a miss, the target
+  #     falls back to the minimum and the extra helpers are closed.
+  #
+  # A timer runs only while the target is above the minimum, so an idle
+  # pool at its minimum gets no wake-ups, and neither do its helpers (each
+  # sleeps in epoll_wait). A waiting helper costs about 260 KiB of private
+  # memory (bench/footprint.exs). A helper inherits the VM's environment
+  # when it starts, so each remembers a hash of it: after System.put_env/2
+  # the old ones are closed instead of used, as a fresh helper would see
+  # the new variable.
   #
   # While they wait the pool owns the ports and is linked to them, so they
   # close (and their helpers exit) with it.
@@ -29,9 +41,17 @@ defmodule Corral.Pool do
 
   alias Corral.Helper
 
-  @default_size 2
+  @default_min 2
+  @default_max 32
+  @default_idle_ms 10_000
 
-  @doc "Starts the pool; up to `:size` (default #{@default_size}) helpers wait at once."
+  @doc """
+  Starts the pool. `:size` (or `config :corral, pool_size: n`) fixes how
+  many helpers wait; without it the number follows demand between `:min`
+  (`:pool_min`, default #{@default_min}) and `:max` (`:pool_max`, default
+  #{@default_max}), falling back to `:min` after `:idle_ms` (`:pool_idle_ms`,
+  default #{@default_idle_ms}) without a caller that found none waiting.
+  """
   def start_link(opts \\ []), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
 
   @doc """
@@ -77,6 +97,17 @@ defmodule Corral.Pool do
         end
     end
   end
+
+  @doc """
+  The number of helpers `pool` aims to keep waiting, and whether its idle
+  timer runs (only while that number is above the minimum).
+  """
+  @spec target(GenServer.server()) :: {non_neg_integer(), boolean()}
+  def target(pool \\ __MODULE__), do: GenServer.call(pool, :target)
+
+  @doc "Drops `pool` back to its minimum now, as idle time would."
+  @spec shrink(GenServer.server()) :: :ok
+  def shrink(pool \\ __MODULE__), do: GenServer.call(pool, :shrink)
 
   @doc "How many helpers wait in `pool` (a pid or name)."
   @spec waiting(GenServer.server()) :: non_neg_integer()
@@ -133,7 +164,17 @@ defmodule Corral.Pool do
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    size = Keyword.get(opts, :size, Application.get_env(:corral, :pool_size, @default_size))
+
+    env = fn key, default ->
+      Keyword.get(opts, key, Application.get_env(:corral, :"pool_#{key}", default))
+    end
+
+    {min, max} =
+      case env.(:size, nil) do
+        nil -> {env.(:min, @default_min), env.(:max, @default_max)}
+        fixed -> {fixed, fixed}
+      end
+
     # Only the registered pool's table is named, so that checkout/2 finds
     # it; a second pool (in tests) keeps its own.
     table_opts = [:ordered_set, :public, read_concurrency: true, write_concurrency: true]
@@ -147,7 +188,20 @@ defmodule Corral.Pool do
     # The helper's path is fixed when the pool starts; a caller that wants
     # another one opens its own.
     :ets.insert(table, {:helper, Helper.helper_path(), self()})
-    {:ok, %{size: size, table: table, next: 0, out: %{}}, {:continue, :fill}}
+
+    s = %{
+      size: min,
+      min: min,
+      max: max(min, max),
+      idle_ms: env.(:idle_ms, @default_idle_ms),
+      missed_at: nil,
+      timer: nil,
+      table: table,
+      next: 0,
+      out: %{}
+    }
+
+    {:ok, s, {:continue, :fill}}
   end
 
   @impl true
@@ -167,6 +221,12 @@ defmodule Corral.Pool do
 
   @impl true
   def handle_call(:waiting, _from, s), do: {:reply, count(s), s}
+  def handle_call(:target, _from, s), do: {:reply, {s.size, s.timer != nil}, s}
+
+  def handle_call(:shrink, _from, s) do
+    with {_ref, timer} <- s.timer, do: Process.cancel_timer(timer)
+    {:reply, :ok, drop_extra(%{s | timer: nil})}
+  end
 
   # A caller took `port`: it is the caller's now. No replacement yet:
   # most come back, and a caller that finds none asks for more (:fill).
@@ -195,7 +255,21 @@ defmodule Corral.Pool do
     {:noreply, s, {:continue, :fill}}
   end
 
-  def handle_info(:fill, s), do: {:noreply, s, {:continue, :fill}}
+  # A caller found none waiting: demand is above the target.
+  def handle_info(:fill, s), do: {:noreply, grow(s), {:continue, :fill}}
+
+  # No miss for idle_ms: back to the minimum.
+  def handle_info({:idle, ref}, %{timer: {ref, _}} = s) do
+    since = System.monotonic_time(:millisecond) - s.missed_at
+
+    if since >= s.idle_ms do
+      {:noreply, drop_extra(%{s | timer: nil})}
+    else
+      {:noreply, arm(%{s | timer: nil}, s.idle_ms - since)}
+    end
+  end
+
+  def handle_info({:idle, _stale}, s), do: {:noreply, s}
 
   # A helper that was out closed instead of coming back.
   def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
@@ -209,6 +283,35 @@ defmodule Corral.Pool do
   def handle_info({:EXIT, port, _}, s) when is_port(port), do: forget(port, s)
   # A waiting helper sends nothing before R; anything else is dropped.
   def handle_info(_other, s), do: {:noreply, s}
+
+  defp grow(s) do
+    s = %{s | size: min(s.size + 1, s.max), missed_at: System.monotonic_time(:millisecond)}
+    if s.size > s.min and s.timer == nil, do: arm(s, s.idle_ms), else: s
+  end
+
+  defp arm(s, ms) do
+    ref = make_ref()
+    %{s | timer: {ref, Process.send_after(self(), {:idle, ref}, ms)}}
+  end
+
+  # Closes the waiting helpers beyond the minimum, newest first.
+  defp drop_extra(s) do
+    extra = count(s) - s.min
+
+    if extra > 0 do
+      for {n, port, _env} <- :ets.tab2list(s.table), is_integer(n) do
+        {n, port}
+      end
+      |> Enum.sort(:desc)
+      |> Enum.take(extra)
+      |> Enum.each(fn {n, port} ->
+        :ets.delete(s.table, n)
+        Helper.close(port)
+      end)
+    end
+
+    %{s | size: s.min}
+  end
 
   defp put(s, port, env) do
     :ets.insert(s.table, {s.next, port, env})

@@ -25,6 +25,7 @@ defmodule Corral.DegradeTest do
       # variable (Corral.Pool), so the next module finds fresh ones waiting.
       System.delete_env("CORRAL_TEST_NO_SUBREAPER")
       {"", 0} = Corral.cmd("true", [])
+      Corral.Pool.shrink()
       OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
     end)
   end

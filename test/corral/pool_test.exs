@@ -9,6 +9,15 @@ defmodule Corral.PoolTest do
 
   defp waiting, do: Pool.waiting()
 
+  # As many wait as the pool aims for (2 unless callers found none waiting).
+  defp settled, do: waiting() == elem(Pool.target(), 0)
+
+  # Other tests' concurrent runs grow the pool (it sizes itself to demand):
+  # each test here starts from the minimum.
+  setup do
+    Pool.shrink()
+  end
+
   defp ports(pool),
     do: for({n, port, _env} <- :ets.tab2list(:sys.get_state(pool).table), is_integer(n), do: port)
 
@@ -26,7 +35,7 @@ defmodule Corral.PoolTest do
   end
 
   test "checkout hands over a waiting helper, owned by and linked to the caller alone" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     assert {:ok, port, _env} = Pool.checkout(self(), Helper.helper_path())
     assert Port.info(port, :connected) == {:connected, self()}
     # The pool unlinks once it has read the caller's note.
@@ -41,14 +50,14 @@ defmodule Corral.PoolTest do
     Helper.close(port)
 
     # Closed rather than handed back: the pool opens another.
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
   end
 
   defp helper_pids,
     do: for(port <- ports(Pool), {:os_pid, p} <- [Port.info(port, :os_pid)], do: p)
 
   test "a helper serves one cmd after another, and goes back to the pool after each" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     before = Enum.sort(helper_pids())
 
     for i <- 1..50 do
@@ -63,22 +72,22 @@ defmodule Corral.PoolTest do
   end
 
   test "a run that did not end with X does not go back" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     before = helper_pids()
     assert_raise Corral.Error, fn -> Corral.cmd("/dev/null", []) end
     # The failed run's helper is replaced before the next run: otherwise that
     # run finds one helper waiting, the pool fills up behind it, and the
     # helper it hands back finds the pool full and is closed.
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     assert {"", :timeout} = Corral.cmd("sleep", ["10"], timeout: 50)
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     # The helper whose spawn failed was closed and replaced; the one that
     # timed out ended with X and came back.
     assert length(helper_pids() -- before) == 1
   end
 
   test "after System.put_env/2, helpers started before are not used" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     before = helper_pids()
     System.put_env("CORRAL_POOL_PROBE", "changed")
 
@@ -88,19 +97,19 @@ defmodule Corral.PoolTest do
         assert Corral.cmd("sh", ["-c", "echo $CORRAL_POOL_PROBE"]) == {"changed\n", 0}
       end
 
-      assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+      assert OSProc.wait_until(&settled/0, 5000)
       assert helper_pids() -- before == helper_pids()
       assert OSProc.wait_gone(before, 1000) == []
     after
       # Back as it was; one cmd retires the helpers that saw the variable.
       System.delete_env("CORRAL_POOL_PROBE")
       assert Corral.cmd("sh", ["-c", "echo $CORRAL_POOL_PROBE"]) == {"\n", 0}
-      assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+      assert OSProc.wait_until(&settled/0, 5000)
     end
   end
 
   test "concurrent checkouts never share a helper" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     parent = self()
 
     callers =
@@ -121,7 +130,7 @@ defmodule Corral.PoolTest do
   end
 
   test "helpers killed while they wait are skipped and replaced" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     os_pids = for port <- ports(Pool), do: elem(Port.info(port, :os_pid), 1)
     Enum.each(os_pids, &System.cmd("kill", ["-9", Integer.to_string(&1)]))
     assert OSProc.wait_gone(os_pids, 1000) == []
@@ -133,7 +142,7 @@ defmodule Corral.PoolTest do
     assert OSProc.wait_until(
              fn ->
                fresh = for port <- ports(Pool), {:os_pid, p} <- [Port.info(port, :os_pid)], do: p
-               length(fresh) == 2 and OSProc.alive(fresh) == fresh
+               length(fresh) == elem(Pool.target(), 0) and OSProc.alive(fresh) == fresh
              end,
              5000
            )
@@ -144,7 +153,7 @@ defmodule Corral.PoolTest do
   end
 
   test "cmd/3 goes through the pool and still ends the tree with its caller" do
-    assert OSProc.wait_until(fn -> waiting() == 2 end, 5000)
+    assert OSProc.wait_until(&settled/0, 5000)
     before = ports(Pool)
     file = OSProc.tmp_path("pool-tree")
     on_exit(fn -> File.rm(file) end)
@@ -166,6 +175,54 @@ defmodule Corral.PoolTest do
 
     Process.exit(caller, :kill)
     assert OSProc.wait_gone(pids, 1000) == []
+  end
+
+  test "grows while callers find none waiting, then serves the same burst without a miss" do
+    assert OSProc.wait_until(&settled/0, 5000)
+    assert Pool.target() == {2, false}
+
+    burst = fn ->
+      1..6
+      |> Task.async_stream(fn _ -> Corral.cmd("sleep", ["0.3"]) end, max_concurrency: 6)
+      |> Enum.to_list()
+    end
+
+    burst.()
+    {target, armed} = Pool.target()
+    assert target > 2 and armed, "target #{target}, timer #{armed}"
+    assert OSProc.wait_until(fn -> waiting() == target end, 5000)
+
+    # Enough wait now: the same burst finds one each and asks for no more.
+    if target >= 6 do
+      burst.()
+      assert Pool.target() == {target, true}
+    end
+  end
+
+  test "falls back to its minimum after idle time, with no timer left running" do
+    {:ok, pool} = GenServer.start(Pool, min: 1, max: 4, idle_ms: 200)
+    on_exit(fn -> Process.exit(pool, :kill) end)
+    assert OSProc.wait_until(fn -> Pool.waiting(pool) == 1 end, 5000)
+    assert Pool.target(pool) == {1, false}
+
+    # What a caller that finds none waiting sends; the fifth stays at :max.
+    for _ <- 1..5, do: send(pool, :fill)
+    assert OSProc.wait_until(fn -> Pool.waiting(pool) == 4 end, 5000)
+    assert {4, true} = Pool.target(pool)
+    os_pids = for port <- ports(pool), do: elem(Port.info(port, :os_pid), 1)
+
+    assert OSProc.wait_until(fn -> Pool.target(pool) == {1, false} end, 5000)
+    assert Pool.waiting(pool) == 1
+    [kept] = for port <- ports(pool), do: elem(Port.info(port, :os_pid), 1)
+    assert OSProc.wait_gone(os_pids -- [kept], 1000) == []
+  end
+
+  test "a fixed size does not grow" do
+    {:ok, pool} = GenServer.start(Pool, size: 2)
+    on_exit(fn -> Process.exit(pool, :kill) end)
+    for _ <- 1..5, do: send(pool, :fill)
+    assert OSProc.wait_until(fn -> Pool.waiting(pool) == 2 end, 5000)
+    assert Pool.target(pool) == {2, false}
   end
 
   test "helpers waiting in a pool that stops exit with it" do

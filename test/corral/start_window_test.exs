@@ -20,6 +20,7 @@ defmodule Corral.StartWindowTest do
       # (Corral.Pool), so the next module finds fresh ones waiting.
       System.delete_env("CORRAL_TEST_SPAWN_PAUSE_MS")
       {"", 0} = Corral.cmd("true", [])
+      Corral.Pool.shrink()
       OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
     end)
   end
