@@ -265,7 +265,10 @@ defmodule Corral do
           {Collectable.t(), non_neg_integer() | limit_reason()}
   def cmd(command, args, opts \\ []) when is_binary(command) and is_list(args) do
     Options.check_command!(command, args, "execute Corral.cmd/3", "Corral.cmd/3")
+    if remote?(opts), do: remote_cmd(command, args, opts), else: local_cmd(command, args, opts)
+  end
 
+  defp local_cmd(command, args, opts) do
     # As System.cmd/3 does: a missing program fails before the options are read.
     program =
       case Helper.find_program(command) do
@@ -352,6 +355,14 @@ defmodule Corral do
     Options.check_command!(command, args, "execute Corral.run/3", "Corral.run/3")
     options = Options.new!(opts)
 
+    if remote?(opts) do
+      Corral.Remote.run(command, args, options, opts)
+    else
+      local_run(command, args, options)
+    end
+  end
+
+  defp local_run(command, args, options) do
     with {:ok, program} <- Helper.find_program(command),
          {:ok, started, report, outputs} <- Runner.run(program, args, options, command) do
       {:ok, Result.new(started, report, outputs)}
@@ -423,6 +434,20 @@ defmodule Corral do
   @spec stream!(binary(), [binary()], keyword()) :: Enumerable.t()
   def stream!(command, args, opts \\ []) when is_binary(command) and is_list(args),
     do: Corral.ChunkStream.new(command, args, opts)
+
+  # `:node` names another node (or :any): Corral.Remote runs it there.
+  defp remote?(opts),
+    do: is_list(opts) and Keyword.keyword?(opts) and Keyword.get(opts, :node) not in [nil, node()]
+
+  defp remote_cmd(command, args, opts) do
+    options = Options.new!(opts)
+
+    case Corral.Remote.run(command, args, options, opts) do
+      {:ok, result} -> {result.output, cmd_status(result, options)}
+      {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
+      {:error, reason} -> raise Corral.Remote.error(command, reason)
+    end
+  end
 
   # A limit given as an option returns its name in place of the status, as
   # :timeout always has. A limit set through :cgroup keeps the status a

@@ -38,7 +38,9 @@ defmodule Corral.Options do
             cgroup: %{},
             cgroup_controllers: [],
             cgroup_sets: [],
-            no_cgroup: false
+            no_cgroup: false,
+            node: nil,
+            nodes: nil
 
   @type id :: non_neg_integer() | String.t()
 
@@ -212,6 +214,12 @@ defmodule Corral.Options do
     do: %{o | cgroup_sets: cgroup_sets!(list)}
 
   defp put({:no_cgroup, bool}, o) when is_boolean(bool), do: %{o | no_cgroup: bool}
+
+  # Corral.Remote: the node to run on (:any for Corral.Cluster's pick), and the nodes :any picks from.
+  defp put({:node, node}, o) when is_atom(node), do: %{o | node: node}
+
+  defp put({:nodes, [_ | _] = ns} = opt, o),
+    do: if(Enum.all?(ns, &is_atom/1), do: %{o | nodes: ns}, else: invalid!(opt))
 
   defp put(option, _o), do: invalid!(option)
 

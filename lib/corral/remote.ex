@@ -1,0 +1,248 @@
+defmodule Corral.Remote do
+  @moduledoc false
+  # Runs programs on other BEAM nodes, for the `:node` option of
+  # Corral.cmd/3 and Corral.run/3.
+  #
+  # The other node runs the program under a Corral.Process, as a local
+  # caller would: the helper's window bounds the output buffered there. Its
+  # owner is a small proxy on that node which monitors the caller; when the
+  # caller dies or its node is disconnected (`:noconnection`), the proxy
+  # exits, and the Corral.Process ends the tree as it does when its owner
+  # dies. The caller pulls each chunk with Corral.Process.read/2, a
+  # GenServer call across distribution: at most one chunk is on its way, so
+  # neither VM holds more than a window of output, and a slow caller slows
+  # the program. `:into` collectables run in the caller.
+  #
+  # Nothing here listens or opens a port: it is :erpc and GenServer calls
+  # over the distribution that already connects the nodes.
+
+  alias Corral.Error
+  alias Corral.Options
+  alias Corral.Process, as: Proc
+  alias Corral.Result
+
+  # The version of this node-to-node protocol: the messages and calls
+  # below. Bump it whenever they change.
+  @version 1
+  @start_timeout 30_000
+
+  @typedoc "What each side checks: this module's version and the helper protocol's."
+  @type version :: {pos_integer(), pos_integer()}
+
+  @doc "The versions this node speaks."
+  @spec version() :: version()
+  def version, do: {@version, Corral.Protocol.version()}
+
+  @doc """
+  `:ok` when a node speaking `theirs` may run programs for this one (or
+  this one for it), else `{:error, {:version_mismatch, node, ours, theirs}}`.
+  """
+  @spec check_version(node(), term()) :: :ok | {:error, term()}
+  def check_version(node, theirs) do
+    if theirs == version(), do: :ok, else: {:error, {:version_mismatch, node, version(), theirs}}
+  end
+
+  @doc "A sentence for the reasons this module returns, or nil."
+  @spec describe(term()) :: String.t() | nil
+  def describe({:nodedown, node}),
+    do: "the connection to node #{node} was lost (or the node is not running)"
+
+  def describe({:version_mismatch, node, {r, p}, {their_r, their_p}}) do
+    "node #{node} speaks Corral remote protocol #{their_r} and helper protocol " <>
+      "#{their_p}, this node #{r} and #{p}: run the same Corral version on every node"
+  end
+
+  def describe({:version_mismatch, node, _ours, theirs}),
+    do: "node #{node} answered with an unknown version #{inspect(theirs)}"
+
+  def describe({:corral_unavailable, node}),
+    do: "node #{node} does not have Corral loaded (or an incompatible version)"
+
+  def describe({:no_node, nodes}),
+    do: "no node runs the :corral application among #{inspect(nodes)}"
+
+  def describe(_reason), do: nil
+
+  ## The caller's side
+
+  @doc """
+  Runs `command` on `options.node` (or the node `node: :any` picks) and
+  collects its output into `options.into` here. `{:ok, %Corral.Result{}}`
+  or `{:error, reason}`; raises what the collectable raises, after ending
+  the remote tree.
+  """
+  @spec run(String.t(), [String.t()], Options.t(), keyword()) ::
+          {:ok, Result.t()} | {:error, term()}
+  def run(command, args, %Options{} = options, opts) do
+    if options.separate_stderr do
+      raise ArgumentError,
+            "invalid option :separate_stderr with value true: not supported with :node yet"
+    end
+
+    with {:ok, node} <- place(options) do
+      {initial, collector} = Collectable.into(options.into)
+      started = start(node, command, args, opts)
+      if options.node == :any, do: Corral.Cluster.placed(node)
+
+      case started do
+        {:ok, proxy, p} ->
+          ref = Process.monitor(p)
+
+          try do
+            collect(node, p, initial, collector)
+          catch
+            kind, reason ->
+              collector.(initial, :halt)
+              Process.exit(proxy, :kill)
+              :erlang.raise(kind, reason, __STACKTRACE__)
+          else
+            {:ok, result, acc} ->
+              Process.demonitor(ref, [:flush])
+              {:ok, %{result | output: collector.(acc, :done)}}
+
+            {:error, _} = error ->
+              collector.(initial, :halt)
+              Process.exit(proxy, :kill)
+              error
+          end
+
+        {:error, _} = error ->
+          collector.(initial, :halt)
+          error
+      end
+    end
+  end
+
+  # Each read is a call to the Corral.Process on `node`, which acks the
+  # chunk to its helper as it replies.
+  defp collect(node, p, acc, collector) do
+    case remote(node, fn -> Proc.read(p) end) do
+      {:ok, data} ->
+        collect(node, p, collector.(acc, {:cont, data}), collector)
+
+      :eof ->
+        case remote(node, fn -> Proc.await_exit(p) end) do
+          {:ok, result} -> {:ok, result, acc}
+          {:error, _} = error -> error
+        end
+
+      {:error, :not_running} ->
+        {:error, {:nodedown, node}}
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  # A call to a process on a node that went away exits the caller: the
+  # run's reason instead.
+  defp remote(node, fun) do
+    fun.()
+  catch
+    :exit, {{:nodedown, ^node}, _} -> {:error, {:nodedown, node}}
+    :exit, {:noconnection, _} -> {:error, {:nodedown, node}}
+  end
+
+  @doc """
+  Starts `command` on `node` as a Corral.Process owned by a proxy there
+  that watches the caller. `{:ok, proxy, process}` or `{:error, reason}`.
+  """
+  @spec start(node(), String.t(), [String.t()], keyword()) ::
+          {:ok, pid(), pid()} | {:error, term()}
+  def start(node, command, args, opts) do
+    # Without :input the program's stdin is closed at once, as its
+    # /dev/null would be locally.
+    opts = opts |> Keyword.drop([:node, :nodes, :into]) |> Keyword.put_new(:input, "")
+
+    reply =
+      try do
+        :erpc.call(
+          node,
+          __MODULE__,
+          :serve,
+          [self(), version(), command, args, opts],
+          @start_timeout
+        )
+      catch
+        :error, {:erpc, :noconnection} -> {:error, {:nodedown, node}}
+        :error, {:erpc, :timeout} -> {:error, :start_timeout}
+        :error, {:exception, :undef, _} -> {:error, {:corral_unavailable, node}}
+      end
+
+    case reply do
+      {:ok, proxy, p, theirs} ->
+        with {:error, _} = error <- check_version(node, theirs) do
+          Process.exit(proxy, :kill)
+          error
+        else
+          :ok -> {:ok, proxy, p}
+        end
+
+      {:error, _} = error ->
+        error
+
+      other ->
+        {:error, {:version_mismatch, node, version(), other}}
+    end
+  end
+
+  defp place(%Options{node: :any, nodes: nodes}) do
+    case Corral.Cluster.pick(nodes) do
+      nil -> {:error, {:no_node, nodes || :all}}
+      node -> {:ok, node}
+    end
+  end
+
+  defp place(%Options{node: node}), do: {:ok, node}
+
+  @doc "An `Corral.Error` for `reason`, with its sentence as details."
+  @spec error(String.t(), term()) :: Error.t()
+  def error(command, reason),
+    do: %Error{reason: reason, command: command, details: describe(reason)}
+
+  ## The other node's side
+
+  @doc false
+  # Called through :erpc by start/4, on the node that runs the program.
+  def serve(owner, theirs, command, args, opts) do
+    with :ok <- check_version(node(owner), theirs) do
+      parent = self()
+      tag = make_ref()
+      {proxy, ref} = spawn_monitor(fn -> proxy(owner, parent, tag, command, args, opts) end)
+
+      receive do
+        {^tag, {:ok, p}} ->
+          Process.demonitor(ref, [:flush])
+          {:ok, proxy, p, version()}
+
+        {^tag, {:error, _} = error} ->
+          Process.demonitor(ref, [:flush])
+          error
+
+        {:DOWN, ^ref, :process, ^proxy, reason} ->
+          {:error, {:remote_start, reason}}
+      end
+    end
+  end
+
+  # Owns the program's Corral.Process for the caller: when the caller dies
+  # or its node is cut off, this ends, and the process ends the tree.
+  defp proxy(owner, parent, tag, command, args, opts) do
+    owner_ref = Process.monitor(owner)
+    Corral.Cluster.running()
+
+    case Proc.start(command, args, opts) do
+      {:ok, p} ->
+        p_ref = Process.monitor(p)
+        send(parent, {tag, {:ok, p}})
+
+        receive do
+          {:DOWN, ^owner_ref, :process, _, _} -> :ok
+          {:DOWN, ^p_ref, :process, _, _} -> :ok
+        end
+
+      {:error, _} = error ->
+        send(parent, {tag, error})
+    end
+  end
+end
