@@ -205,7 +205,11 @@ defmodule Corral.Remote do
   @doc false
   # Called through :erpc by start/4, on the node that runs the program.
   def serve(owner, theirs, command, args, opts) do
-    with :ok <- check_version(node(owner), theirs) do
+    # Refused as the caller will describe it: this node and its version
+    # against the caller's.
+    if theirs != version() do
+      {:error, {:version_mismatch, node(), theirs, version()}}
+    else
       parent = self()
       tag = make_ref()
       {proxy, ref} = spawn_monitor(fn -> proxy(owner, parent, tag, command, args, opts) end)

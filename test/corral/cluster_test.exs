@@ -19,11 +19,15 @@ defmodule Corral.ClusterTest do
   end
 
   # A peer node with this VM's code paths, running :corral.
-  defp peer(schedulers \\ 1) do
+  # With `control: :stdio` the peer is controlled through its stdio, and
+  # outlives a lost distribution connection (by default it would halt).
+  defp peer(schedulers \\ 1, control \\ :dist) do
     paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
     args = paths ++ [~c"+S", ~c"#{schedulers}"]
     name = :"corral_peer_#{System.unique_integer([:positive])}"
-    {:ok, pid, node} = :peer.start(%{name: name, args: args, wait_boot: 60_000})
+    opts = %{name: name, args: args, wait_boot: 60_000}
+    opts = if control == :stdio, do: Map.put(opts, :connection, :standard_io), else: opts
+    {:ok, pid, node} = :peer.start(opts)
     {:ok, _} = :erpc.call(node, Application, :ensure_all_started, [:corral])
     on_exit(fn -> stop_peer(pid) end)
     {pid, node}
@@ -125,5 +129,94 @@ defmodule Corral.ClusterTest do
     # A window (1 MiB) and the chunk being collected, with room for the
     # test's own garbage: far below the 100 MB that went through.
     assert peak - before < 16_000_000, "peak #{peak - before} bytes above the start"
+  end
+
+  # A tree on the other node: the program and a setsid grandchild, each
+  # writing its pid to `path`.
+  defp tree_script(path),
+    do: "setsid sh -c 'echo $$ >> #{path}; exec sleep 100' & echo $$ >> #{path}; wait"
+
+  test "killing the owner on node A ends its tree on node B, setsid grandchild included" do
+    {_, a} = peer()
+    {_, b} = peer()
+    path = OSProc.tmp_path("tree")
+    owner = Node.spawn(a, Corral, :cmd, ["sh", ["-c", tree_script(path)], [node: b]])
+    pids = await_pids(path, 2)
+    b_vm = :erpc.call(b, :os, :getpid, []) |> List.to_integer()
+    assert Enum.all?(pids, &(b_vm in ancestors(&1) or not OSProc.alive?(&1)))
+
+    started = System.monotonic_time(:millisecond)
+    Process.exit(owner, :kill)
+    left = OSProc.wait_gone(pids, 5000)
+    OSProc.kill(left)
+    assert left == []
+    IO.puts("owner killed: tree gone in #{System.monotonic_time(:millisecond) - started} ms")
+  end
+
+  test "a lost connection ends the remote tree and the run returns {:error, {:nodedown, node}}" do
+    {pid, node} = peer(1, :stdio)
+    path = OSProc.tmp_path("tree")
+    task = Task.async(fn -> Corral.run("sh", ["-c", tree_script(path)], node: node) end)
+    pids = await_pids(path, 2)
+
+    started = System.monotonic_time(:millisecond)
+    true = :erlang.disconnect_node(node)
+    assert Task.await(task, 10_000) == {:error, {:nodedown, node}}
+    left = OSProc.wait_gone(pids, 5000)
+    OSProc.kill(left)
+    assert left == []
+    IO.puts("disconnected: tree gone in #{System.monotonic_time(:millisecond) - started} ms")
+    # The node itself ran on all along.
+    assert :peer.call(pid, :erlang, :node, []) == node
+  end
+
+  test "a node that stops takes its trees with it; cmd/3 raises Corral.Error" do
+    {pid, node} = peer()
+    path = OSProc.tmp_path("tree")
+    parent = self()
+
+    spawn(fn ->
+      result =
+        try do
+          Corral.cmd("sh", ["-c", tree_script(path)], node: node)
+        rescue
+          e in Corral.Error -> e
+        end
+
+      send(parent, {:result, result})
+    end)
+
+    pids = await_pids(path, 2)
+    :peer.stop(pid)
+    assert_receive {:result, %Corral.Error{reason: {:nodedown, ^node}} = error}, 10_000
+    assert Exception.message(error) =~ "connection to node #{node} was lost"
+    left = OSProc.wait_gone(pids, 5000)
+    OSProc.kill(left)
+    assert left == []
+  end
+
+  test "a node speaking another protocol version is refused with a clear error" do
+    {_, node} = peer()
+    {r, p} = Corral.Remote.version()
+    theirs = {r + 1, p}
+
+    # The other node refuses a caller that speaks another version, in the
+    # caller's terms: that node's version against the caller's...
+    assert {:error, {:version_mismatch, ^node, ^theirs, {^r, ^p}} = reason} =
+             :erpc.call(node, Corral.Remote, :serve, [self(), theirs, "true", [], []])
+
+    assert Exception.message(Corral.Remote.error("true", reason)) =~
+             "node #{node} speaks Corral remote protocol #{r} and helper protocol #{p}, " <>
+               "this node #{r + 1} and #{p}: run the same Corral version on every node"
+
+    # ... and the caller refuses an answer in another version.
+    assert {:error, {:version_mismatch, ^node, {^r, ^p}, ^theirs} = reason} =
+             Corral.Remote.check_version(node, theirs)
+
+    assert Exception.message(Corral.Remote.error("true", reason)) =~
+             "node #{node} speaks Corral remote protocol #{r + 1} and helper protocol #{p}, " <>
+               "this node #{r} and #{p}: run the same Corral version on every node"
+
+    assert :ok = Corral.Remote.check_version(node, Corral.Remote.version())
   end
 end
