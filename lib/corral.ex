@@ -265,7 +265,10 @@ defmodule Corral do
           {Collectable.t(), non_neg_integer() | limit_reason()}
   def cmd(command, args, opts \\ []) when is_binary(command) and is_list(args) do
     Options.check_command!(command, args, "execute Corral.cmd/3", "Corral.cmd/3")
-    if remote?(opts), do: remote_cmd(command, args, opts), else: local_cmd(command, args, opts)
+
+    if Corral.Remote.remote?(opts),
+      do: remote_cmd(command, args, opts),
+      else: local_cmd(command, args, opts)
   end
 
   defp local_cmd(command, args, opts) do
@@ -355,7 +358,7 @@ defmodule Corral do
     Options.check_command!(command, args, "execute Corral.run/3", "Corral.run/3")
     options = Options.new!(opts)
 
-    if remote?(opts) do
+    if Corral.Remote.remote?(opts) do
       Corral.Remote.run(command, args, options, opts)
     else
       local_run(command, args, options)
@@ -434,10 +437,6 @@ defmodule Corral do
   @spec stream!(binary(), [binary()], keyword()) :: Enumerable.t()
   def stream!(command, args, opts \\ []) when is_binary(command) and is_list(args),
     do: Corral.ChunkStream.new(command, args, opts)
-
-  # `:node` names another node (or :any): Corral.Remote runs it there.
-  defp remote?(opts),
-    do: is_list(opts) and Keyword.keyword?(opts) and Keyword.get(opts, :node) not in [nil, node()]
 
   defp remote_cmd(command, args, opts) do
     options = Options.new!(opts)

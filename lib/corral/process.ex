@@ -80,8 +80,13 @@ defmodule Corral.Process do
               "Corral.Process hands out its output with read/2"
     end
 
-    with {:ok, program} <- Helper.find_program(command) do
-      GenServer.start(__MODULE__, {self(), program, args, options})
+    # `:node`: the process runs there, owned for the caller (Corral.Remote).
+    if Corral.Remote.remote?(opts) do
+      Corral.Remote.start_process(command, args, options, opts)
+    else
+      with {:ok, program} <- Helper.find_program(command) do
+        GenServer.start(__MODULE__, {self(), program, args, options})
+      end
     end
   end
 
@@ -173,6 +178,8 @@ defmodule Corral.Process do
     GenServer.call(process, request, :infinity)
   catch
     :exit, {reason, _} when reason in [:noproc, :normal, :shutdown] -> {:error, :not_running}
+    # A process on another node (`:node`) whose connection was lost.
+    :exit, {{:nodedown, node}, _} -> {:error, {:nodedown, node}}
   end
 
   defp iodata!(data) do

@@ -79,49 +79,85 @@ defmodule Corral.Remote do
             "invalid option :separate_stderr with value true: not supported with :node yet"
     end
 
-    with {:ok, node} <- place(options) do
+    with {:ok, node, proxy, p} <- place(command, args, options, opts) do
       {initial, collector} = Collectable.into(options.into)
-      started = start(node, command, args, opts)
-      if options.node == :any, do: Corral.Cluster.placed(node)
 
-      case started do
-        {:ok, proxy, p} ->
-          ref = Process.monitor(p)
-
-          try do
-            collect(node, p, initial, collector)
-          catch
-            kind, reason ->
-              collector.(initial, :halt)
-              Process.exit(proxy, :kill)
-              :erlang.raise(kind, reason, __STACKTRACE__)
-          else
-            {:ok, result, acc} ->
-              Process.demonitor(ref, [:flush])
-              {:ok, %{result | output: collector.(acc, :done)}}
-
-            {:error, _} = error ->
-              collector.(initial, :halt)
-              Process.exit(proxy, :kill)
-              error
-          end
+      try do
+        collect(node, p, initial, collector)
+      catch
+        kind, reason ->
+          collector.(initial, :halt)
+          Process.exit(proxy, :kill)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      else
+        {:ok, result, acc} ->
+          {:ok, %{result | output: collector.(acc, :done)}}
 
         {:error, _} = error ->
           collector.(initial, :halt)
+          Process.exit(proxy, :kill)
           error
       end
     end
   end
 
+  # Starts the run on its node. For `node: :any`, a node that went away
+  # before Corral.Cluster saw it leave is skipped, and the next one tried.
+  defp place(command, args, %Options{node: :any, nodes: nodes} = options, opts) do
+    case Corral.Cluster.pick(nodes) do
+      nil ->
+        {:error, {:no_node, nodes || :all}}
+
+      node ->
+        started = start(node, command, args, opts)
+        Corral.Cluster.placed(node)
+
+        case started do
+          {:error, {gone, ^node}} when gone in [:nodedown, :corral_unavailable] ->
+            others = List.delete(nodes || Enum.map(Corral.Cluster.nodes(), & &1.node), node)
+            place(command, args, %{options | nodes: others}, opts)
+
+          {:ok, proxy, p} ->
+            {:ok, node, proxy, p}
+
+          error ->
+            error
+        end
+    end
+  end
+
+  defp place(command, args, %Options{node: node}, opts) do
+    with {:ok, proxy, p} <- start(node, command, args, opts), do: {:ok, node, proxy, p}
+  end
+
+  @doc "True when `opts` names another node (or `:any`) with `:node`."
+  @spec remote?(term()) :: boolean()
+  def remote?(opts),
+    do: is_list(opts) and Keyword.keyword?(opts) and Keyword.get(opts, :node) not in [nil, node()]
+
+  @doc """
+  Corral.Process.start/3 with `:node`: the process runs on that node (or
+  the one `node: :any` picks), owned there for the caller; each function
+  of Corral.Process works on it from here.
+  """
+  @spec start_process(String.t(), [String.t()], Options.t(), keyword()) ::
+          {:ok, pid()} | {:error, term()}
+  def start_process(command, args, %Options{} = options, opts) do
+    # Corral.Process keeps stdin open for write/2 when there is no :input.
+    opts = Keyword.put_new(opts, :input, nil)
+
+    with {:ok, _node, _proxy, p} <- place(command, args, options, opts), do: {:ok, p}
+  end
+
   # Each read is a call to the Corral.Process on `node`, which acks the
   # chunk to its helper as it replies.
   defp collect(node, p, acc, collector) do
-    case remote(node, fn -> Proc.read(p) end) do
+    case Proc.read(p) do
       {:ok, data} ->
         collect(node, p, collector.(acc, {:cont, data}), collector)
 
       :eof ->
-        case remote(node, fn -> Proc.await_exit(p) end) do
+        case Proc.await_exit(p) do
           {:ok, result} -> {:ok, result, acc}
           {:error, _} = error -> error
         end
@@ -134,15 +170,6 @@ defmodule Corral.Remote do
     end
   end
 
-  # A call to a process on a node that went away exits the caller: the
-  # run's reason instead.
-  defp remote(node, fun) do
-    fun.()
-  catch
-    :exit, {{:nodedown, ^node}, _} -> {:error, {:nodedown, node}}
-    :exit, {:noconnection, _} -> {:error, {:nodedown, node}}
-  end
-
   @doc """
   Starts `command` on `node` as a Corral.Process owned by a proxy there
   that watches the caller. `{:ok, proxy, process}` or `{:error, reason}`.
@@ -153,6 +180,8 @@ defmodule Corral.Remote do
     # Without :input the program's stdin is closed at once, as its
     # /dev/null would be locally.
     opts = opts |> Keyword.drop([:node, :nodes, :into]) |> Keyword.put_new(:input, "")
+    # Corral.Process.start/3 with `:node` and no `:input`: stdin stays open.
+    opts = if opts[:input] == nil, do: Keyword.delete(opts, :input), else: opts
 
     reply =
       try do
@@ -185,15 +214,6 @@ defmodule Corral.Remote do
         {:error, {:version_mismatch, node, version(), other}}
     end
   end
-
-  defp place(%Options{node: :any, nodes: nodes}) do
-    case Corral.Cluster.pick(nodes) do
-      nil -> {:error, {:no_node, nodes || :all}}
-      node -> {:ok, node}
-    end
-  end
-
-  defp place(%Options{node: node}), do: {:ok, node}
 
   @doc "An `Corral.Error` for `reason`, with its sentence as details."
   @spec error(String.t(), term()) :: Error.t()

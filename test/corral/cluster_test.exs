@@ -23,7 +23,12 @@ defmodule Corral.ClusterTest do
   # outlives a lost distribution connection (by default it would halt).
   defp peer(schedulers \\ 1, control \\ :dist) do
     paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-    args = paths ++ [~c"+S", ~c"#{schedulers}"]
+
+    args =
+      paths ++
+        [~c"+S", ~c"#{schedulers}:#{schedulers}", ~c"-connect_all", ~c"false"] ++
+        [~c"-kernel", ~c"prevent_overlapping_partitions", ~c"false"]
+
     name = :"corral_peer_#{System.unique_integer([:positive])}"
     opts = %{name: name, args: args, wait_boot: 60_000}
     opts = if control == :stdio, do: Map.put(opts, :connection, :standard_io), else: opts
@@ -95,6 +100,26 @@ defmodule Corral.ClusterTest do
     assert {"", :timeout} = Corral.cmd("sleep", ["10"], node: node, timeout: 100)
   end
 
+  test "stream!/3 and Corral.Process with :node" do
+    {_, node} = peer()
+
+    assert Corral.stream!("printf", ["a\\nb\\n"], node: node) |> Enum.join() == "a\nb\n"
+    assert ["y\n" <> _] = Corral.stream!("yes", [], node: node) |> Enum.take(1)
+
+    assert_raise Corral.Error, ~r/exited with status 3/, fn ->
+      Corral.stream!("sh", ["-c", "exit 3"], node: node) |> Stream.run()
+    end
+
+    {:ok, p} = Corral.Process.start("cat", [], node: node)
+    assert node(p) == node
+    :ok = Corral.Process.write(p, "hello\n")
+    assert Corral.Process.read(p) == {:ok, "hello\n"}
+    :ok = Corral.Process.close_input(p)
+    assert Corral.Process.read(p) == :eof
+    assert {:ok, %Corral.Result{exit_status: 0}} = Corral.Process.await_exit(p)
+    assert Corral.Process.read(p) == {:error, :not_running}
+  end
+
   defp output_of(program) do
     {out, 0} = System.cmd(program, [])
     String.trim(out)
@@ -145,12 +170,10 @@ defmodule Corral.ClusterTest do
     b_vm = :erpc.call(b, :os, :getpid, []) |> List.to_integer()
     assert Enum.all?(pids, &(b_vm in ancestors(&1) or not OSProc.alive?(&1)))
 
-    started = System.monotonic_time(:millisecond)
     Process.exit(owner, :kill)
     left = OSProc.wait_gone(pids, 5000)
     OSProc.kill(left)
     assert left == []
-    IO.puts("owner killed: tree gone in #{System.monotonic_time(:millisecond) - started} ms")
   end
 
   test "a lost connection ends the remote tree and the run returns {:error, {:nodedown, node}}" do
@@ -159,13 +182,11 @@ defmodule Corral.ClusterTest do
     task = Task.async(fn -> Corral.run("sh", ["-c", tree_script(path)], node: node) end)
     pids = await_pids(path, 2)
 
-    started = System.monotonic_time(:millisecond)
     true = :erlang.disconnect_node(node)
     assert Task.await(task, 10_000) == {:error, {:nodedown, node}}
     left = OSProc.wait_gone(pids, 5000)
     OSProc.kill(left)
     assert left == []
-    IO.puts("disconnected: tree gone in #{System.monotonic_time(:millisecond) - started} ms")
     # The node itself ran on all along.
     assert :peer.call(pid, :erlang, :node, []) == node
   end
@@ -218,5 +239,61 @@ defmodule Corral.ClusterTest do
                "this node #{r} and #{p}: run the same Corral version on every node"
 
     assert :ok = Corral.Remote.check_version(node, Corral.Remote.version())
+  end
+
+  # Prints the pids from the program up to init, then sleeps a second.
+  @chain_script "p=$$; while [ $p -gt 1 ]; do echo $p; p=$(cut -d' ' -f4 /proc/$p/stat); done; sleep 1"
+
+  test "node: :any spreads runs over nodes by schedulers, and skips a node that left" do
+    peers = for s <- [1, 2, 3], do: {s, peer(s)}
+    nodes = for {_, {_, node}} <- peers, do: node
+
+    vms =
+      Map.new(peers, fn {s, {_, node}} ->
+        {:erpc.call(node, :os, :getpid, []) |> List.to_integer(), {node, s}}
+      end)
+
+    OSProc.wait_until(
+      fn -> Enum.count(Corral.Cluster.nodes(), &(&1.node in nodes)) == 3 end,
+      10_000
+    )
+
+    for {s, {_, node}} <- peers do
+      assert %{schedulers: ^s, programs: 0, load: +0.0} =
+               Enum.find(Corral.Cluster.nodes(), &(&1.node == node))
+    end
+
+    run_on = fn candidates ->
+      {output, 0} = Corral.cmd("sh", ["-c", @chain_script], node: :any, nodes: candidates)
+      chain = output |> String.split() |> Enum.map(&String.to_integer/1)
+      [{node, _}] = for pid <- chain, Map.has_key?(vms, pid), do: vms[pid]
+      node
+    end
+
+    placed =
+      1..30
+      |> Enum.map(fn _ -> Task.async(fn -> run_on.(nodes) end) end)
+      |> Enum.map(&Task.await(&1, 60_000))
+      |> Enum.frequencies()
+
+    # 5, 10 and 15 for 1, 2 and 3 schedulers, give or take runs that ended
+    # before the last ones were placed.
+    for {s, {_, node}} <- peers do
+      count = Map.get(placed, node, 0)
+      assert abs(count - 5 * s) <= 3, "#{inspect(placed)}"
+    end
+
+    # The busiest node leaves: runs go to the others.
+    {3, {pid, gone}} = List.last(peers)
+    :peer.stop(pid)
+    OSProc.wait_until(fn -> Enum.all?(Corral.Cluster.nodes(), &(&1.node != gone)) end, 10_000)
+
+    again =
+      1..6
+      |> Enum.map(fn _ -> Task.async(fn -> run_on.(nodes) end) end)
+      |> Enum.map(&Task.await(&1, 60_000))
+
+    refute gone in again
+    assert {:error, {:no_node, [^gone]}} = Corral.run("true", [], node: :any, nodes: [gone])
   end
 end
