@@ -153,6 +153,15 @@ defmodule Corral do
       child's stdin, which is then closed. An enumerable is pulled as the
       child reads, at most `:stdio_window` ahead, so it may be endless.
       Without it the child's stdin is `/dev/null`.
+    * `:node` - the node that runs the program (its helper and tree), or
+      `:any` for the least loaded node running `:corral` (see
+      `Corral.Cluster`). Output comes back under the same window, `:into`
+      collects here, and the tree ends when the caller dies or its
+      connection to that node is lost. A node that goes away during the
+      run gives `{:error, {:nodedown, node}}` (`Corral.Error` from
+      `cmd/3`). Not with `:separate_stderr` yet. See the README, "Other
+      nodes", for placement, versions and security.
+    * `:nodes` - the nodes `node: :any` picks from. Defaults to all.
 
   Cgroups, with MuonTrap's names. Paths are relative to each hierarchy's
   root (a leading `/` means the same), with no `.`, `..` or empty

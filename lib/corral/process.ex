@@ -38,6 +38,10 @@ defmodule Corral.Process do
   and `from: :stderr`), or stderr alone with `:capture_stderr_only`.
   Without one of these stderr goes to the VM's stderr.
 
+  With `:node` the process runs on that node, and every function here works
+  on it from the caller; a lost connection ends its tree and gives
+  `{:error, {:nodedown, node}}` (README, "Other nodes").
+
   Bad options raise `ArgumentError` in the caller.
 
   ## Error reasons

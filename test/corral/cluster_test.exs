@@ -7,6 +7,8 @@ defmodule Corral.ClusterTest do
 
   alias Corral.Test.OSProc
 
+  doctest Corral.Cluster
+
   setup_all do
     unless Node.alive?() do
       {_, 0} = System.cmd("epmd", ["-daemon"])
