@@ -109,8 +109,12 @@ defmodule Corral.Remote do
         {:error, {:no_node, nodes || :all}}
 
       node ->
-        started = start(node, command, args, opts)
-        Corral.Cluster.placed(node)
+        started =
+          try do
+            start(node, command, args, opts)
+          after
+            Corral.Cluster.placed(node)
+          end
 
         case started do
           {:error, {gone, ^node}} when gone in [:nodedown, :corral_unavailable] ->
@@ -162,8 +166,9 @@ defmodule Corral.Remote do
           {:error, _} = error -> error
         end
 
+      # Gone without a word: its node went away before the call.
       {:error, :not_running} ->
-        {:error, {:nodedown, node}}
+        if node in Node.list(), do: {:error, :not_running}, else: {:error, {:nodedown, node}}
 
       {:error, _} = error ->
         error
