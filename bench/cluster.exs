@@ -27,10 +27,15 @@ paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
 
 {:ok, _} = :erpc.call(node, Application, :ensure_all_started, [:corral])
 
-# Counts the stream's bytes and keeps none, so only the window is held.
-count = fn opts ->
-  Corral.stream!("head", ["-c", "#{bytes}", "/dev/zero"], opts)
-  |> Enum.reduce(0, &(byte_size(&1) + &2))
+head = ["-c", "#{bytes}", "/dev/zero"]
+
+# stream!/3, its chunks counted: exact, and only the window is held.
+count = fn opts -> Corral.stream!("head", head, opts) |> Enum.reduce(0, &(byte_size(&1) + &2)) end
+
+# cmd/3 into /dev/null: the same for both sides, nothing held.
+drain = fn opts ->
+  {_, 0} = Corral.cmd("head", head, [into: File.stream!("/dev/null")] ++ opts)
+  bytes
 end
 
 # The caller's VM memory, sampled every 5 ms while `fun` runs: {result, peak above start}.
@@ -63,17 +68,25 @@ end
 median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
 p95 = fn l -> l |> Enum.sort() |> Enum.at(div(length(l) * 95, 100)) end
 
-stream =
-  for _ <- 1..runs, reduce: %{local: [], remote: [], peak: 0} do
+rate = fn fun, opts ->
+  {us, ^bytes} = :timer.tc(fn -> fun.(opts) end)
+  bytes / us
+end
+
+streams =
+  for _ <- 1..runs, reduce: %{stream: {[], []}, cmd: {[], []}, peak: 0} do
     acc ->
-      {l_us, ^bytes} = :timer.tc(fn -> count.([]) end)
-      {{r_us, ^bytes}, peak} = with_peak.(fn -> :timer.tc(fn -> count.(node: node) end) end)
+      s_local = rate.(count, [])
+      {s_remote, peak1} = with_peak.(fn -> rate.(count, node: node) end)
+      c_local = rate.(drain, [])
+      {c_remote, peak2} = with_peak.(fn -> rate.(drain, node: node) end)
+      {sl, sr} = acc.stream
+      {cl, cr} = acc.cmd
 
       %{
-        acc
-        | local: [bytes / l_us | acc.local],
-          remote: [bytes / r_us | acc.remote],
-          peak: max(acc.peak, peak)
+        stream: {[s_local | sl], [s_remote | sr]},
+        cmd: {[c_local | cl], [c_remote | cr]},
+        peak: Enum.max([acc.peak, peak1, peak2])
       }
   end
 
@@ -89,12 +102,14 @@ for _ <- 1..20, do: {time.([]), time.(node: node)}
 
 :peer.stop(peer)
 
-l = median.(stream.local)
-r = median.(stream.remote)
-IO.puts("stream of #{bytes} bytes (stream!/3, counted), #{runs} runs each, median MB/s")
-IO.puts("  this node   #{round(l)} MB/s")
-IO.puts("  node:       #{round(r)} MB/s  (#{Float.round(r / l, 2)}x)")
-IO.puts("  caller's memory peak during the remote streams: #{div(stream.peak, 1024)} KiB above the start")
+IO.puts("#{bytes} bytes from head -c, #{runs} runs each, median MB/s: this node | node:")
+
+for {label, {l, r}} <- [{"stream!/3, counted ", streams.stream}, {"cmd/3 into /dev/null", streams.cmd}] do
+  {l, r} = {median.(l), median.(r)}
+  IO.puts("  #{label}  #{round(l)} | #{round(r)}  (#{Float.round(r / l, 2)}x)")
+end
+
+IO.puts("  caller's memory peak during the remote runs: #{div(streams.peak, 1024)} KiB above the start")
 IO.puts("spawn of `true` with cmd/3, #{spawns} runs each (microseconds)")
 IO.puts("  this node   median #{median.(local)}  p95 #{p95.(local)}")
 IO.puts("  node:       median #{median.(remote)}  p95 #{p95.(remote)}  (#{Float.round(median.(remote) / median.(local), 2)}x)")

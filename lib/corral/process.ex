@@ -139,6 +139,23 @@ defmodule Corral.Process do
     call(process, {:read, from, timeout})
   end
 
+  @doc false
+  # read/2 of the next chunk from any stream, without waiting: Corral.Remote
+  # keeps one read on its way while it collects a chunk. Returns a request
+  # for read_reply/1.
+  def read_request(process), do: :gen_server.send_request(process, {:read, :any, :infinity})
+
+  @doc false
+  # What read_request/1's read returned, as call/2 would return it.
+  def read_reply(request) do
+    case :gen_server.receive_response(request, :infinity) do
+      {:reply, reply} -> reply
+      {:error, {:noconnection, process}} -> {:error, {:nodedown, node(process)}}
+      {:error, {reason, _}} when reason in [:noproc, :normal, :shutdown] -> {:error, :not_running}
+      {:error, {reason, _}} -> exit(reason)
+    end
+  end
+
   @doc """
   Waits up to `timeout` for the program to exit, and returns how it ended
   and what its tree used: `{:ok, %Corral.Result{}}` (`:output` is nil).

@@ -154,11 +154,17 @@ defmodule Corral.Remote do
   end
 
   # Each read is a call to the Corral.Process on `node`, which acks the
-  # chunk to its helper as it replies.
-  defp collect(node, p, acc, collector) do
-    case Proc.read(p) do
+  # chunk to its helper as it replies. The next read goes out before a
+  # chunk is collected, so the other node never waits a round trip for it:
+  # beyond the window, at most two chunks are on their way.
+  defp collect(node, p, acc, collector),
+    do: collect(node, p, Proc.read_request(p), acc, collector)
+
+  defp collect(node, p, request, acc, collector) do
+    case Proc.read_reply(request) do
       {:ok, data} ->
-        collect(node, p, collector.(acc, {:cont, data}), collector)
+        next = Proc.read_request(p)
+        collect(node, p, next, collector.(acc, {:cont, data}), collector)
 
       :eof ->
         case Proc.await_exit(p) do
