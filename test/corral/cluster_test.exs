@@ -102,6 +102,25 @@ defmodule Corral.ClusterTest do
     assert {"", :timeout} = Corral.cmd("sleep", ["10"], node: node, timeout: 100)
   end
 
+  test "a slow caller slows the program on the other node, whose memory stays bounded" do
+    {_, node} = peer()
+    remote_memory = fn -> :erpc.call(node, :erlang, :memory, [:total]) end
+    before = remote_memory.()
+    {:ok, p} = Corral.Process.start("yes", [], node: node)
+
+    # `yes` writes gigabytes a second when nothing holds it back; here each
+    # chunk waits for the caller, who takes one every 100 ms.
+    peak =
+      Enum.reduce(1..20, 0, fn _, peak ->
+        assert {:ok, _} = Corral.Process.read(p)
+        Process.sleep(100)
+        max(peak, remote_memory.() - before)
+      end)
+
+    assert peak < 16_000_000, "the other node grew by #{peak} bytes"
+    assert :ok = Corral.Process.stop(p)
+  end
+
   test "stream!/3 and Corral.Process with :node" do
     {_, node} = peer()
 
