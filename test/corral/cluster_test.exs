@@ -88,6 +88,10 @@ defmodule Corral.ClusterTest do
     assert {:ok, %Corral.Result{exit_status: 3, reason: :exit, output: "out\n"}} =
              Corral.run("sh", ["-c", "echo out; exit 3"], node: node)
 
+    # Contained there as it would be here (a cgroup on this machine).
+    {:ok, %Corral.Result{containment: here}} = Corral.run("true", [])
+    assert {:ok, %Corral.Result{containment: ^here}} = Corral.run("true", [], node: node)
+
     assert {"abc", 0} = Corral.cmd("cat", [], node: node, input: "abc")
 
     assert {["a\n", "b\n"], 0} =
@@ -182,6 +186,8 @@ defmodule Corral.ClusterTest do
   defp tree_script(path),
     do: "setsid sh -c 'echo $$ >> #{path}; exec sleep 100' & echo $$ >> #{path}; wait"
 
+  # The setsid grandchild is found through the run's cgroup.
+  @tag :cgroup
   test "killing the owner on node A ends its tree on node B, setsid grandchild included" do
     {_, a} = peer()
     {_, b} = peer()
@@ -197,6 +203,8 @@ defmodule Corral.ClusterTest do
     assert left == []
   end
 
+  # The setsid grandchild is found through the run's cgroup.
+  @tag :cgroup
   test "a lost connection ends the remote tree and the run returns {:error, {:nodedown, node}}" do
     {pid, node} = peer(1, :stdio)
     path = OSProc.tmp_path("tree")
@@ -212,6 +220,8 @@ defmodule Corral.ClusterTest do
     assert :peer.call(pid, :erlang, :node, []) == node
   end
 
+  # The setsid grandchild is found through the run's cgroup.
+  @tag :cgroup
   test "a node that stops takes its trees with it; cmd/3 raises Corral.Error" do
     {pid, node} = peer()
     path = OSProc.tmp_path("tree")
