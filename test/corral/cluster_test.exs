@@ -99,6 +99,14 @@ defmodule Corral.ClusterTest do
 
     assert {:error, :enoent} = Corral.run("corral-no-such-program", [], node: node)
 
+    [_, host] = node() |> Atom.to_string() |> String.split("@")
+    missing = :"corral_missing@#{host}"
+    assert Corral.run("true", [], node: missing) == {:error, {:nodedown, missing}}
+
+    assert_raise Corral.Error, ~r/connection to node #{missing} was lost/, fn ->
+      Corral.cmd("true", [], node: missing)
+    end
+
     assert_raise ErlangError, ~r/enoent/, fn ->
       Corral.cmd("corral-no-such-program", [], node: node)
     end
