@@ -103,6 +103,24 @@ pub fn group(args: &Args, detected: Option<&Detected>) -> Result<Contained, Erro
         || !args.cgroup_controllers.is_empty()
         || args.cgroup_path.is_some()
         || args.cgroup_base.is_some();
+    if crate::sys::portable() {
+        // No cgroups here: the process group holds the tree, and an option
+        // that needs a cgroup is refused before anything runs.
+        return if needs_cgroup {
+            Err(Error {
+                errno: libc::ENOSYS,
+                message: format!(
+                    "cgroups are not available on {}, where Corral holds the command's \
+                     tree by its process group only: the cgroup options (:cgroup, \
+                     :cgroup_path, :cgroup_base, :cgroup_controllers, :cgroup_sets; \
+                     --cgroup-*, --cpu-limit) cannot be honoured",
+                    crate::sys::platform()
+                ),
+            })
+        } else {
+            Ok(Contained::default())
+        };
+    }
     if args.no_cgroup {
         return if needs_cgroup {
             Err(invalid(

@@ -8,6 +8,7 @@ mod args;
 mod cli;
 mod contain;
 mod exit_code;
+#[cfg(target_os = "linux")]
 mod forks;
 mod limits;
 mod pooled;
@@ -16,6 +17,7 @@ mod run;
 mod session;
 mod spawn;
 mod stdio;
+mod sys;
 mod tree;
 
 use clap::Parser;

@@ -39,13 +39,15 @@ impl Ready {
             // PR_SET_CHILD_SUBREAPER). Where that is refused (qemu-user
             // answers EINVAL) the run goes on with what still holds the
             // tree, and says so in its containment code.
+            // The portable backend has no subreaper (ENOSYS).
             subreaper: if std::env::var_os(TEST_NO_SUBREAPER).is_some() {
                 Err(Errno::EINVAL)
             } else {
-                nix::sys::prctl::set_child_subreaper(true)
+                crate::sys::become_subreaper()
             },
             // Others may never need it (`--no-cgroup`), and read it once.
-            system: args.pooled.then(contain::detect),
+            // The portable backend has no cgroups to look for.
+            system: (args.pooled && !crate::sys::portable()).then(contain::detect),
             pooled: args.pooled,
         })
     }
@@ -173,11 +175,12 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     // they happen where the kernel lets us (CAP_NET_ADMIN); subscribed
     // before the spawn, so no fork of the tree comes first. Else: polled.
     // CORRAL_PROC_EVENTS=0 forces the polling (bench/nproc_overshoot.exs).
-    let events = std::env::var_os("CORRAL_PROC_EVENTS").is_none_or(|v| v != "0");
+    let events =
+        std::env::var_os("CORRAL_PROC_EVENTS").is_none_or(|v| v != "0") && !crate::sys::portable();
     let forks = limits
         .max_processes
         .filter(|_| !cgroup_pids && events)
-        .and_then(|_| crate::forks::Forks::open().ok());
+        .and_then(|_| crate::sys::Forks::open().ok());
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,

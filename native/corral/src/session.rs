@@ -6,10 +6,10 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
-use crate::forks::Forks;
 use crate::limits::{Limits, Watch};
 use crate::report::{Report, Status, Usage};
 use crate::stdio::{self, Input, Output, Sink};
+use crate::sys::Forks;
 use crate::tree::Tree;
 use corral_cgroup::{OomSignal, OomWatch};
 use corral_proto::{Deframer, Down, Reason, Window};

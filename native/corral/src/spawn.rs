@@ -14,6 +14,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
+mod clone;
+
 /// What to run and how.
 #[derive(Debug)]
 pub struct Spec {
@@ -259,7 +262,7 @@ fn check_executable(program: &Path, cwd: Option<&Path>) -> Result<(), Error> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::new("spawn", e, "pipe"))
+    crate::sys::pipe_cloexec().map_err(|e| Error::new("spawn", e, "pipe"))
 }
 
 fn dev_null() -> Result<OwnedFd, Error> {
@@ -408,6 +411,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         new_process_group: spec.new_process_group,
         cgroup_fds: cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
         err_fd: err_write.as_raw_fd(),
+        #[cfg(target_os = "linux")]
         parent: std::process::id() as libc::pid_t,
         announce: match (&mut announce, &announce_fd) {
             (Some(frame), Some(fd)) if frame.len() >= corral_proto::Up::STARTED_PID_AT + 4 => {
@@ -415,6 +419,9 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
             }
             _ => None,
         },
+        #[cfg(target_os = "linux")]
+        parent_death_signal: !crate::sys::portable(),
+        last_signal: crate::sys::last_signal(),
     };
 
     // Block every signal across fork so no handler of the helper runs in the
@@ -436,8 +443,10 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     };
     let mut setup = setup;
     let mut pid = -1;
+    // Only Linux has cgroups, so only Linux gets here with a directory.
+    #[cfg(target_os = "linux")]
     if let Some(dir) = &cgroup_v2 {
-        pid = clone_into_cgroup(&setup, dir.as_raw_fd());
+        pid = clone::clone_into_cgroup(&setup, dir.as_raw_fd());
     }
     // Where clone3 cannot place the child, it joins through cgroup.procs
     // before exec; that file is opened only then.
@@ -452,7 +461,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
                 }
             }
         }
-        pid = clone_vfork(&setup);
+        pid = start(&setup);
     }
     let fork_errno = Errno::last();
     restore_mask();
@@ -500,155 +509,28 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     })
 }
 
-/// Stack size for the child between clone and exec. It runs only
-/// `child_after_fork`, a few frames of plain system calls.
-const CHILD_STACK: usize = 64 << 10;
-
-/// Starts the child the way `posix_spawn(3)` does in glibc: `clone(2)` with
-/// `CLONE_VM | CLONE_VFORK` on a stack of its own. Sharing the address
-/// space saves copying page tables and the copy-on-write faults a `fork`
-/// costs, which on a virtual machine is a large part of spawning; the
-/// helper is suspended until the child execs or exits, so nothing else
-/// touches the memory they share. Returns the pid, or -1 with errno set.
-fn clone_vfork(setup: &ChildSetup) -> libc::pid_t {
-    let mut stack: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(CHILD_STACK);
-    // SAFETY: the stack grows down from its (16-byte aligned) top; the
-    // child runs `entry` on it and the parent waits (CLONE_VFORK) before
-    // the stack or `setup` can be dropped.
-    unsafe {
-        let top = stack.as_mut_ptr().add(CHILD_STACK);
-        let top = top.sub(top as usize % 16);
-        libc::clone(
-            child_entry,
-            top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            setup as *const ChildSetup as *mut libc::c_void,
-        )
+/// Starts the child on the platform's way: Linux's `clone(2)` sharing the
+/// address space, or on the portable backend `fork(2)`. Both run
+/// [`child_after_fork`] in the child. Returns the pid, or -1 with errno set.
+fn start(setup: &ChildSetup) -> libc::pid_t {
+    #[cfg(target_os = "linux")]
+    if !crate::sys::portable() {
+        return clone::clone_vfork(setup);
     }
+    fork_child(setup)
 }
 
-/// `struct clone_args` of `clone3(2)`, for `CLONE_INTO_CGROUP`.
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// `CLONE_INTO_CGROUP` from `linux/sched.h` (Linux 5.7).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// Starts the child already inside the v2 cgroup `dir` with `clone3(2)`
-/// and `CLONE_INTO_CGROUP`. Being born there costs nothing, while moving a
-/// running task (a `cgroup.procs` write) waits for an RCU grace period:
-/// milliseconds, on every spawn.
-///
-/// Where the architecture allows (see [`clone3_on_stack`]) the child
-/// shares the address space and the helper is suspended until it execs,
-/// as with [`clone_vfork`]; elsewhere clone3 behaves as `fork(2)`. Returns
-/// the pid, or -1 with errno set (`ENOSYS` before 5.7, `EINVAL` or `E2BIG`
-/// on kernels that lack the flag); the caller then falls back to a
-/// `cgroup.procs` write.
-fn clone_into_cgroup(setup: &ChildSetup, dir: RawFd) -> libc::pid_t {
-    let mut args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: dir as u64,
-        ..CloneArgs::default()
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Left uninitialised: the child touches only the pages it uses.
-        let mut stack: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(CHILD_STACK);
-        let base = stack.as_mut_ptr() as u64;
-        // The kernel starts the child at stack + stack_size; keep that
-        // 16-byte aligned, as the ABI wants before a call.
-        let top = (base + CHILD_STACK as u64) & !15;
-        args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
-        args.stack = base;
-        args.stack_size = top - base;
-        // SAFETY: the child runs `child_entry` on `stack`, which outlives
-        // it: CLONE_VFORK holds the helper in clone3 until the child has
-        // exec'd or exited, and `setup` is borrowed for that long too.
-        unsafe { clone3_on_stack(&args, setup) }
+/// `fork(2)`, then [`child_after_fork`] in the child. The helper has one
+/// thread, so the child's copy of it holds no lock another thread took.
+fn fork_child(setup: &ChildSetup) -> libc::pid_t {
+    // SAFETY: fork(2) has no preconditions; the child runs only
+    // child_after_fork, which is async-signal-safe and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: we are the child of fork(2).
+        unsafe { child_after_fork(setup) }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // SAFETY: clone3 with no stack behaves as fork: the child returns 0
-        // on a copy of this stack and runs only `child_after_fork`.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if pid == 0 {
-            // SAFETY: we are the child of a fork-like clone3.
-            unsafe { child_after_fork(setup) }
-        }
-        pid as libc::pid_t
-    }
-}
-
-/// The child's first function on its own stack.
-extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `&ChildSetup` the parent passed, alive until
-    // the parent resumes, which CLONE_VFORK holds off until exec or exit.
-    unsafe { child_after_fork(&*(arg as *const ChildSetup)) }
-}
-
-/// `clone3(2)` whose child starts on `args.stack` and calls
-/// [`child_entry`]. libc has no clone3 wrapper, and a raw system call
-/// cannot do this from Rust: the child returns from the instruction on a
-/// stack with no frame to return into, so the first thing it does has to
-/// be written in assembly, as glibc writes its own `clone`.
-///
-/// # Safety
-/// `args` must have `CLONE_VM | CLONE_VFORK` and a 16-byte aligned stack
-/// that stays valid until this returns in the parent.
-#[cfg(target_arch = "x86_64")]
-unsafe fn clone3_on_stack(args: &CloneArgs, setup: &ChildSetup) -> libc::pid_t {
-    let ret: i64;
-    // SAFETY: the caller provides the stack. In the child (rax == 0) rsp is
-    // the top of that stack; r12 and r13 survive the system call (only rcx
-    // and r11 do not), so it calls child_entry(setup) there. child_entry
-    // never returns; ud2 traps if it ever did. The parent only gets rax.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r12",
-            "call r13",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args as *const CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") setup as *const ChildSetup,
-            in("r13") child_entry as extern "C" fn(*mut libc::c_void) -> libc::c_int,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    if ret < 0 {
-        // SAFETY: errno is thread-local; the raw instruction does not set it.
-        unsafe { *libc::__errno_location() = -ret as i32 };
-        return -1;
-    }
-    ret as libc::pid_t
+    pid
 }
 
 fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
@@ -665,7 +547,7 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
 }
 
 /// Raw pointers and numbers the child uses between fork and exec.
-struct ChildSetup<'a> {
+pub(crate) struct ChildSetup<'a> {
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
@@ -679,10 +561,16 @@ struct ChildSetup<'a> {
     err_fd: RawFd,
     /// The helper's pid, to tell after `PR_SET_PDEATHSIG` whether it died
     /// before the child asked to follow it.
+    #[cfg(target_os = "linux")]
     parent: libc::pid_t,
     /// [`Spec::announce`]: the descriptor of the BEAM's pipe and the frame
     /// (pointer, length), which only the child touches until it execs.
     announce: Option<(RawFd, *mut u8, usize)>,
+    /// Ask for `PR_SET_PDEATHSIG` (Linux; not on the portable backend).
+    #[cfg(target_os = "linux")]
+    parent_death_signal: bool,
+    /// The highest signal number, for resetting every disposition.
+    last_signal: libc::c_int,
 }
 
 /// Writes the `S` frame at `frame` with the child's pid to `fd`, whole,
@@ -695,7 +583,7 @@ struct ChildSetup<'a> {
 unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
     // SAFETY: see above; a raw getpid, as libc's may cache across clone.
     unsafe {
-        let pid = libc::syscall(libc::SYS_getpid) as u32;
+        let pid = crate::sys::raw_getpid() as u32;
         let at = corral_proto::Up::STARTED_PID_AT;
         std::ptr::copy_nonoverlapping(pid.to_be_bytes().as_ptr(), frame.add(at), 4);
         let mut done = 0;
@@ -705,7 +593,7 @@ unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
                 done += n as usize;
                 continue;
             }
-            match *libc::__errno_location() {
+            match Errno::last_raw() {
                 libc::EINTR => {}
                 libc::EAGAIN => {
                     let mut p = libc::pollfd {
@@ -727,8 +615,8 @@ unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
 /// # Safety
 /// Only write(2) and _exit(2), both async-signal-safe.
 unsafe fn fail(err_fd: RawFd, stage: u8) -> ! {
-    // SAFETY: errno is thread-local and readable after fork.
-    let errno = unsafe { *libc::__errno_location() };
+    // errno is thread-local and readable after fork.
+    let errno = Errno::last_raw();
     let e = errno.to_ne_bytes();
     let msg = [stage, e[0], e[1], e[2], e[3]];
     // SAFETY: write(2) and _exit(2) are async-signal-safe; msg outlives the call.
@@ -745,12 +633,12 @@ unsafe fn fail(err_fd: RawFd, stage: u8) -> ! {
 /// system calls (sigaction, sigprocmask, setpgid, write, dup2, chdir,
 /// setgroups, setgid, setuid, prctl, getppid, execve, _exit) on memory the
 /// parent prepared and does not allocate.
-unsafe fn child_after_fork(s: &ChildSetup) -> ! {
+pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
     // SAFETY: all calls below are async-signal-safe and use prepared data.
     unsafe {
         // Handlers are reset by exec, but ignored signals stay ignored
         // (Rust ignores SIGPIPE), so restore every default first.
-        for sig in 1..libc::SIGRTMAX() {
+        for sig in 1..s.last_signal {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }
@@ -778,7 +666,7 @@ unsafe fn child_after_fork(s: &ChildSetup) -> ! {
             }
         }
         if let Some(groups) = s.groups {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0 {
                 fail(s.err_fd, 2);
             }
         }
@@ -803,15 +691,18 @@ unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         // unless the program is set-user-ID or has file capabilities. A
         // helper that died before this line is not seen by the kernel, so
         // look: the child was re-parented if so.
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        if libc::getppid() != s.parent {
-            libc::_exit(127);
+        #[cfg(target_os = "linux")]
+        if s.parent_death_signal {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != s.parent {
+                libc::_exit(127);
+            }
         }
         if let Some((fd, frame, len)) = s.announce {
             if !announce(fd, frame, len) {

@@ -41,17 +41,13 @@ impl Sink {
     /// The helper's stdout. When it is a pipe (as under a port) it is
     /// enlarged so the BEAM can take a whole frame per read.
     pub fn stdout() -> Sink {
-        let splice = nix::sys::stat::fstat(STDOUT)
+        let pipe = nix::sys::stat::fstat(STDOUT)
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
             .unwrap_or(false);
-        if splice {
-            // SAFETY: fd 1 stays open for the life of the process.
-            let out = unsafe { std::os::fd::BorrowedFd::borrow_raw(STDOUT) };
-            let _ = nix::fcntl::fcntl(
-                out.as_raw_fd(),
-                nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE),
-            );
+        if pipe {
+            crate::sys::grow_pipe(STDOUT, OUTPUT_PIPE_SIZE);
         }
+        let splice = pipe && crate::sys::can_splice();
         Sink { open: true, splice }
     }
 
@@ -78,17 +74,11 @@ impl Sink {
     /// moves page references instead of copying through this process.
     /// Falls back to read and write if the kernel refuses.
     fn splice_exact(&mut self, from: RawFd, mut n: usize, buf: &mut [u8]) {
-        use nix::fcntl::{splice, SpliceFFlags};
-        // SAFETY: both descriptors stay open for the duration of the call.
-        let (src, out) = unsafe {
-            (
-                std::os::fd::BorrowedFd::borrow_raw(from),
-                std::os::fd::BorrowedFd::borrow_raw(STDOUT),
-            )
-        };
+        // SAFETY: fd 1 stays open for the life of the process.
+        let out = unsafe { std::os::fd::BorrowedFd::borrow_raw(STDOUT) };
         while self.open && n > 0 {
             if self.splice {
-                match splice(src, None, out, None, n, SpliceFFlags::SPLICE_F_MOVE) {
+                match crate::sys::splice(from, STDOUT, n) {
                     Ok(0) => self.open = false,
                     Ok(k) => n -= k,
                     Err(Errno::EINTR) => {}
@@ -150,10 +140,7 @@ impl Output {
     /// Wraps a pipe's read end as stream `tag`.
     pub fn new(fd: OwnedFd, tag: u8) -> Output {
         // A bigger pipe is an optimisation; a refusal (pipe-max-size) is fine.
-        let _ = nix::fcntl::fcntl(
-            fd.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE),
-        );
+        crate::sys::grow_pipe(fd.as_raw_fd(), OUTPUT_PIPE_SIZE);
         Output {
             fd,
             tag,

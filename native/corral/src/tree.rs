@@ -1,15 +1,20 @@
 //! The child's process tree: finding every member and ending them all.
 //!
 //! The tree is the child's process group, plus every descendant of the
-//! helper found in `/proc` (the helper is a child subreaper, see
-//! `PR_SET_CHILD_SUBREAPER` in `prctl(2)`, so orphans re-parent to it instead
-//! of escaping to init), plus the members of its cgroup when it has one.
+//! helper found in the process table (on Linux the helper is a child
+//! subreaper, see `PR_SET_CHILD_SUBREAPER` in `prctl(2)`, so orphans
+//! re-parent to it instead of escaping to init), plus the members of its
+//! cgroup when it has one. The portable backend (`crate::sys`) has only
+//! the process group, found by a full scan of the process table; the kill
+//! sequence below is the same for both.
 
 use corral_cgroup::Group;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
+
+use crate::sys::{descendants, has_live_threads, scan_all, stat_of};
 
 /// One process as read from `/proc/<pid>/stat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,45 +39,6 @@ pub struct ProcStat {
     pub rss_pages: u64,
 }
 
-/// Parses the text of `/proc/<pid>/stat` (`proc(5)`). The command name may
-/// hold spaces and parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let rest: Vec<&str> = text.get(close + 2..)?.split_ascii_whitespace().collect();
-    // rest[0] is field 3 (state); field n is rest[n - 3].
-    let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
-    Some(ProcStat {
-        pid,
-        state: *rest.first()?.as_bytes().first()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        pgrp: rest.get(2)?.parse().ok()?,
-        utime: field(14)?,
-        stime: field(15)?,
-        cutime: field(16)?,
-        cstime: field(17)?,
-        rss_pages: field(24)?,
-    })
-}
-
-/// Every process on the system, read from `/proc`. Processes that vanish
-/// while being read are skipped.
-pub fn scan_all() -> Vec<ProcStat> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let name = e.ok()?.file_name();
-        let name = name.to_str()?;
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        parse_stat(&std::fs::read_to_string(format!("/proc/{name}/stat")).ok()?)
-    })
-    .collect()
-}
-
 /// The length of a clock tick, the unit of `utime` and `stime`.
 pub fn clock_tick() -> std::time::Duration {
     // SAFETY: sysconf has no preconditions.
@@ -85,75 +51,6 @@ pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
-}
-
-/// A thread-group leader that has exited shows `Z` while its other threads
-/// still run: such a process is alive, and its CPU time is not yet anyone's.
-fn has_live_threads(pid: i32) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| tasks.count() > 1)
-}
-
-/// Reads one process's stat, if it still exists.
-pub fn stat_of(pid: i32) -> Option<ProcStat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Whether the calling process has any child, live or zombie, of any kind
-/// (`__WALL`). Nothing is reaped (`WNOWAIT`).
-fn has_children() -> bool {
-    // SAFETY: waitid only writes the siginfo we own.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-        libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0
-            || *libc::__errno_location() != libc::ECHILD
-    }
-}
-
-/// The descendants of `root`, walked through each task's `children` file
-/// (`proc(5)`, `/proc/<pid>/task/<tid>/children`): a few reads per member
-/// instead of one per process on the system. `None` when the kernel does
-/// not provide the file, and the caller must scan all of `/proc`.
-pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
-    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let supported = *SUPPORTED.get_or_init(|| {
-        let me = std::process::id();
-        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
-    });
-    if !supported {
-        return None;
-    }
-    // Every descendant is a child of ours or below one (orphans re-parent
-    // to us, the subreaper), so with no child there is nothing to walk.
-    // This is the common case once the child has exited and been reaped.
-    if root == std::process::id() as i32 && !has_children() {
-        return Some(Vec::new());
-    }
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
-                continue;
-            };
-            for child in text
-                .split_ascii_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok())
-            {
-                if seen.insert(child) {
-                    stack.push(child);
-                    if let Some(st) = stat_of(child) {
-                        out.push(st);
-                    }
-                }
-            }
-        }
-    }
-    Some(out)
 }
 
 /// The members of the tree rooted at `root`, zombies included: its
@@ -456,14 +353,6 @@ fn signal(pid: i32, sig: Signal) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stat_with_awkward_command_name() {
-        let text = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 100 1000 55 18446744073709551615";
-        let s = parse_stat(text).expect("parses");
-        assert_eq!((s.pid, s.state, s.ppid, s.pgrp), (4242, b'S', 1, 4242));
-        assert_eq!((s.utime, s.stime, s.rss_pages), (7, 3, 55));
-    }
-
     fn p(pid: i32, ppid: i32, pgrp: i32, state: u8) -> ProcStat {
         ProcStat {
             pid,
@@ -518,14 +407,5 @@ mod tests {
         assert!(may_signal(pid), "a child of ours must be signallable");
         signal(pid, Signal::SIGKILL);
         child.wait().expect("reaped");
-    }
-
-    #[test]
-    fn own_stat_parses() {
-        let me = std::process::id() as i32;
-        let s =
-            parse_stat(&std::fs::read_to_string("/proc/self/stat").expect("read")).expect("parses");
-        assert_eq!(s.pid, me);
-        assert!(scan_all().iter().any(|p| p.pid == me));
     }
 }

@@ -11,9 +11,13 @@
 //!
 //! Either way [`OomWatch`] is one non-blocking fd for an event loop.
 
+#[cfg(target_os = "linux")]
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -59,6 +63,7 @@ impl AsRawFd for OomWatch {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn last_os_error<T>(what: &'static str, path: &Path) -> Result<T> {
     Err(io::Error::last_os_error()).at(what, path)
 }
@@ -106,6 +111,19 @@ impl Group {
     }
 }
 
+// inotify(7) and eventfd(2) are Linux's; elsewhere there is no cgroupfs,
+// so no `Group` to watch, and these are never reached.
+#[cfg(not(target_os = "linux"))]
+fn watch_events(events: &Path) -> Result<OomWatch> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS)).at("inotify_init1", events)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn register_v1(dir: &Path) -> Result<OomWatch> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS)).at("eventfd", dir)
+}
+
+#[cfg(target_os = "linux")]
 fn watch_events(events: &Path) -> Result<OomWatch> {
     // SAFETY: inotify_init1 has no preconditions; the result is checked.
     let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
@@ -127,6 +145,7 @@ fn watch_events(events: &Path) -> Result<OomWatch> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn register_v1(dir: &Path) -> Result<OomWatch> {
     let control = dir.join("memory.oom_control");
     // SAFETY: eventfd has no preconditions; the result is checked.
