@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench stress cross dependent-check clean
+.PHONY: all deps build demo test test-rust test-elixir check bench stress cross portable dependent-check clean
 
 all: build
 
@@ -71,6 +71,15 @@ stress: build
 # Installs Debian's cross toolchains when missing. Not part of `make test`.
 cross: build
 	.ci/cross
+
+# The portable backend (macOS, FreeBSD): cargo check of the workspace for
+# x86_64/aarch64-apple-darwin and x86_64-unknown-freebsd (build-std with
+# Debian's rustc-web and rust-web-src, in target/portable-check; minutes on
+# a first run), then the helper's and Corral's tests with the backend
+# forced on Linux (CORRAL_TEST_PORTABLE=1). Those tests also run in
+# `make test`; the checks do not.
+portable: build
+	.ci/portable
 
 # Corral as a new app's path dependency (.ci/dependent-check): no cargo in
 # PATH gives one message; with cargo it builds from scratch with progress

@@ -24,7 +24,12 @@ defmodule Mix.Tasks.Compile.CorralNative do
 
   # {cargo package, cargo profile, file it builds, file under priv/}. The
   # `ship` profile (Cargo.toml) is small and stripped: fat LTO, one codegen
-  # unit, built for these two artifacts alone.
+  # unit, built for these two artifacts alone. On macOS cargo names the NIF
+  # libcorral_nif.dylib (artifact_file/2), while :erlang.load_nif/2 looks
+  # for a .so on every Unix, so it is installed under the .so name. It needs
+  # no `-undefined dynamic_lookup` link flag there: rustler (0.39) looks the
+  # enif_* functions up with dlsym when the NIF loads on macOS, so the
+  # library has no undefined symbols at link time.
   @artifacts [
     {"corral", "ship", "corral", "corral"},
     {"corral_nif", "ship", "libcorral_nif.so", "libcorral_nif.so"}
@@ -339,8 +344,17 @@ defmodule Mix.Tasks.Compile.CorralNative do
     :ok
   end
 
+  @doc false
+  # The file cargo builds for `file` (a Linux name) on target `triple`.
+  def artifact_file(file, triple) do
+    if String.contains?(triple, "-apple-") and Path.extname(file) == ".so",
+      do: Path.rootname(file) <> ".dylib",
+      else: file
+  end
+
   defp copy_artifacts(build, priv, required: required?) do
     Enum.reduce_while(@artifacts, {:ok, []}, fn {_, profile, source, dest}, {:ok, copied} ->
+      source = artifact_file(source, build.target || host_triple())
       source = Path.join([build.target_dir, build.target || "", profile_dir(profile), source])
       dest = Path.join(priv, dest)
 

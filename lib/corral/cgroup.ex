@@ -59,7 +59,8 @@ defmodule Corral.Cgroup do
       that cannot be written), `:ebusy` (the group still has child groups),
       `:esrch` (no such process), `:einval` (the kernel refused a value);
     * `:unavailable` - no cgroup can be made here (no cgroupfs, no
-      delegation, a read-only hierarchy), or the NIF is not loaded;
+      delegation, a read-only hierarchy, or not Linux: macOS and FreeBSD
+      have no cgroups), or the NIF is not loaded;
     * `{:missing_controller, name}` - a needed controller (`"memory"`) is
       not mounted, not delegated, or not joined by this group;
     * `{:unsupported, key}` - a limit key (`"memory_min"`) has no
@@ -206,7 +207,7 @@ defmodule Corral.Cgroup do
 
   ## Error reasons
 
-    * `:unavailable` - no cgroup filesystem is mounted;
+    * `:unavailable` - no cgroup filesystem is mounted, or not Linux;
     * a `t:File.posix/0` atom if `/proc/self/mountinfo` cannot be read.
   """
   @spec layout() :: {:ok, layout()} | {:error, reason()}

@@ -81,6 +81,19 @@ defmodule Corral.NativeBuildTest do
     assert Compiler.elf_machine(Path.join(File.cwd!(), "mix.exs")) == {:error, :not_elf}
   end
 
+  test "on macOS the NIF cargo builds is the .dylib, installed under the .so name" do
+    for triple <- ["x86_64-apple-darwin", "aarch64-apple-darwin", "aarch64-apple-darwin23.4.0"] do
+      assert Compiler.artifact_file("libcorral_nif.so", triple) == "libcorral_nif.dylib"
+      assert Compiler.artifact_file("corral", triple) == "corral"
+    end
+
+    for triple <- ["x86_64-unknown-linux-gnu", "x86_64-unknown-freebsd", "x86_64-pc-linux-gnu"] do
+      assert Compiler.artifact_file("libcorral_nif.so", triple) == "libcorral_nif.so"
+    end
+
+    assert Compiler.elf_machine_of_triple("aarch64-apple-darwin") == nil
+  end
+
   test "a missing or old cargo gets one message: the minimum, how to install, CORRAL_HELPER" do
     missing = Compiler.cargo_problem("corral-no-such-cargo")
     assert missing =~ "cargo 1.91 or newer"

@@ -90,8 +90,19 @@ impl System {
     /// # Errors
     ///
     /// [`Error::Io`] if either file cannot be read, and
-    /// [`Error::Unavailable`] if no cgroup filesystem is mounted.
+    /// [`Error::Unavailable`] if no cgroup filesystem is mounted, or the
+    /// system is not Linux (cgroups are Linux's alone).
     pub fn detect() -> Result<System> {
+        if cfg!(not(target_os = "linux")) {
+            return Err(Error::Unavailable {
+                reason: format!(
+                    "cgroups are a Linux feature, and this is {}",
+                    std::env::consts::OS
+                ),
+                path: None,
+                errno: Some(libc::ENOSYS),
+            });
+        }
         let mountinfo_path = Path::new("/proc/self/mountinfo");
         let cgroup_path = Path::new("/proc/self/cgroup");
         let mountinfo = std::fs::read_to_string(mountinfo_path).at("read", mountinfo_path)?;
