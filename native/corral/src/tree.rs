@@ -90,7 +90,8 @@ pub fn members(all: &[ProcStat], root: i32, pgrp: Option<i32>) -> Vec<ProcStat> 
 pub struct Reaped {
     user: std::time::Duration,
     system: std::time::Duration,
-    max_rss_kib: u64,
+    /// In `ru_maxrss` units ([`crate::sys::MAXRSS_UNIT`] bytes).
+    max_rss: u64,
 }
 
 impl Reaped {
@@ -101,12 +102,16 @@ impl Reaped {
         };
         self.user += d(r.ru_utime);
         self.system += d(r.ru_stime);
-        self.max_rss_kib = self.max_rss_kib.max(r.ru_maxrss as u64);
+        self.max_rss = self.max_rss.max(r.ru_maxrss as u64);
     }
 
     /// User CPU, system CPU and the largest peak RSS in bytes.
     pub fn totals(&self) -> (std::time::Duration, std::time::Duration, u64) {
-        (self.user, self.system, self.max_rss_kib * 1024)
+        (
+            self.user,
+            self.system,
+            self.max_rss.saturating_mul(crate::sys::MAXRSS_UNIT),
+        )
     }
 }
 

@@ -37,6 +37,10 @@ pub use crate::forks::Forks;
 use nix::errno::Errno;
 use std::os::fd::{OwnedFd, RawFd};
 
+/// The unit of `ru_maxrss` in `getrusage(2)` and `wait4(2)`, in bytes:
+/// kilobytes on Linux and FreeBSD, bytes on macOS.
+pub const MAXRSS_UNIT: u64 = if cfg!(target_os = "macos") { 1 } else { 1024 };
+
 /// Set in the helper's environment on Linux, it makes the helper take the
 /// portable backend. For tests only; see `docs/helper.md`.
 pub const TEST_PORTABLE: &str = "CORRAL_TEST_PORTABLE";
