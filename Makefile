@@ -72,12 +72,13 @@ stress: build
 cross: build
 	.ci/cross
 
-# The portable backend (macOS, FreeBSD): cargo check of the workspace for
-# x86_64/aarch64-apple-darwin and x86_64-unknown-freebsd (build-std with
-# Debian's rustc-web and rust-web-src, in target/portable-check; minutes on
-# a first run), then the helper's and Corral's tests with the backend
-# forced on Linux (CORRAL_TEST_PORTABLE=1). Those tests also run in
-# `make test`; the checks do not.
+# The portable backend (macOS, FreeBSD), not part of `make test`: cargo
+# check of the workspace for x86_64/aarch64-apple-darwin and
+# x86_64-unknown-freebsd (build-std with Debian's rustc-web and
+# rust-web-src, in target/portable-check; minutes on a first run), then
+# tests/portable.rs and the ExUnit suite but for its :cgroup, :root, :vm
+# and :slow tests with the backend forced on Linux (CORRAL_TEST_PORTABLE=1).
+# `make test` runs tests/portable.rs and test/corral/portable_test.exs too.
 portable: build
 	.ci/portable
 

@@ -270,7 +270,13 @@ impl Tree {
         if let Some(g) = &self.group {
             let _ = g.kill();
         }
-        self.signal_group(Signal::SIGKILL);
+        // Without the subreaper (a full scan), a member that left the
+        // process group (setsid) is found only through its parent: a first
+        // SIGKILL to the group would orphan it out of reach. So stop and
+        // find everyone first, then kill the group and what was found.
+        if !self.full_scan {
+            self.signal_group(Signal::SIGKILL);
+        }
         for _ in 0..1000 {
             let pids = self.stop_all();
             if pids.is_empty() {
@@ -279,6 +285,9 @@ impl Tree {
                 }
                 self.armed = false;
                 return;
+            }
+            if self.full_scan {
+                self.signal_group(Signal::SIGKILL);
             }
             for pid in pids {
                 signal(pid, Signal::SIGKILL);

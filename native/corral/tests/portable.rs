@@ -115,6 +115,23 @@ fn closing_the_control_channel_ends_the_process_group_and_its_orphans() {
 }
 
 #[test]
+fn a_descendant_in_its_own_session_is_killed_with_its_parent() {
+    portable();
+    // The shell ignores SIGTERM (and so do its children), so it lives to
+    // the SIGKILL; the setsid'd sleep is in no group of the tree, found only
+    // through the shell: it must be found before the shell dies.
+    let script = "trap '' TERM; setsid sleep 300 & echo ready $!; sleep 300 & wait";
+    let mut h = Helper::port(&["--grace", "100ms"], &["sh", "-c", script]);
+    let mut pids = h.ready();
+    pids.push(h.child_pid.expect("S"));
+    h.close_control();
+    let left = wait_gone(&pids, Duration::from_secs(2));
+    kill_all(&left);
+    assert!(left.is_empty(), "still alive 2 s after EOF: {left:?}");
+    h.wait(SOON);
+}
+
+#[test]
 fn a_sigterm_ignorer_is_killed_after_the_grace() {
     portable();
     let bin = testbin("ignore_sigterm");

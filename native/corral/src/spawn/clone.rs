@@ -3,7 +3,6 @@
 //! backend forks instead (`super::fork_child`).
 
 use super::ChildSetup;
-use nix::errno::Errno;
 use std::os::fd::RawFd;
 
 /// Stack size for the child between clone and exec. It runs only
@@ -154,7 +153,7 @@ unsafe fn clone3_on_stack(args: &CloneArgs, setup: &ChildSetup) -> libc::pid_t {
     }
     if ret < 0 {
         // errno is thread-local; the raw instruction does not set it.
-        Errno::set_raw(-ret as i32);
+        nix::errno::Errno::set_raw(-ret as i32);
         return -1;
     }
     ret as libc::pid_t
