@@ -125,10 +125,18 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let containment = group.as_ref().map_or(0, |g| g.containment() as u8)
         | if subreaper { 0 } else { NO_SUBREAPER };
     if !subreaper && group.is_none() && !args.port && !args.quiet {
-        eprintln!(
-            "corral: cannot become a subreaper and have no cgroup: \
-             descendants that leave the command's tree are not contained"
-        );
+        if crate::sys::portable() {
+            eprintln!(
+                "corral: {} has no subreaper or cgroups: \
+                 descendants that leave the command's tree are not contained",
+                crate::sys::platform()
+            );
+        } else {
+            eprintln!(
+                "corral: cannot become a subreaper and have no cgroup: \
+                 descendants that leave the command's tree are not contained"
+            );
+        }
     }
     let paths: Vec<String> = group
         .as_ref()

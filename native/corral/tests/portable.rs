@@ -180,3 +180,16 @@ fn the_child_has_no_parent_death_signal() {
     kill_all(&alive);
     assert_eq!(alive, vec![pid], "the child died with the helper");
 }
+
+#[test]
+fn the_command_line_says_what_is_not_contained() {
+    portable();
+    let out = std::process::Command::new(CORRAL)
+        .args(["--", "sh", "-c", "echo hi"])
+        .output()
+        .expect("run corral");
+    assert_eq!(out.stdout, b"hi\n");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no subreaper or cgroups"), "stderr: {err}");
+}
