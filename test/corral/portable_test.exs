@@ -26,6 +26,7 @@ defmodule Corral.PortableTest do
         else: System.delete_env("CORRAL_TEST_PORTABLE")
 
       {"", 0} = Corral.cmd("true", [])
+      Corral.Pool.shrink()
       OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
     end)
   end
