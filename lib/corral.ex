@@ -385,6 +385,20 @@ defmodule Corral do
   end
 
   @doc """
+  The absolute path of the `corral` helper binary (`CORRAL_HELPER` when
+  set), for running it directly from tests and scripts, as
+  `MuonTrap.muontrap_path/0` is used. `corral --help` lists its options;
+  `docs/helper.md` describes them.
+
+  ## Examples
+
+      iex> File.exists?(Corral.helper_path())
+      true
+  """
+  @spec helper_path() :: String.t()
+  defdelegate helper_path, to: Helper
+
+  @doc """
   Runs `command` with `args` as a lazy stream of its output chunks
   (binaries, as they arrive: no line splitting).
 

@@ -101,6 +101,11 @@ defmodule Corral.Daemon do
   # How long the helper may take to send its first frame.
   @start_timeout 15_000
 
+  # After the program's exit, how long the daemon waits for its helper to
+  # remove the cgroups and exit, checking every @helper_poll_ms.
+  @helper_exit_ms 5000
+  @helper_poll_ms 1
+
   # How long an unfinished line waits for more output before it is logged.
   @quiet_ms 200
 
@@ -115,6 +120,10 @@ defmodule Corral.Daemon do
     :started_at,
     # The protocol client: acks, stdin credit and the writes waiting for it.
     :client,
+    # After the program's exit: {reason, helper_os_pid, deadline} while the
+    # helper removes the tree's cgroups and exits (see "A program that
+    # exits at once").
+    :stopping,
     dirs: [],
     partial: %{stdout: "", stderr: ""},
     # Per stream: the timer that hands an unfinished line out, and its token.
@@ -126,6 +135,7 @@ defmodule Corral.Daemon do
   @typedoc "Statistics; see `statistics/1`."
   @type statistics :: %{
           output_byte_count: non_neg_integer(),
+          cgroup: %{optional(String.t()) => term()},
           stdout_byte_count: non_neg_integer(),
           stderr_byte_count: non_neg_integer(),
           uptime_ms: non_neg_integer(),
@@ -275,41 +285,66 @@ defmodule Corral.Daemon do
   def os_pid(server), do: GenServer.call(server, :os_pid)
 
   @doc """
-  Output counts and resource usage so far.
+  Output counts and resource usage so far, in MuonTrap 2's shape plus
+  Corral's own figures.
 
-    * `:output_byte_count` - bytes of output received (MuonTrap's key), the
-      sum of `:stdout_byte_count` and `:stderr_byte_count`; a stream that
-      is not captured counts 0.
+  MuonTrap 2's keys:
+
+    * `:output_byte_count` - bytes of output received, the sum of
+      `:stdout_byte_count` and `:stderr_byte_count`; a stream that is not
+      captured counts 0.
+    * `:cgroup` - the daemon's cgroup statistics keyed by the cgroup v2
+      file name, `%{}` without a cgroup: `"memory.current"`,
+      `"memory.peak"`, `"memory.swap.current"`, `"pids.current"`,
+      `"pids.peak"` (integers); `"memory.events"`, `"cpu.stat"`,
+      `"pids.events"`, `"cgroup.stat"` (maps of the file's fields, such as
+      `"oom_kill"` or `"usage_usec"`); `"memory.pressure"`,
+      `"cpu.pressure"`, `"io.pressure"` (`%{"some" => %{"avg10" => 0.0,
+      ..., "total" => 0}, "full" => ...}`). A file the group does not
+      have is left out. On cgroup v1 and hybrid hosts, where the kernel
+      names these figures differently, the same keys are filled from the
+      v1 files: `"memory.current"` from `memory.usage_in_bytes`,
+      `"memory.events"` `"oom_kill"` from `memory.oom_control`,
+      `"cpu.stat"` `"usage_usec"`, `"user_usec"` and `"system_usec"` from
+      `cpuacct`, `"pids.events"` `"max"` from `pids.events`.
+
+  Corral's own, under keys MuonTrap does not use:
+
+    * `:stdout_byte_count`, `:stderr_byte_count` - per stream.
     * `:uptime_ms` - since the program started (0 before).
-    * from the daemon's cgroup, with MuonTrap 2's keys: `:cpu_usage_usec`,
-      `:user_usec`, `:system_usec`, `:memory_current`, `:memory_peak`,
-      `:oom_kills`, `:pids_current`, `:pids_peak`, `:pids_limit_hits`.
-      Each is `nil` when the cgroup has no such file (no cgroup at all, or
-      the controller is not enabled for it: on a hybrid host memory
-      figures need a memory limit, which puts the daemon in the v1 memory
-      hierarchy).
+    * `:cpu_usage_usec`, `:user_usec`, `:system_usec`, `:memory_current`,
+      `:memory_peak`, `:oom_kills`, `:pids_current`, `:pids_peak`,
+      `:pids_limit_hits` - the same figures as `Corral.Cgroup.stats/1`
+      gives them, whatever the layout; each is `nil` when the cgroup has
+      no such file (no cgroup at all, or the controller is not enabled for
+      it: on a hybrid host memory figures need a memory limit, which puts
+      the daemon in the v1 memory hierarchy).
 
-  The cgroup files are read in the caller, not in the daemon.
+  The cgroup files are read in the caller, not in the daemon. Once the
+  program has exited its cgroup is removed, so `:cgroup` is `%{}` and the
+  cgroup figures `nil`; the byte counts stay.
 
   ## Examples
 
       iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
-      iex> %{output_byte_count: 0, cpu_usage_usec: _} = Corral.Daemon.statistics(pid)
+      iex> %{output_byte_count: 0, cgroup: %{}, cpu_usage_usec: _} = Corral.Daemon.statistics(pid)
       iex> GenServer.stop(pid)
       :ok
   """
   @spec statistics(GenServer.server()) :: statistics()
   def statistics(server) do
     info = GenServer.call(server, :info)
+    {cgroup, figures} = cgroup_stats(info.dirs)
 
     Map.merge(
       %{
         output_byte_count: info.bytes.stdout + info.bytes.stderr,
+        cgroup: cgroup,
         stdout_byte_count: info.bytes.stdout,
         stderr_byte_count: info.bytes.stderr,
         uptime_ms: info.uptime_ms
       },
-      cgroup_stats(info.dirs)
+      figures
     )
   end
 
@@ -326,28 +361,72 @@ defmodule Corral.Daemon do
   ]
 
   # Read through Corral.Cgroup, the same Rust code the helper uses, in the
-  # caller so the daemon never waits on sysfs. nil for what the group does
-  # not report, or all of it without a cgroup.
+  # caller so the daemon never waits on sysfs: MuonTrap 2's map of files,
+  # and Corral's figures (nil for what the group does not report, or all
+  # of them without a cgroup).
   defp cgroup_stats(dirs) do
     none = Map.new(@cgroup_stat_keys, &{&1, nil})
 
-    with {:ok, group} <- Cgroup.open_dirs(dirs),
-         {:ok, stats} <- Cgroup.stats(group) do
-      Map.merge(none, stats)
-    else
-      _ -> none
+    case Cgroup.open_dirs(dirs) do
+      {:ok, group} ->
+        figures =
+          case Cgroup.stats(group) do
+            {:ok, stats} -> Map.merge(none, stats)
+            {:error, _} -> none
+          end
+
+        {Corral.Daemon.Stats.files(group, figures), figures}
+
+      {:error, _} ->
+        {%{}, none}
     end
   end
 
   @doc """
   The daemon's cgroup directory (absolute; the v2 one on hosts that have
   it), or `nil` when it runs without a cgroup or has not started.
+
+  MuonTrap returns a path relative to `/sys/fs/cgroup`; Corral's is
+  absolute because a hybrid host has one directory per hierarchy (all of
+  them are in `containment/1`'s `:dirs`).
   """
   @spec cgroup_path(GenServer.server()) :: String.t() | nil
   def cgroup_path(server) do
     case GenServer.call(server, :info).dirs do
       [dir | _] -> dir
       [] -> nil
+    end
+  end
+
+  @doc """
+  The daemon's cgroup settings, read back from its cgroup files, as
+  MuonTrap 2 returns them: a map with the `:cgroup` option's keys
+  (`:memory_max`, `:cpu_weight`, `:cpu_max`, `:pids_max`, ...; see
+  `Corral.cmd/3`), each present when the group has that file. `%{}` when
+  the daemon has no cgroup (or its program has exited and the cgroup is
+  gone).
+
+  The map can be passed straight back as the `:cgroup` option, to start
+  another daemon with the same settings. Read through
+  `Corral.Cgroup.get/2`, so on cgroup v1 the v1 files are translated
+  (`memory.limit_in_bytes` is `:memory_max`, and so on).
+
+  Corral's own description of the containment (levels, directories,
+  options) is `containment/1`.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"], no_cgroup: true)
+      iex> Corral.Daemon.cgroup_config(pid)
+      %{}
+      iex> GenServer.stop(pid)
+      :ok
+  """
+  @spec cgroup_config(GenServer.server()) :: Corral.Options.cgroup_limits()
+  def cgroup_config(server) do
+    case Cgroup.open_dirs(GenServer.call(server, :info).dirs) do
+      {:ok, group} -> Corral.Daemon.Stats.config(group)
+      {:error, _} -> %{}
     end
   end
 
@@ -359,8 +438,8 @@ defmodule Corral.Daemon do
   started with (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
   `:cgroup_controllers`, `:cgroup_sets`).
   """
-  @spec cgroup_config(GenServer.server()) :: map()
-  def cgroup_config(server) do
+  @spec containment(GenServer.server()) :: map()
+  def containment(server) do
     info = GenServer.call(server, :info)
     common = info.options.common
 
@@ -612,6 +691,13 @@ defmodule Corral.Daemon do
 
   def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
+  # The program has exited: no stdin to write.
+  def handle_call({:send_input, _data}, _from, %{stopping: {_, _, _}} = s),
+    do: {:reply, {:error, :closed}, s}
+
+  def handle_call(:close_input, _from, %{stopping: {_, _, _}} = s),
+    do: {:reply, {:error, :closed}, s}
+
   # Before the program starts (:wait_for) there is no stdin to write.
   def handle_call({:send_input, _data}, _from, %{client: nil} = s),
     do: {:reply, {:error, :closed}, s}
@@ -670,6 +756,9 @@ defmodule Corral.Daemon do
   def handle_info({:EXIT, _pid, :normal}, s), do: {:noreply, s}
   def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
 
+  # The program has exited: is its helper gone yet?
+  def handle_info(:helper_exited?, %{stopping: {_, _, _}} = s), do: await_helper(s)
+
   # A stream was quiet for @quiet_ms with an unfinished line: it goes out.
   def handle_info({:quiet, stream, token}, s) when stream in [:stdout, :stderr] do
     case Map.fetch!(s.quiet, stream) do
@@ -721,24 +810,76 @@ defmodule Corral.Daemon do
   end
 
   # X: the program ended and all its output is in. After X the helper waits
-  # for the port to close (docs/protocol.md, "Ending the tree").
+  # for the port to close (docs/protocol.md, "Ending the tree"), then
+  # removes the tree's cgroups and exits; the daemon stops once it has (see
+  # "A program that exits at once").
   defp events([{:exit, report} | _], s) do
     s = flush_partials(s)
+    helper = helper_os_pid(s.port)
     Helper.close(s.port)
     s = %{s | port: nil}
 
-    case {report.reason, report.exit_status} do
-      {:exit, 0} ->
-        :logger.info("#{s.command}: Process exited successfully")
-        {:stop, :normal, s}
+    reason =
+      case {report.reason, report.exit_status} do
+        {:exit, 0} ->
+          :logger.info("#{s.command}: Process exited successfully")
+          :normal
 
-      {_, status} ->
-        :logger.error("#{s.command}: Process exited with status #{status}#{why(report)}")
-        {:stop, s.options.exit_status_to_reason.(status), s}
-    end
+        {_, status} ->
+          :logger.error("#{s.command}: Process exited with status #{status}#{why(report)}")
+          s.options.exit_status_to_reason.(status)
+      end
+
+    deadline = System.monotonic_time(:millisecond) + @helper_exit_ms
+    await_helper(%{s | stopping: {reason, helper, deadline}})
   end
 
   defp events([{:error, reason, _details} | _], s), do: {:stop, reason, s}
+
+  defp helper_os_pid(port) do
+    case Port.info(port, :os_pid) do
+      {:os_pid, pid} -> pid
+      nil -> nil
+    end
+  end
+
+  # The daemon stops once its helper has exited, or after @helper_exit_ms;
+  # until then it answers calls as before. Calls already waiting when it
+  # stops are answered first, so none exits its caller with the stop
+  # reason.
+  defp await_helper(%{stopping: {reason, helper, deadline}} = s) do
+    if helper == nil or not running?(helper) or
+         System.monotonic_time(:millisecond) >= deadline do
+      answer_waiting_calls(s)
+      {:stop, reason, s}
+    else
+      Process.send_after(self(), :helper_exited?, @helper_poll_ms)
+      {:noreply, s}
+    end
+  end
+
+  # Whether `pid` is a process that has not exited (a zombie has).
+  defp running?(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      # The state follows the command name, which may itself hold ") ".
+      {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.first() != "Z"
+      {:error, _} -> false
+    end
+  end
+
+  defp answer_waiting_calls(s) do
+    receive do
+      {:"$gen_call", from, request} ->
+        case handle_call(request, from, s) do
+          {:reply, reply, _s} -> GenServer.reply(from, reply)
+          {:noreply, _s} -> :ok
+        end
+
+        answer_waiting_calls(s)
+    after
+      0 -> :ok
+    end
+  end
 
   defp why(%{reason: reason}) when reason in [:exit, :signal], do: ""
   defp why(%{reason: reason}), do: " (ended by Corral: #{reason})"

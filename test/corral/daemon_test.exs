@@ -495,7 +495,7 @@ defmodule Corral.DaemonTest do
       assert %{stdout_byte_count: 5, stderr_byte_count: 3, uptime_ms: uptime} = stats
       assert is_integer(uptime)
 
-      case Daemon.cgroup_config(pid) do
+      case Daemon.containment(pid) do
         %{containment: :none} ->
           assert stats.cpu_usage_usec == nil
 
@@ -564,10 +564,10 @@ defmodule Corral.DaemonTest do
     end
 
     @tag :cgroup
-    test "cgroup_path/1, cgroup_config/1, cgget/2 and cgset/3" do
+    test "cgroup_path/1, containment/1, cgget/2 and cgset/3" do
       pid = start!("sleep", ["1000"])
 
-      case Daemon.cgroup_config(pid) do
+      case Daemon.containment(pid) do
         %{containment: :none} ->
           flunk("the helper found no writable cgroup; run with --exclude cgroup")
 
@@ -656,7 +656,7 @@ defmodule Corral.DaemonTest do
       file = tree_file()
       {pid, ref} = start_and_monitor!("sh", ["-c", tree_script(file)], [])
       pids = await_tree(file)
-      dirs = Daemon.cgroup_config(pid).dirs
+      dirs = Daemon.containment(pid).dirs
       if dirs == [], do: flunk("the helper found no writable cgroup; run with --exclude cgroup")
 
       {_, 0} = System.cmd("kill", ["-9", Integer.to_string(helper_os_pid(pid))])
@@ -718,7 +718,7 @@ defmodule Corral.DaemonTest do
 
       os_pids = Enum.map(daemons, &Daemon.os_pid/1)
       helpers = Enum.map(daemons, &helper_os_pid/1)
-      dirs = Enum.flat_map(daemons, &Daemon.cgroup_config(&1).dirs)
+      dirs = Enum.flat_map(daemons, &Daemon.containment(&1).dirs)
       on_exit(fn -> OSProc.kill(os_pids ++ helpers) end)
       assert OSProc.alive(os_pids) == os_pids
 
