@@ -16,39 +16,9 @@ defmodule Corral.DaemonTest do
   alias Corral.Test.DaemonLog
   alias Corral.Test.OSProc
 
+  import Corral.Test.DaemonStart
+
   doctest Corral.Daemon
-
-  # Corral itself needs no :logger application (it logs through Erlang's
-  # :logger), so the test VM does not start Elixir's Logger: CaptureLog needs it.
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:logger)
-    :ok
-  end
-
-  # A daemon under the test supervisor, not restarted, so a test can watch
-  # it stop (and kill it) without being linked to it.
-  defp start!(command, args, opts \\ []) do
-    start_supervised!(
-      Supervisor.child_spec({Daemon, [command, args, opts]},
-        id: make_ref(),
-        restart: :temporary
-      )
-    )
-  end
-
-  # A program that exits at once could take its daemon down before the
-  # monitor is set, losing the stop reason: a :wait_for gate holds the
-  # program back until the monitor is in place.
-  defp start_and_monitor!(command, args, opts) do
-    me = self()
-    gate = fn -> send(me, {:gate, self()}) && receive(do: (:go -> :ok)) end
-    wait_for = Keyword.get(opts, :wait_for, fn -> :ok end)
-    pid = start!(command, args, Keyword.put(opts, :wait_for, fn -> gate.() && wait_for.() end))
-    ref = Process.monitor(pid)
-    assert_receive {:gate, task}, 5000
-    send(task, :go)
-    {pid, ref}
-  end
 
   defp lines_to_me(tag \\ :line) do
     me = self()
