@@ -32,6 +32,33 @@ defmodule Corral.Daemon do
       a status your `:exit_status_to_reason` maps to `:normal`).
     * `:temporary` - never restarted.
 
+  ## A program that exits at once
+
+  `start_link/3` returns once the program runs, so a program that exits at
+  once may already have exited when the caller gets the daemon's pid. The
+  daemon does not stop the moment its program exits: it waits until its
+  helper has removed the tree's cgroups and exited, and until 100 ms after
+  the program started. So the process that started it can still monitor it
+  (the `:DOWN` carries the real stop reason, not `:noproc`) and call it, as
+  with MuonTrap, whose daemon lives until its helper reports the exit.
+  Until it stops, calls are answered:
+
+    * `os_pid/1` - the pid the program had;
+    * `statistics/1` - the final byte counts; `:cgroup` is `%{}` and the
+      cgroup figures `nil` once the helper has removed the cgroup;
+    * `cgroup_config/1` - `%{}` once the cgroup is gone; `cgroup_path/1`
+      and `containment/1` - as while it ran;
+    * `cgget/2`, `cgset/3` - `{:error, :enoent}` once the cgroup is gone;
+    * `signal/2` - `{:error, :not_running}`; `send_input/2` and
+      `close_input/1` - `{:error, :closed}`.
+
+  Calls already waiting when it stops are answered before it stops. A call
+  that reaches the daemon after it stopped exits the caller, as a call to
+  any stopped `GenServer` does (`:noproc`, or the stop reason for a call
+  sent in the instant it stops). A supervisor sees the stop 100 ms after
+  the start at the earliest, so a program that keeps exiting at once
+  restarts at most ten times a second.
+
   ## The tree dies with the daemon
 
   The daemon is linked to its `corral` helper's port and traps exits. When
@@ -102,9 +129,13 @@ defmodule Corral.Daemon do
   @start_timeout 15_000
 
   # After the program's exit, how long the daemon waits for its helper to
-  # remove the cgroups and exit, checking every @helper_poll_ms.
+  # remove the cgroups and exit, checking every @helper_poll_ms; and the
+  # least time a daemon lives after its program started, so that the
+  # process that started it can monitor it and call it even when the
+  # program exits at once (see "A program that exits at once").
   @helper_exit_ms 5000
   @helper_poll_ms 1
+  @min_uptime_ms 100
 
   # How long an unfinished line waits for more output before it is logged.
   @quiet_ms 200
@@ -756,8 +787,8 @@ defmodule Corral.Daemon do
   def handle_info({:EXIT, _pid, :normal}, s), do: {:noreply, s}
   def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
 
-  # The program has exited: is its helper gone yet?
-  def handle_info(:helper_exited?, %{stopping: {_, _, _}} = s), do: await_helper(s)
+  # The program has exited: may the daemon stop now?
+  def handle_info(:stop_when_ready, %{stopping: {_, _, _}} = s), do: await_helper(s)
 
   # A stream was quiet for @quiet_ms with an unfinished line: it goes out.
   def handle_info({:quiet, stream, token}, s) when stream in [:stdout, :stderr] do
@@ -843,18 +874,27 @@ defmodule Corral.Daemon do
     end
   end
 
-  # The daemon stops once its helper has exited, or after @helper_exit_ms;
-  # until then it answers calls as before. Calls already waiting when it
-  # stops are answered first, so none exits its caller with the stop
-  # reason.
+  # The daemon stops once its helper has exited (or after @helper_exit_ms)
+  # and @min_uptime_ms after its program started; until then it answers
+  # calls as before. Calls already waiting when it stops are answered
+  # first, so none of them exits its caller with the stop reason.
   defp await_helper(%{stopping: {reason, helper, deadline}} = s) do
-    if helper == nil or not running?(helper) or
-         System.monotonic_time(:millisecond) >= deadline do
-      answer_waiting_calls(s)
-      {:stop, reason, s}
-    else
-      Process.send_after(self(), :helper_exited?, @helper_poll_ms)
-      {:noreply, s}
+    now = System.monotonic_time(:millisecond)
+    helper_gone? = helper == nil or now >= deadline or not running?(helper)
+    uptime_left = (s.started_at || now) + @min_uptime_ms - now
+
+    cond do
+      not helper_gone? ->
+        Process.send_after(self(), :stop_when_ready, @helper_poll_ms)
+        {:noreply, s}
+
+      uptime_left > 0 ->
+        Process.send_after(self(), :stop_when_ready, uptime_left)
+        {:noreply, s}
+
+      true ->
+        answer_waiting_calls(s)
+        {:stop, reason, s}
     end
   end
 
