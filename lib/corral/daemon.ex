@@ -248,7 +248,7 @@ defmodule Corral.Daemon do
     * `:stderr_to_stdout` - `true` merges stderr into stdout, so it is
       logged with it.
     * `:capture_stderr_only` - log stderr instead of stdout, which is
-      discarded.
+      discarded. Wins over `:stderr_to_stdout`, as in MuonTrap.
     * `:exit_status_to_reason` - a function from the exit status (a
       non-zero integer) to the daemon's stop reason. Defaults to
       `fn _ -> :error_exit_status end`.
@@ -495,17 +495,27 @@ defmodule Corral.Daemon do
 
   ## Error reasons
 
-    * `:enoent` - no directory of the daemon has that file, or it has no
-      cgroup;
+    * `:no_cgroup` - the daemon runs without a cgroup (as MuonTrap 2
+      says);
+    * `:enoent` - no directory of the daemon has that file, or its cgroup
+      is gone (the program has exited);
     * another `t:File.posix/0` from reading it.
   """
-  @spec cgget(GenServer.server(), String.t()) :: {:ok, String.t()} | {:error, File.posix()}
+  @spec cgget(GenServer.server(), String.t()) ::
+          {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, file) do
     check_file!(file)
 
-    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
+    with {:ok, group} <- group(server),
          {:ok, text} <- Cgroup.read(group, file),
          do: {:ok, String.trim_trailing(text)}
+  end
+
+  defp group(server) do
+    case GenServer.call(server, :info).dirs do
+      [] -> {:error, :no_cgroup}
+      dirs -> Cgroup.open_dirs(dirs)
+    end
   end
 
   @doc """
@@ -513,7 +523,7 @@ defmodule Corral.Daemon do
   checked, the file is found as in `cgget/2`.
   """
   @spec cgget(GenServer.server(), String.t(), String.t()) ::
-          {:ok, String.t()} | {:error, File.posix()}
+          {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, controller, file) do
     check_controller!(controller)
     cgget(server, file)
@@ -527,22 +537,22 @@ defmodule Corral.Daemon do
 
   ## Error reasons
 
+    * `:no_cgroup` - the daemon runs without a cgroup;
     * `:enoent` - no directory of the daemon has that file;
     * `:einval`, `:eacces`, ... - the kernel refused the write.
   """
   @spec cgset(GenServer.server(), String.t(), String.t() | integer()) ::
-          :ok | {:error, File.posix()}
+          :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, file, value) do
     check_file!(file)
     value = value!(value)
 
-    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
-         do: Cgroup.write(group, file, value)
+    with {:ok, group} <- group(server), do: Cgroup.write(group, file, value)
   end
 
   @doc "MuonTrap 1's form of `cgset/3`; `controller` is checked."
   @spec cgset(GenServer.server(), String.t(), String.t(), String.t() | integer()) ::
-          :ok | {:error, File.posix()}
+          :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, controller, file, value) do
     check_controller!(controller)
     cgset(server, file, value)

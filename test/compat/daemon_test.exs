@@ -479,6 +479,17 @@ defmodule Corral.Compat.DaemonTest do
       assert Daemon.cgroup_config(pid) == %{}
       assert Daemon.statistics(pid).cgroup == %{}
       assert Daemon.cgroup_path(pid) == nil
+      assert Daemon.cgget(pid, "memory.max") == {:error, :no_cgroup}
+      assert Daemon.cgset(pid, "memory.max", "1000000") == {:error, :no_cgroup}
+    end
+
+    @tag :cgroup
+    test "cgget/2 and cgset/3 read and write the daemon's cgroup files" do
+      pid = start!("sleep", ["1000"], cgroup: %{pids_max: 100})
+      assert Daemon.cgget(pid, "pids.max") == {:ok, "100"}
+      assert Daemon.cgset(pid, "pids.max", "50") == :ok
+      assert Daemon.cgget(pid, "pids.max") == {:ok, "50"}
+      assert Daemon.cgroup_config(pid).pids_max == 50
     end
   end
 end
