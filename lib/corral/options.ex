@@ -18,6 +18,7 @@ defmodule Corral.Options do
       iex> Corral.Options.validate(:cmd, "echo", [], tiemout: 100)
       ** (ArgumentError) invalid option :tiemout with value 100: unknown option, did you mean :timeout?
   """
+
   # One clause per option; the last one raises ArgumentError naming the
   # option, the value and what was expected.
 
@@ -70,11 +71,14 @@ defmodule Corral.Options do
     groups:
       ~s[a list of group names (not empty, no commas, not "0") or group ids from 1 to 4294967294],
     input: "a binary, iodata or an enumerable of iodata",
-    cgroup_path: "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
-    cgroup_base: "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
+    cgroup_path:
+      "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
+    cgroup_base:
+      "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
     cgroup: "a map or keyword list of cgroup limits",
     cgroup_controllers: ~s[a list of controller names such as "memory"],
-    cgroup_sets: ~s[a list of {controller, file, value} such as {"memory", "memory.max", "1000000"}],
+    cgroup_sets:
+      ~s[a list of {controller, file, value} such as {"memory", "memory.max", "1000000"}],
     lines: "a positive integer (the bytes of a line to buffer, as in System.cmd/3)",
     use_stdio:
       "true (Corral reads the program's output through its helper; " <>
@@ -369,7 +373,6 @@ defmodule Corral.Options do
 
   defp put(option, _o), do: invalid!(option)
 
-
   # `value` is the option's whole value, when `n` is one of its elements.
   defp in_range!(key, n, value \\ nil) do
     {first, last, unit} = Map.fetch!(@ranges, key)
@@ -382,7 +385,6 @@ defmodule Corral.Options do
               "expected an integer from #{first} to #{last} (#{unit})"
     end
   end
-
 
   defp invalid!({key, value}) do
     raise ArgumentError,

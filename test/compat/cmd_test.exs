@@ -43,9 +43,11 @@ defmodule Corral.Compat.CmdTest do
     end
 
     test "a program with a null byte raises ArgumentError, as System.cmd/3" do
-      assert_raise ArgumentError, ~r"cannot execute Corral.cmd/3 for program with null byte", fn ->
-        Corral.cmd("null\0byte", [])
-      end
+      assert_raise ArgumentError,
+                   ~r"cannot execute Corral.cmd/3 for program with null byte",
+                   fn ->
+                     Corral.cmd("null\0byte", [])
+                   end
     end
 
     test "arguments that are not binaries raise ArgumentError, as System.cmd/3" do
