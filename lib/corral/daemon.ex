@@ -128,13 +128,14 @@ defmodule Corral.Daemon do
   # How long the helper may take to send its first frame.
   @start_timeout 15_000
 
-  # After the program's exit, how long the daemon waits for its helper to
-  # remove the cgroups and exit, checking every @helper_poll_ms; and the
-  # least time a daemon lives after its program started, so that the
-  # process that started it can monitor it and call it even when the
-  # program exits at once (see "A program that exits at once").
-  @helper_exit_ms 5000
-  @helper_poll_ms 1
+  # After the program's exit, the daemon checks whether its helper has
+  # exited after 1 ms, then twice as long each time up to @helper_poll_ms,
+  # for at most :delay_to_sigkill + @stop_margin (the helper may still be
+  # ending what the program left); and it lives at least @min_uptime_ms
+  # after its program started, so that the process that started it can
+  # monitor it and call it even when the program exits at once (see "A
+  # program that exits at once").
+  @helper_poll_ms 50
   @min_uptime_ms 100
 
   # How long an unfinished line waits for more output before it is logged.
@@ -151,9 +152,9 @@ defmodule Corral.Daemon do
     :started_at,
     # The protocol client: acks, stdin credit and the writes waiting for it.
     :client,
-    # After the program's exit: {reason, helper_os_pid, deadline} while the
-    # helper removes the tree's cgroups and exits (see "A program that
-    # exits at once").
+    # After the program's exit: {reason, helper_os_pid, deadline, poll_ms}
+    # while the helper removes the tree's cgroups and exits (see "A program
+    # that exits at once").
     :stopping,
     dirs: [],
     partial: %{stdout: "", stderr: ""},
@@ -733,10 +734,10 @@ defmodule Corral.Daemon do
   def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
   # The program has exited: no stdin to write.
-  def handle_call({:send_input, _data}, _from, %{stopping: {_, _, _}} = s),
+  def handle_call({:send_input, _data}, _from, %{stopping: {_, _, _, _}} = s),
     do: {:reply, {:error, :closed}, s}
 
-  def handle_call(:close_input, _from, %{stopping: {_, _, _}} = s),
+  def handle_call(:close_input, _from, %{stopping: {_, _, _, _}} = s),
     do: {:reply, {:error, :closed}, s}
 
   # Before the program starts (:wait_for) there is no stdin to write.
@@ -798,7 +799,7 @@ defmodule Corral.Daemon do
   def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
 
   # The program has exited: may the daemon stop now?
-  def handle_info(:stop_when_ready, %{stopping: {_, _, _}} = s), do: await_helper(s)
+  def handle_info(:stop_when_ready, %{stopping: {_, _, _, _}} = s), do: await_helper(s)
 
   # A stream was quiet for @quiet_ms with an unfinished line: it goes out.
   def handle_info({:quiet, stream, token}, s) when stream in [:stdout, :stderr] do
@@ -871,8 +872,10 @@ defmodule Corral.Daemon do
           s.options.exit_status_to_reason.(status)
       end
 
-    deadline = System.monotonic_time(:millisecond) + @helper_exit_ms
-    await_helper(%{s | stopping: {reason, helper, deadline}})
+    deadline =
+      System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
+
+    await_helper(%{s | stopping: {reason, helper, deadline, 1}})
   end
 
   defp events([{:error, reason, _details} | _], s), do: {:stop, reason, s}
@@ -884,19 +887,19 @@ defmodule Corral.Daemon do
     end
   end
 
-  # The daemon stops once its helper has exited (or after @helper_exit_ms)
+  # The daemon stops once its helper has exited (or its deadline passed)
   # and @min_uptime_ms after its program started; until then it answers
   # calls as before. Calls already waiting when it stops are answered
   # first, so none of them exits its caller with the stop reason.
-  defp await_helper(%{stopping: {reason, helper, deadline}} = s) do
+  defp await_helper(%{stopping: {reason, helper, deadline, poll}} = s) do
     now = System.monotonic_time(:millisecond)
     helper_gone? = helper == nil or now >= deadline or not running?(helper)
     uptime_left = (s.started_at || now) + @min_uptime_ms - now
 
     cond do
       not helper_gone? ->
-        Process.send_after(self(), :stop_when_ready, @helper_poll_ms)
-        {:noreply, s}
+        Process.send_after(self(), :stop_when_ready, poll)
+        {:noreply, %{s | stopping: {reason, helper, deadline, min(poll * 2, @helper_poll_ms)}}}
 
       uptime_left > 0 ->
         Process.send_after(self(), :stop_when_ready, uptime_left)
