@@ -60,9 +60,11 @@ defmodule Corral.Compat.CmdTest do
       assert catch_error(Corral.cmd("corral-compat-no-such-program", [])) == :enoent
     end
 
-    @tag :tmp_dir
-    test "absolute and relative paths, and :arg0", %{tmp_dir: tmp_dir} do
-      echo = Path.join(tmp_dir, "echo-corral-compat")
+    test "absolute and relative paths, and :arg0" do
+      dir = OSProc.tmp_path("bin")
+      File.mkdir_p!(dir)
+      on_exit(fn -> File.rm_rf(dir) end)
+      echo = Path.join(dir, "echo-corral-compat")
       File.ln_s!(System.find_executable("sh"), echo)
 
       # Not found by its bare name: the current directory is not searched.
