@@ -514,7 +514,7 @@ defmodule Corral.MixProject do
   end
 
   def application do
-    [mod: {Corral.Application, []}]
+    [mod: {Corral.Application, []}, extra_applications: [:logger]]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

@@ -99,7 +99,15 @@ defmodule Corral do
     * `:arg0` - the child's `argv[0]`.
     * `:stderr_to_stdout` - `true` merges stderr into the output, like
       `2>&1`. By default the child's stderr goes to the VM's stderr.
+      No effect with `:capture_stderr_only`, as in MuonTrap.
     * `:parallelism` - passed to `Port.open/2`.
+    * `:lines` - a positive integer: `:into` gets each line of output
+      without its `"\n"` (and the unfinished last line at the end), as
+      with `System.cmd/3`'s `:lines` of Elixir 1.15, on every Elixir
+      version. Lines are never cut: the number is only checked.
+    * `:use_stdio` - `true`, the default. `false`, which gives the program
+      the VM's terminal, raises `ArgumentError`: Corral always reads the
+      program's output through its helper.
 
   Also shared with MuonTrap:
 
@@ -110,14 +118,17 @@ defmodule Corral do
       child took. Defaults to 1 MiB (1_048_576): big enough to stream at
       pipe speed, small enough to bound the VM's and the helper's memory.
     * `:capture_stderr_only` - collect stderr into `:into` and discard
-      stdout.
+      stdout. Wins over `:stderr_to_stdout`, as in MuonTrap.
     * `:uid`, `:gid` - user and group (number or name) to run the child as.
       Without `:gid` the child takes the user's primary group from its
       passwd entry, for a number as for a name; a numeric `:uid` with no
       passwd entry needs `:gid` (`ArgumentError` without it), so that the
       child never keeps root's group.
     * `:groups` - supplementary groups (numbers or names). With `:uid` and
-      no `:groups`, the supplementary list is cleared.
+      no `:groups`, the supplementary list is cleared. As MuonTrap checks
+      them: a number is from 1 to 4_294_967_294 and a name is not empty,
+      not `"0"` and has no comma (root's group 0 is never a supplementary
+      group here).
 
   Limits of the whole tree: the child and every descendant, including
   double-forked ones and those already reaped. Each is a positive integer
@@ -200,8 +211,11 @@ defmodule Corral do
       binary or an integer.
 
   An unknown option or a value of the wrong type raises `ArgumentError`
-  naming both; so does an unknown `:cgroup` key, and so does
-  `:separate_stderr`, which only `run/3` has.
+  naming both and saying what was expected (an unknown option within two
+  edits of a known one says which: "did you mean :timeout?"); so does an
+  unknown `:cgroup` key, and so does `:separate_stderr`, which only
+  `run/3` has. `Corral.Options.validate/4` checks options without running
+  anything.
 
   ## Examples
 
@@ -383,6 +397,20 @@ defmodule Corral do
       {:error, %Error{reason: reason}} -> {:error, reason}
     end
   end
+
+  @doc """
+  The absolute path of the `corral` helper binary (`CORRAL_HELPER` when
+  set), for running it directly from tests and scripts, as
+  `MuonTrap.muontrap_path/0` is used. `corral --help` lists its options;
+  `docs/helper.md` describes them.
+
+  ## Examples
+
+      iex> File.exists?(Corral.helper_path())
+      true
+  """
+  @spec helper_path() :: String.t()
+  defdelegate helper_path, to: Helper
 
   @doc """
   Runs `command` with `args` as a lazy stream of its output chunks

@@ -32,6 +32,33 @@ defmodule Corral.Daemon do
       a status your `:exit_status_to_reason` maps to `:normal`).
     * `:temporary` - never restarted.
 
+  ## A program that exits at once
+
+  `start_link/3` returns once the program runs, so a program that exits at
+  once may already have exited when the caller gets the daemon's pid. The
+  daemon does not stop the moment its program exits: it waits until its
+  helper has removed the tree's cgroups and exited, and until 100 ms after
+  the program started. So the process that started it can still monitor it
+  (the `:DOWN` carries the real stop reason, not `:noproc`) and call it, as
+  with MuonTrap, whose daemon lives until its helper reports the exit.
+  Until it stops, calls are answered:
+
+    * `os_pid/1` - the pid the program had;
+    * `statistics/1` - the final byte counts; `:cgroup` is `%{}` and the
+      cgroup figures `nil` once the helper has removed the cgroup;
+    * `cgroup_config/1` - `%{}` once the cgroup is gone; `cgroup_path/1`
+      and `containment/1` - as while it ran;
+    * `cgget/2`, `cgset/3` - `{:error, :enoent}` once the cgroup is gone;
+    * `signal/2` - `{:error, :not_running}`; `send_input/2` and
+      `close_input/1` - `{:error, :closed}`.
+
+  Calls already waiting when it stops are answered before it stops. A call
+  that reaches the daemon after it stopped exits the caller, as a call to
+  any stopped `GenServer` does (`:noproc`, or the stop reason for a call
+  sent in the instant it stops). A supervisor sees the stop 100 ms after
+  the start at the earliest, so a program that keeps exiting at once
+  restarts at most ten times a second.
+
   ## The tree dies with the daemon
 
   The daemon is linked to its `corral` helper's port and traps exits. When
@@ -101,6 +128,16 @@ defmodule Corral.Daemon do
   # How long the helper may take to send its first frame.
   @start_timeout 15_000
 
+  # After the program's exit, the daemon checks whether its helper has
+  # exited after 1 ms, then twice as long each time up to @helper_poll_ms,
+  # for at most :delay_to_sigkill + @stop_margin (the helper may still be
+  # ending what the program left); and it lives at least @min_uptime_ms
+  # after its program started, so that the process that started it can
+  # monitor it and call it even when the program exits at once (see "A
+  # program that exits at once").
+  @helper_poll_ms 50
+  @min_uptime_ms 100
+
   # How long an unfinished line waits for more output before it is logged.
   @quiet_ms 200
 
@@ -115,6 +152,10 @@ defmodule Corral.Daemon do
     :started_at,
     # The protocol client: acks, stdin credit and the writes waiting for it.
     :client,
+    # After the program's exit: {reason, helper_os_pid, deadline, poll_ms}
+    # while the helper removes the tree's cgroups and exits (see "A program
+    # that exits at once").
+    :stopping,
     dirs: [],
     partial: %{stdout: "", stderr: ""},
     # Per stream: the timer that hands an unfinished line out, and its token.
@@ -126,6 +167,7 @@ defmodule Corral.Daemon do
   @typedoc "Statistics; see `statistics/1`."
   @type statistics :: %{
           output_byte_count: non_neg_integer(),
+          cgroup: %{optional(String.t()) => term()},
           stdout_byte_count: non_neg_integer(),
           stderr_byte_count: non_neg_integer(),
           uptime_ms: non_neg_integer(),
@@ -207,7 +249,7 @@ defmodule Corral.Daemon do
     * `:stderr_to_stdout` - `true` merges stderr into stdout, so it is
       logged with it.
     * `:capture_stderr_only` - log stderr instead of stdout, which is
-      discarded.
+      discarded. Wins over `:stderr_to_stdout`, as in MuonTrap.
     * `:exit_status_to_reason` - a function from the exit status (a
       non-zero integer) to the daemon's stop reason. Defaults to
       `fn _ -> :error_exit_status end`.
@@ -275,41 +317,66 @@ defmodule Corral.Daemon do
   def os_pid(server), do: GenServer.call(server, :os_pid)
 
   @doc """
-  Output counts and resource usage so far.
+  Output counts and resource usage so far, in MuonTrap 2's shape plus
+  Corral's own figures.
 
-    * `:output_byte_count` - bytes of output received (MuonTrap's key), the
-      sum of `:stdout_byte_count` and `:stderr_byte_count`; a stream that
-      is not captured counts 0.
+  MuonTrap 2's keys:
+
+    * `:output_byte_count` - bytes of output received, the sum of
+      `:stdout_byte_count` and `:stderr_byte_count`; a stream that is not
+      captured counts 0.
+    * `:cgroup` - the daemon's cgroup statistics keyed by the cgroup v2
+      file name, `%{}` without a cgroup: `"memory.current"`,
+      `"memory.peak"`, `"memory.swap.current"`, `"pids.current"`,
+      `"pids.peak"` (integers); `"memory.events"`, `"cpu.stat"`,
+      `"pids.events"`, `"cgroup.stat"` (maps of the file's fields, such as
+      `"oom_kill"` or `"usage_usec"`); `"memory.pressure"`,
+      `"cpu.pressure"`, `"io.pressure"` (`%{"some" => %{"avg10" => 0.0,
+      ..., "total" => 0}, "full" => ...}`). A file the group does not
+      have is left out. On cgroup v1 and hybrid hosts, where the kernel
+      names these figures differently, the same keys are filled from the
+      v1 files: `"memory.current"` from `memory.usage_in_bytes`,
+      `"memory.events"` `"oom_kill"` from `memory.oom_control`,
+      `"cpu.stat"` `"usage_usec"`, `"user_usec"` and `"system_usec"` from
+      `cpuacct`, `"pids.events"` `"max"` from `pids.events`.
+
+  Corral's own, under keys MuonTrap does not use:
+
+    * `:stdout_byte_count`, `:stderr_byte_count` - per stream.
     * `:uptime_ms` - since the program started (0 before).
-    * from the daemon's cgroup, with MuonTrap 2's keys: `:cpu_usage_usec`,
-      `:user_usec`, `:system_usec`, `:memory_current`, `:memory_peak`,
-      `:oom_kills`, `:pids_current`, `:pids_peak`, `:pids_limit_hits`.
-      Each is `nil` when the cgroup has no such file (no cgroup at all, or
-      the controller is not enabled for it: on a hybrid host memory
-      figures need a memory limit, which puts the daemon in the v1 memory
-      hierarchy).
+    * `:cpu_usage_usec`, `:user_usec`, `:system_usec`, `:memory_current`,
+      `:memory_peak`, `:oom_kills`, `:pids_current`, `:pids_peak`,
+      `:pids_limit_hits` - the same figures as `Corral.Cgroup.stats/1`
+      gives them, whatever the layout; each is `nil` when the cgroup has
+      no such file (no cgroup at all, or the controller is not enabled for
+      it: on a hybrid host memory figures need a memory limit, which puts
+      the daemon in the v1 memory hierarchy).
 
-  The cgroup files are read in the caller, not in the daemon.
+  The cgroup files are read in the caller, not in the daemon. Once the
+  program has exited its cgroup is removed, so `:cgroup` is `%{}` and the
+  cgroup figures `nil`; the byte counts stay.
 
   ## Examples
 
       iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
-      iex> %{output_byte_count: 0, cpu_usage_usec: _} = Corral.Daemon.statistics(pid)
+      iex> %{output_byte_count: 0, cgroup: %{}, cpu_usage_usec: _} = Corral.Daemon.statistics(pid)
       iex> GenServer.stop(pid)
       :ok
   """
   @spec statistics(GenServer.server()) :: statistics()
   def statistics(server) do
     info = GenServer.call(server, :info)
+    {cgroup, figures} = cgroup_stats(info.dirs)
 
     Map.merge(
       %{
         output_byte_count: info.bytes.stdout + info.bytes.stderr,
+        cgroup: cgroup,
         stdout_byte_count: info.bytes.stdout,
         stderr_byte_count: info.bytes.stderr,
         uptime_ms: info.uptime_ms
       },
-      cgroup_stats(info.dirs)
+      figures
     )
   end
 
@@ -326,28 +393,72 @@ defmodule Corral.Daemon do
   ]
 
   # Read through Corral.Cgroup, the same Rust code the helper uses, in the
-  # caller so the daemon never waits on sysfs. nil for what the group does
-  # not report, or all of it without a cgroup.
+  # caller so the daemon never waits on sysfs: MuonTrap 2's map of files,
+  # and Corral's figures (nil for what the group does not report, or all
+  # of them without a cgroup).
   defp cgroup_stats(dirs) do
     none = Map.new(@cgroup_stat_keys, &{&1, nil})
 
-    with {:ok, group} <- Cgroup.open_dirs(dirs),
-         {:ok, stats} <- Cgroup.stats(group) do
-      Map.merge(none, stats)
-    else
-      _ -> none
+    case Cgroup.open_dirs(dirs) do
+      {:ok, group} ->
+        figures =
+          case Cgroup.stats(group) do
+            {:ok, stats} -> Map.merge(none, stats)
+            {:error, _} -> none
+          end
+
+        {Corral.Daemon.Stats.files(group, figures), figures}
+
+      {:error, _} ->
+        {%{}, none}
     end
   end
 
   @doc """
   The daemon's cgroup directory (absolute; the v2 one on hosts that have
   it), or `nil` when it runs without a cgroup or has not started.
+
+  MuonTrap returns a path relative to `/sys/fs/cgroup`; Corral's is
+  absolute because a hybrid host has one directory per hierarchy (all of
+  them are in `containment/1`'s `:dirs`).
   """
   @spec cgroup_path(GenServer.server()) :: String.t() | nil
   def cgroup_path(server) do
     case GenServer.call(server, :info).dirs do
       [dir | _] -> dir
       [] -> nil
+    end
+  end
+
+  @doc """
+  The daemon's cgroup settings, read back from its cgroup files, as
+  MuonTrap 2 returns them: a map with the `:cgroup` option's keys
+  (`:memory_max`, `:cpu_weight`, `:cpu_max`, `:pids_max`, ...; see
+  `Corral.cmd/3`), each present when the group has that file. `%{}` when
+  the daemon has no cgroup (or its program has exited and the cgroup is
+  gone).
+
+  The map can be passed straight back as the `:cgroup` option, to start
+  another daemon with the same settings. Read through
+  `Corral.Cgroup.get/2`, so on cgroup v1 the v1 files are translated
+  (`memory.limit_in_bytes` is `:memory_max`, and so on).
+
+  Corral's own description of the containment (levels, directories,
+  options) is `containment/1`.
+
+  ## Examples
+
+      iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"], no_cgroup: true)
+      iex> Corral.Daemon.cgroup_config(pid)
+      %{}
+      iex> GenServer.stop(pid)
+      :ok
+  """
+  @spec cgroup_config(GenServer.server()) :: Corral.Options.cgroup_limits()
+  def cgroup_config(server) do
+    case Cgroup.open_dirs(GenServer.call(server, :info).dirs) do
+      {:ok, group} -> Corral.Daemon.Stats.config(group)
+      {:error, _} -> %{}
     end
   end
 
@@ -359,8 +470,8 @@ defmodule Corral.Daemon do
   started with (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
   `:cgroup_controllers`, `:cgroup_sets`).
   """
-  @spec cgroup_config(GenServer.server()) :: map()
-  def cgroup_config(server) do
+  @spec containment(GenServer.server()) :: map()
+  def containment(server) do
     info = GenServer.call(server, :info)
     common = info.options.common
 
@@ -385,17 +496,27 @@ defmodule Corral.Daemon do
 
   ## Error reasons
 
-    * `:enoent` - no directory of the daemon has that file, or it has no
-      cgroup;
+    * `:no_cgroup` - the daemon runs without a cgroup (as MuonTrap 2
+      says);
+    * `:enoent` - no directory of the daemon has that file, or its cgroup
+      is gone (the program has exited);
     * another `t:File.posix/0` from reading it.
   """
-  @spec cgget(GenServer.server(), String.t()) :: {:ok, String.t()} | {:error, File.posix()}
+  @spec cgget(GenServer.server(), String.t()) ::
+          {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, file) do
     check_file!(file)
 
-    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
+    with {:ok, group} <- group(server),
          {:ok, text} <- Cgroup.read(group, file),
          do: {:ok, String.trim_trailing(text)}
+  end
+
+  defp group(server) do
+    case GenServer.call(server, :info).dirs do
+      [] -> {:error, :no_cgroup}
+      dirs -> Cgroup.open_dirs(dirs)
+    end
   end
 
   @doc """
@@ -403,7 +524,7 @@ defmodule Corral.Daemon do
   checked, the file is found as in `cgget/2`.
   """
   @spec cgget(GenServer.server(), String.t(), String.t()) ::
-          {:ok, String.t()} | {:error, File.posix()}
+          {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, controller, file) do
     check_controller!(controller)
     cgget(server, file)
@@ -417,22 +538,22 @@ defmodule Corral.Daemon do
 
   ## Error reasons
 
+    * `:no_cgroup` - the daemon runs without a cgroup;
     * `:enoent` - no directory of the daemon has that file;
     * `:einval`, `:eacces`, ... - the kernel refused the write.
   """
   @spec cgset(GenServer.server(), String.t(), String.t() | integer()) ::
-          :ok | {:error, File.posix()}
+          :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, file, value) do
     check_file!(file)
     value = value!(value)
 
-    with {:ok, group} <- Cgroup.open_dirs(GenServer.call(server, :info).dirs),
-         do: Cgroup.write(group, file, value)
+    with {:ok, group} <- group(server), do: Cgroup.write(group, file, value)
   end
 
   @doc "MuonTrap 1's form of `cgset/3`; `controller` is checked."
   @spec cgset(GenServer.server(), String.t(), String.t(), String.t() | integer()) ::
-          :ok | {:error, File.posix()}
+          :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, controller, file, value) do
     check_controller!(controller)
     cgset(server, file, value)
@@ -612,6 +733,13 @@ defmodule Corral.Daemon do
 
   def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
+  # The program has exited: no stdin to write.
+  def handle_call({:send_input, _data}, _from, %{stopping: {_, _, _, _}} = s),
+    do: {:reply, {:error, :closed}, s}
+
+  def handle_call(:close_input, _from, %{stopping: {_, _, _, _}} = s),
+    do: {:reply, {:error, :closed}, s}
+
   # Before the program starts (:wait_for) there is no stdin to write.
   def handle_call({:send_input, _data}, _from, %{client: nil} = s),
     do: {:reply, {:error, :closed}, s}
@@ -670,6 +798,9 @@ defmodule Corral.Daemon do
   def handle_info({:EXIT, _pid, :normal}, s), do: {:noreply, s}
   def handle_info({:EXIT, _pid, reason}, s), do: {:stop, reason, s}
 
+  # The program has exited: may the daemon stop now?
+  def handle_info(:stop_when_ready, %{stopping: {_, _, _, _}} = s), do: await_helper(s)
+
   # A stream was quiet for @quiet_ms with an unfinished line: it goes out.
   def handle_info({:quiet, stream, token}, s) when stream in [:stdout, :stderr] do
     case Map.fetch!(s.quiet, stream) do
@@ -721,24 +852,87 @@ defmodule Corral.Daemon do
   end
 
   # X: the program ended and all its output is in. After X the helper waits
-  # for the port to close (docs/protocol.md, "Ending the tree").
+  # for the port to close (docs/protocol.md, "Ending the tree"), then
+  # removes the tree's cgroups and exits; the daemon stops once it has (see
+  # "A program that exits at once").
   defp events([{:exit, report} | _], s) do
     s = flush_partials(s)
+    helper = helper_os_pid(s.port)
     Helper.close(s.port)
     s = %{s | port: nil}
 
-    case {report.reason, report.exit_status} do
-      {:exit, 0} ->
-        :logger.info("#{s.command}: Process exited successfully")
-        {:stop, :normal, s}
+    reason =
+      case {report.reason, report.exit_status} do
+        {:exit, 0} ->
+          :logger.info("#{s.command}: Process exited successfully")
+          :normal
 
-      {_, status} ->
-        :logger.error("#{s.command}: Process exited with status #{status}#{why(report)}")
-        {:stop, s.options.exit_status_to_reason.(status), s}
-    end
+        {_, status} ->
+          :logger.error("#{s.command}: Process exited with status #{status}#{why(report)}")
+          s.options.exit_status_to_reason.(status)
+      end
+
+    deadline =
+      System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
+
+    await_helper(%{s | stopping: {reason, helper, deadline, 1}})
   end
 
   defp events([{:error, reason, _details} | _], s), do: {:stop, reason, s}
+
+  defp helper_os_pid(port) do
+    case Port.info(port, :os_pid) do
+      {:os_pid, pid} -> pid
+      nil -> nil
+    end
+  end
+
+  # The daemon stops once its helper has exited (or its deadline passed)
+  # and @min_uptime_ms after its program started; until then it answers
+  # calls as before. Calls already waiting when it stops are answered
+  # first, so none of them exits its caller with the stop reason.
+  defp await_helper(%{stopping: {reason, helper, deadline, poll}} = s) do
+    now = System.monotonic_time(:millisecond)
+    helper_gone? = helper == nil or now >= deadline or not running?(helper)
+    uptime_left = (s.started_at || now) + @min_uptime_ms - now
+
+    cond do
+      not helper_gone? ->
+        Process.send_after(self(), :stop_when_ready, poll)
+        {:noreply, %{s | stopping: {reason, helper, deadline, min(poll * 2, @helper_poll_ms)}}}
+
+      uptime_left > 0 ->
+        Process.send_after(self(), :stop_when_ready, uptime_left)
+        {:noreply, s}
+
+      true ->
+        answer_waiting_calls(s)
+        {:stop, reason, s}
+    end
+  end
+
+  # Whether `pid` is a process that has not exited (a zombie has).
+  defp running?(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      # The state follows the command name, which may itself hold ") ".
+      {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.first() != "Z"
+      {:error, _} -> false
+    end
+  end
+
+  defp answer_waiting_calls(s) do
+    receive do
+      {:"$gen_call", from, request} ->
+        case handle_call(request, from, s) do
+          {:reply, reply, _s} -> GenServer.reply(from, reply)
+          {:noreply, _s} -> :ok
+        end
+
+        answer_waiting_calls(s)
+    after
+      0 -> :ok
+    end
+  end
 
   defp why(%{reason: reason}) when reason in [:exit, :signal], do: ""
   defp why(%{reason: reason}), do: " (ended by Corral: #{reason})"

@@ -56,6 +56,14 @@ defmodule Corral.Error do
   defexception [:reason, :command, :details]
 
   @impl true
+  # The "user" stage is a lookup in the user database, not a system call:
+  # the helper's message ("no such user \"x\"") says all there is.
+  def message(%__MODULE__{reason: {:spawn_failed, _, "user"}, command: command, details: details})
+      when is_binary(details) do
+    text = "could not start the program: #{details}"
+    if command, do: "#{inspect(command)}: #{text}", else: text
+  end
+
   def message(%__MODULE__{reason: reason, command: command, details: details}) do
     text = describe(reason)
     text = if command, do: "#{inspect(command)}: #{text}", else: text

@@ -1,8 +1,26 @@
 defmodule Corral.Options do
-  @moduledoc false
-  # Validates the keyword list given to Corral.cmd/3 and Corral.run/3 into a
-  # struct: one clause per option, the last one raises ArgumentError naming
-  # the option and value.
+  @moduledoc """
+  Validates the options of `Corral.cmd/3`, `Corral.run/3` and
+  `Corral.Daemon.start_link/3`, as `MuonTrap.Options` does for MuonTrap.
+
+  The functions that take options call this module themselves, so it is
+  rarely called directly; it is where a bad option is reported. Call
+  `validate/4` to check options without running anything.
+
+  Every problem raises `ArgumentError` with a message that names the
+  option, its value and what was expected:
+
+      iex> Corral.Options.validate(:cmd, "echo", [], stdio_window: 0)
+      ** (ArgumentError) invalid option :stdio_window with value 0: expected an integer from 1 to 4294967295 (bytes)
+
+  An unknown option within two edits of a known one says which:
+
+      iex> Corral.Options.validate(:cmd, "echo", [], tiemout: 100)
+      ** (ArgumentError) invalid option :tiemout with value 100: unknown option, did you mean :timeout?
+  """
+
+  # One clause per option; the last one raises ArgumentError naming the
+  # option, the value and what was expected.
 
   alias Corral.Cgroup.Limits
 
@@ -13,6 +31,66 @@ defmodule Corral.Options do
   @pid_max_limit 4_194_304
 
   @max_u32 0xFFFF_FFFF
+
+  # The integer options' ranges, {first, last, unit}: what the helper takes
+  # (durations and sizes are u64 there, docs/helper.md), what the kernel
+  # takes, or what the protocol can carry.
+  @ranges %{
+    # A deadline past the end of the helper's clock never comes.
+    timeout: {1, @max_u64, "milliseconds"},
+    cpu_time: {1, @max_u64, "milliseconds"},
+    idle_timeout: {1, @max_u64, "milliseconds"},
+    # The Daemon waits this long (and a margin) in a receive, whose timeout
+    # is at most 2^32 - 1 ms.
+    delay_to_sigkill: {0, @max_i32, "milliseconds"},
+    memory: {1, @max_u64, "bytes"},
+    # No tree holds more tasks: the kernel's PID_MAX_LIMIT.
+    max_processes: {1, @pid_max_limit, "processes"},
+    # The u32 of an ack frame.
+    stdio_window: {1, @max_u32, "bytes"},
+    # uid_t and gid_t; -1 (2^32 - 1) means "unchanged" to setuid(2).
+    uid: {0, @max_u32 - 1, "a user id"},
+    gid: {0, @max_u32 - 1, "a group id"},
+    groups: {1, @max_u32 - 1, "a group id"}
+  }
+
+  # What each option takes, for the message of a value of the wrong type.
+  # The integer options' ranges come from @ranges.
+  @expected %{
+    into: "a Collectable",
+    cd: "a directory path (a non-empty binary without null bytes)",
+    env: "an enumerable of {key, value} binaries (a nil value unsets key)",
+    arg0: "a binary without null bytes",
+    stderr_to_stdout: "a boolean",
+    parallelism: "a boolean",
+    capture_stderr_only: "a boolean",
+    separate_stderr: "a boolean",
+    no_cgroup: "a boolean",
+    uid: "a user name (a non-empty binary) or a user id from 0 to 4294967294",
+    gid: "a group name (a non-empty binary) or a group id from 0 to 4294967294",
+    groups:
+      ~s[a list of group names (not empty, no commas, not "0") or group ids from 1 to 4294967294],
+    input: "a binary, iodata or an enumerable of iodata",
+    cgroup_path:
+      "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
+    cgroup_base:
+      "a path relative to the hierarchy root without empty, \".\" or \"..\" parts, or nil",
+    cgroup: "a map or keyword list of cgroup limits",
+    cgroup_controllers: ~s[a list of controller names such as "memory"],
+    cgroup_sets:
+      ~s[a list of {controller, file, value} such as {"memory", "memory.max", "1000000"}],
+    lines: "a positive integer (the bytes of a line to buffer, as in System.cmd/3)",
+    use_stdio:
+      "true (Corral reads the program's output through its helper; " <>
+        "false, which gives the program the VM's terminal, is not supported)",
+    node: "a node name (an atom), or :any for Corral.Cluster's pick",
+    nodes: "a non-empty list of node names (atoms)"
+  }
+
+  @known Map.keys(@expected) ++ Map.keys(@ranges)
+
+  # The limits of the whole tree, which also take :infinity.
+  @limits [:timeout, :cpu_time, :memory, :max_processes, :idle_timeout]
 
   defstruct cd: nil,
             env: [],
@@ -40,7 +118,8 @@ defmodule Corral.Options do
             cgroup_sets: [],
             no_cgroup: false,
             node: nil,
-            nodes: nil
+            nodes: nil,
+            lines: nil
 
   @type id :: non_neg_integer() | String.t()
 
@@ -90,7 +169,8 @@ defmodule Corral.Options do
           cgroup: cgroup_limits(),
           cgroup_controllers: [String.t()],
           cgroup_sets: [{String.t(), String.t(), String.t()}],
-          no_cgroup: boolean()
+          no_cgroup: boolean(),
+          lines: pos_integer() | nil
         }
 
   @doc "The `:cgroup` keys, in the order the helper applies them."
@@ -121,17 +201,79 @@ defmodule Corral.Options do
     :ok
   end
 
-  @doc "Validates `opts`; raises ArgumentError on the first bad option."
-  @spec new!(keyword()) :: t()
-  def new!(opts) when is_list(opts) do
-    opts
-    |> Enum.reduce(%__MODULE__{}, &put/2)
-    |> check_combination()
+  @doc """
+  Validates `opts` for `context` (`:cmd` for `Corral.cmd/3` and
+  `Corral.run/3`, `:daemon` for `Corral.Daemon.start_link/3`) and returns
+  them as a struct: `t:t/0` for `:cmd`, `t:Corral.Daemon.Options.t/0` for
+  `:daemon`. Like `MuonTrap.Options.validate/4`:
+
+    * `command` and `args` are checked as `System.cmd/3` checks them
+      (`ArgumentError` for a null byte or an argument that is not a binary);
+    * a `command` that is not found raises `ErlangError` with `:enoent`;
+    * a bad option raises `ArgumentError` naming the option, its value and
+      what was expected.
+
+  ## Examples
+
+      iex> options = Corral.Options.validate(:cmd, "echo", ["hi"], timeout: 1000)
+      iex> options.timeout
+      1000
+
+      iex> Corral.Options.validate(:cmd, "echo", [], groups: ["audio,video"])
+      ** (ArgumentError) invalid option :groups with value ["audio,video"]: expected a list of group names (not empty, no commas, not "0") or group ids from 1 to 4294967294, got entry: "audio,video"
+  """
+  @spec validate(:cmd | :daemon, binary(), [binary()], keyword()) ::
+          t() | Corral.Daemon.Options.t()
+  def validate(context, command, args, opts)
+      when context in [:cmd, :daemon] and is_binary(command) and is_list(args) do
+    name = if context == :cmd, do: "Corral.cmd/3", else: "Corral.Daemon"
+    check_command!(command, args, "execute #{name}", name)
+
+    if Corral.Helper.find_program(command) == {:error, :enoent} do
+      :erlang.error(:enoent, [command, args, opts])
+    end
+
+    case context do
+      :cmd -> new!(opts)
+      :daemon -> Corral.Daemon.Options.new!(command, opts)
+    end
   end
 
-  def new!(opts) do
+  @doc """
+  Validates `opts`; raises ArgumentError on the first bad option. `also`
+  lists options a caller takes besides these (`Corral.Daemon`'s own), only
+  to suggest them for a misspelt one.
+  """
+  @spec new!(keyword(), [atom()]) :: t()
+  def new!(opts, also \\ [])
+
+  def new!(opts, also) when is_list(opts) do
+    opts
+    |> Enum.reduce(%__MODULE__{}, &put(&1, &2, also))
+    |> check_combination()
+    |> lines()
+  end
+
+  def new!(opts, _also) do
     raise ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}"
   end
+
+  @doc "The options `new!/2` knows."
+  @spec known() :: [atom()]
+  def known, do: @known
+
+  # Corral.Options.Lines splits the output into lines, as System.cmd/3's
+  # :lines (Elixir 1.15) does, on every Elixir version.
+  defp lines(%__MODULE__{lines: nil} = o), do: o
+  defp lines(%__MODULE__{lines: _} = o), do: %{o | into: %Corral.Options.Lines{into: o.into}}
+
+  # A known option with a bad value goes to invalid!/1, which says what was
+  # expected; an unknown one is named as such, with the nearest known one.
+  defp put({key, _} = option, o, also) when is_atom(key) do
+    if key in @known, do: put(option, o), else: unknown!(option, @known ++ also)
+  end
+
+  defp put(other, _o, _also), do: invalid!(other)
 
   defp put({:into, collectable}, o), do: %{o | into: collectable}
   # An empty directory names none: chdir("") fails with ENOENT.
@@ -214,6 +356,14 @@ defmodule Corral.Options do
     do: %{o | cgroup_sets: cgroup_sets!(list)}
 
   defp put({:no_cgroup, bool}, o) when is_boolean(bool), do: %{o | no_cgroup: bool}
+  # System.cmd/3's (Elixir 1.15): the output by lines, without "\n".
+  # System.cmd/3 buffers at most that many bytes of a line in the port;
+  # Corral's lines come whole from its own buffer, so the number is checked
+  # and then only says that lines are wanted.
+  defp put({:lines, n}, o) when is_integer(n) and n > 0, do: %{o | lines: n}
+  # System.cmd/3's default; `false` would give the program the VM's
+  # terminal, and Corral always reads its output through the helper.
+  defp put({:use_stdio, true}, o), do: o
 
   # Corral.Remote: the node to run on (:any for Corral.Cluster's pick), and the nodes :any picks from.
   defp put({:node, node}, o) when is_atom(node), do: %{o | node: node}
@@ -222,28 +372,6 @@ defmodule Corral.Options do
     do: if(Enum.all?(ns, &is_atom/1), do: %{o | nodes: ns}, else: invalid!(opt))
 
   defp put(option, _o), do: invalid!(option)
-
-  # The integer options' ranges, {first, last, unit}: what the helper takes
-  # (durations and sizes are u64 there, docs/helper.md), what the kernel
-  # takes, or what the protocol can carry.
-  @ranges %{
-    # A deadline past the end of the helper's clock never comes.
-    timeout: {1, @max_u64, "milliseconds"},
-    cpu_time: {1, @max_u64, "milliseconds"},
-    idle_timeout: {1, @max_u64, "milliseconds"},
-    # The Daemon waits this long (and a margin) in a receive, whose timeout
-    # is at most 2^32 - 1 ms.
-    delay_to_sigkill: {0, @max_i32, "milliseconds"},
-    memory: {1, @max_u64, "bytes"},
-    # No tree holds more tasks: the kernel's PID_MAX_LIMIT.
-    max_processes: {1, @pid_max_limit, "processes"},
-    # The u32 of an ack frame.
-    stdio_window: {1, @max_u32, "bytes"},
-    # uid_t and gid_t; -1 (2^32 - 1) means "unchanged" to setuid(2).
-    uid: {0, @max_u32 - 1, "a user id"},
-    gid: {0, @max_u32 - 1, "a group id"},
-    groups: {0, @max_u32 - 1, "a group id"}
-  }
 
   # `value` is the option's whole value, when `n` is one of its elements.
   defp in_range!(key, n, value \\ nil) do
@@ -259,17 +387,78 @@ defmodule Corral.Options do
   end
 
   defp invalid!({key, value}) do
-    raise ArgumentError, "invalid option #{inspect(key)} with value #{inspect(value)}"
+    raise ArgumentError,
+          "invalid option #{inspect(key)} with value #{inspect(value)}: expected #{expected(key)}"
   end
 
   defp invalid!(other) do
     raise ArgumentError, "expected a keyword list of options, got entry: #{inspect(other)}"
   end
 
+  defp expected(key) do
+    case {Map.fetch(@expected, key), Map.fetch(@ranges, key)} do
+      {{:ok, text}, _} ->
+        text
+
+      {:error, {:ok, {first, last, unit}}} ->
+        infinity = if key in @limits, do: " or :infinity", else: ""
+        "an integer from #{first} to #{last} (#{unit})#{infinity}"
+    end
+  end
+
+  # Without a near name, System.cmd/3's own message, word for word.
+  defp unknown!({key, value}, known) do
+    message = "invalid option #{inspect(key)} with value #{inspect(value)}"
+
+    case did_you_mean(key, known) do
+      "" -> raise ArgumentError, message
+      hint -> raise ArgumentError, message <> ": unknown option" <> hint
+    end
+  end
+
+  @doc """
+  `", did you mean :name?"` for the one of `known` nearest to `key` within
+  two edits (insertions, deletions, substitutions), or `""`.
+  """
+  @spec did_you_mean(atom(), [atom()]) :: String.t()
+  def did_you_mean(key, known) do
+    name = Atom.to_string(key)
+
+    known
+    |> Enum.uniq()
+    |> Enum.map(&{edit_distance(name, Atom.to_string(&1)), &1})
+    |> Enum.filter(fn {d, _} -> d <= 2 end)
+    |> Enum.min(fn -> nil end)
+    |> case do
+      nil -> ""
+      {_, best} -> ", did you mean #{inspect(best)}?"
+    end
+  end
+
+  # Levenshtein distance, one row at a time.
+  defp edit_distance(a, b) do
+    b = String.graphemes(b)
+    first = Enum.to_list(0..length(b))
+
+    a
+    |> String.graphemes()
+    |> Enum.with_index(1)
+    |> Enum.reduce(first, fn {ca, i}, prev ->
+      prev
+      |> Enum.zip(tl(prev))
+      |> Enum.zip(b)
+      |> Enum.reduce([i], fn {{diag, up}, cb}, [left | _] = row ->
+        cost = if ca == cb, do: 0, else: 1
+        [Enum.min([left + 1, up + 1, diag + cost]) | row]
+      end)
+      |> Enum.reverse()
+    end)
+    |> List.last()
+  end
+
   # Pairs of options that cannot both be given; --no-cgroup conflicts with
   # every cgroup option in the helper too.
   @exclusive [
-    {:stderr_to_stdout, :capture_stderr_only},
     {:separate_stderr, :stderr_to_stdout},
     {:separate_stderr, :capture_stderr_only},
     {:cgroup_path, :cgroup_base},
@@ -285,7 +474,9 @@ defmodule Corral.Options do
       raise ArgumentError, "options #{inspect(a)} and #{inspect(b)} exclude each other"
     end
 
-    o
+    # As in MuonTrap: only stderr is captured, so there is no stdout to
+    # merge it into.
+    if o.capture_stderr_only, do: %{o | stderr_to_stdout: false}, else: o
   end
 
   defp given?(value), do: value not in [nil, false, [], %{}]
@@ -314,12 +505,27 @@ defmodule Corral.Options do
     end)
   end
 
+  # As MuonTrap checks them: gid 0 (root's group, as a number or "0") is
+  # never a supplementary group here, and a name is not empty and has no
+  # comma, which MuonTrap's helper would split it on.
   defp groups!(groups) do
     Enum.map(groups, fn
-      id when is_integer(id) -> in_range!(:groups, id, groups)
-      name when is_binary(name) and name != "" -> no_null!(:groups, name)
-      _ -> invalid!({:groups, groups})
+      id when is_integer(id) and id > 0 -> in_range!(:groups, id, groups)
+      name when is_binary(name) -> group_name!(name, groups)
+      other -> bad_group!(other, groups)
     end)
+  end
+
+  defp group_name!(name, groups) do
+    if name in ["", "0"] or String.contains?(name, [",", <<0>>]),
+      do: bad_group!(name, groups),
+      else: name
+  end
+
+  defp bad_group!(entry, groups) do
+    raise ArgumentError,
+          "invalid option :groups with value #{inspect(groups)}: expected #{expected(:groups)}, " <>
+            "got entry: #{inspect(entry)}"
   end
 
   defp no_null!(key, value) do
@@ -349,9 +555,11 @@ defmodule Corral.Options do
         Map.new(pairs)
 
       {:error, {:unknown_key, key, value}} ->
+        hint = if is_atom(key), do: did_you_mean(key, Limits.keys()), else: ""
+
         raise ArgumentError,
               "unknown :cgroup key #{inspect(key)} with value #{inspect(value)}, " <>
-                "expected one of: #{Enum.map_join(Limits.keys(), ", ", &inspect/1)}"
+                "expected one of: #{Enum.map_join(Limits.keys(), ", ", &inspect/1)}#{hint}"
 
       {:error, {:bad_value, key, value}} ->
         raise ArgumentError,

@@ -16,39 +16,9 @@ defmodule Corral.DaemonTest do
   alias Corral.Test.DaemonLog
   alias Corral.Test.OSProc
 
+  import Corral.Test.DaemonStart
+
   doctest Corral.Daemon
-
-  # Corral itself needs no :logger application (it logs through Erlang's
-  # :logger), so the test VM does not start Elixir's Logger: CaptureLog needs it.
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:logger)
-    :ok
-  end
-
-  # A daemon under the test supervisor, not restarted, so a test can watch
-  # it stop (and kill it) without being linked to it.
-  defp start!(command, args, opts \\ []) do
-    start_supervised!(
-      Supervisor.child_spec({Daemon, [command, args, opts]},
-        id: make_ref(),
-        restart: :temporary
-      )
-    )
-  end
-
-  # A program that exits at once could take its daemon down before the
-  # monitor is set, losing the stop reason: a :wait_for gate holds the
-  # program back until the monitor is in place.
-  defp start_and_monitor!(command, args, opts) do
-    me = self()
-    gate = fn -> send(me, {:gate, self()}) && receive(do: (:go -> :ok)) end
-    wait_for = Keyword.get(opts, :wait_for, fn -> :ok end)
-    pid = start!(command, args, Keyword.put(opts, :wait_for, fn -> gate.() && wait_for.() end))
-    ref = Process.monitor(pid)
-    assert_receive {:gate, task}, 5000
-    send(task, :go)
-    {pid, ref}
-  end
 
   defp lines_to_me(tag \\ :line) do
     me = self()
@@ -497,7 +467,7 @@ defmodule Corral.DaemonTest do
 
       # No cgroup (containment :none, or :process_group under make
       # portable's CORRAL_TEST_PORTABLE): no cgroup statistics.
-      case Daemon.cgroup_config(pid) do
+      case Daemon.containment(pid) do
         %{containment: containment, dirs: []} when containment in [:none, :process_group] ->
           assert stats.cpu_usage_usec == nil
 
@@ -566,10 +536,10 @@ defmodule Corral.DaemonTest do
     end
 
     @tag :cgroup
-    test "cgroup_path/1, cgroup_config/1, cgget/2 and cgset/3" do
+    test "cgroup_path/1, containment/1, cgget/2 and cgset/3" do
       pid = start!("sleep", ["1000"])
 
-      case Daemon.cgroup_config(pid) do
+      case Daemon.containment(pid) do
         %{containment: :none} ->
           flunk("the helper found no writable cgroup; run with --exclude cgroup")
 
@@ -658,7 +628,7 @@ defmodule Corral.DaemonTest do
       file = tree_file()
       {pid, ref} = start_and_monitor!("sh", ["-c", tree_script(file)], [])
       pids = await_tree(file)
-      dirs = Daemon.cgroup_config(pid).dirs
+      dirs = Daemon.containment(pid).dirs
       if dirs == [], do: flunk("the helper found no writable cgroup; run with --exclude cgroup")
 
       {_, 0} = System.cmd("kill", ["-9", Integer.to_string(helper_os_pid(pid))])
@@ -720,7 +690,7 @@ defmodule Corral.DaemonTest do
 
       os_pids = Enum.map(daemons, &Daemon.os_pid/1)
       helpers = Enum.map(daemons, &helper_os_pid/1)
-      dirs = Enum.flat_map(daemons, &Daemon.cgroup_config(&1).dirs)
+      dirs = Enum.flat_map(daemons, &Daemon.containment(&1).dirs)
       on_exit(fn -> OSProc.kill(os_pids ++ helpers) end)
       assert OSProc.alive(os_pids) == os_pids
 

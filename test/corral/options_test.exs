@@ -87,10 +87,9 @@ defmodule Corral.OptionsTest do
     end
   end
 
-  test ":stderr_to_stdout and :capture_stderr_only exclude each other" do
-    assert_raise ArgumentError, ~r/exclude each other/, fn ->
-      Options.new!(stderr_to_stdout: true, capture_stderr_only: true)
-    end
+  test ":capture_stderr_only wins over :stderr_to_stdout, as in MuonTrap" do
+    options = Options.new!(stderr_to_stdout: true, capture_stderr_only: true)
+    assert {options.capture_stderr_only, options.stderr_to_stdout} == {true, false}
 
     assert Options.new!(stderr_to_stdout: false, capture_stderr_only: true).capture_stderr_only
   end
@@ -159,7 +158,8 @@ defmodule Corral.OptionsTest do
   end
 
   test ":groups is a list of ids or names" do
-    assert Options.new!(groups: [0, "adm"]).groups == [0, "adm"]
+    assert Options.new!(groups: [10, "adm"]).groups == [10, "adm"]
+    assert_invalid([groups: [0]], "invalid option :groups with value [0]")
     assert Options.new!(groups: []).groups == []
     assert_invalid([groups: "adm"], ~s(invalid option :groups with value "adm"))
     assert_invalid([groups: [-1]], "invalid option :groups with value [-1]")

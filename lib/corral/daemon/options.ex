@@ -25,7 +25,7 @@ defmodule Corral.Daemon.Options do
 
   # Options of Corral.cmd/3 that have no meaning for a daemon: nothing
   # collects its output, and its stdin is fed with send_input/2.
-  @cmd_only [:into, :input]
+  @cmd_only [:into, :input, :lines]
 
   defstruct common: nil,
             log_output: nil,
@@ -65,11 +65,11 @@ defmodule Corral.Daemon.Options do
     for {key, value} <- common, key in @cmd_only do
       raise ArgumentError,
             "invalid option #{inspect(key)} with value #{inspect(value)}: " <>
-              "it is for Corral.cmd/3 only (a daemon's stdin takes :stdin and send_input/2)"
+              "it is for Corral.cmd/3 only (#{cmd_only_hint(key)})"
     end
 
     defaults = %__MODULE__{
-      common: Options.new!(common),
+      common: Options.new!(common, @own),
       log_prefix: command <> ": ",
       log_transform: &Corral.Daemon.Lines.replace_invalid/1,
       exit_status_to_reason: fn _status -> :error_exit_status end
@@ -83,6 +83,9 @@ defmodule Corral.Daemon.Options do
   def new!(_command, opts) do
     raise ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}"
   end
+
+  defp cmd_only_hint(:lines), do: "a daemon's output is always read by lines"
+  defp cmd_only_hint(_key), do: "a daemon's stdin takes :stdin and send_input/2"
 
   # :name and :id belong to start_link/3 and child_spec/1.
   defp put({:name, _}, o), do: o
@@ -119,8 +122,22 @@ defmodule Corral.Daemon.Options do
   defp put({:stdin, bool}, o) when is_boolean(bool), do: %{o | stdin: bool}
   defp put(option, _o), do: invalid!(option)
 
+  @expected %{
+    log_output: "a Logger level (#{Enum.map_join(@levels, ", ", &inspect/1)}) or nil",
+    log_stderr_level: "a Logger level (#{Enum.map_join(@levels, ", ", &inspect/1)}) or nil",
+    log_prefix: "a binary",
+    log_transform: "a 1-arity function",
+    logger_metadata: "a keyword list",
+    logger_fun: "a 1-arity function, {module, function} or {module, function, args}, or nil",
+    wait_for: "a 0-arity function or nil",
+    exit_status_to_reason: "a 1-arity function",
+    stdin: "a boolean"
+  }
+
   defp invalid!({key, value}) do
-    raise ArgumentError, "invalid option #{inspect(key)} with value #{inspect(value)}"
+    raise ArgumentError,
+          "invalid option #{inspect(key)} with value #{inspect(value)}: " <>
+            "expected #{Map.fetch!(@expected, key)}"
   end
 
   defp check_combination(%__MODULE__{

@@ -88,6 +88,17 @@ impl Error {
             message: format!("{what}: {}", errno.desc()),
         }
     }
+
+    /// A user or group that the user database does not have: no system
+    /// call failed, so the message is `what` alone (EINVAL is only the
+    /// errno the F frame must carry).
+    fn lookup(what: String) -> Error {
+        Error {
+            stage: "user",
+            errno: Errno::EINVAL,
+            message: what,
+        }
+    }
 }
 
 /// Stages the child reports by number through the error pipe.
@@ -114,7 +125,7 @@ struct Creds {
 /// needs `--gid` (`have_gid`); without one it is refused rather than left
 /// in GID 0.
 fn resolve_user(name: &str, have_gid: bool) -> Result<(Uid, Option<Gid>), Error> {
-    let not_found = |what: String| Error::new("user", Errno::EINVAL, what);
+    let not_found = Error::lookup;
     if let Ok(n) = name.parse::<u32>() {
         let uid = Uid::from_raw(n);
         return match User::from_uid(uid) {
@@ -139,11 +150,7 @@ fn resolve_group(name: &str) -> Result<Gid, Error> {
     }
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid),
-        Ok(None) => Err(Error::new(
-            "user",
-            Errno::EINVAL,
-            format!("no such group {name:?}"),
-        )),
+        Ok(None) => Err(Error::lookup(format!("no such group {name:?}"))),
         Err(e) => Err(Error::new("user", e, format!("looking up group {name:?}"))),
     }
 }
