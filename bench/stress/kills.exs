@@ -30,7 +30,7 @@ runs =
 Code.require_file("../../test/support/os_proc.ex", __DIR__)
 
 defmodule Stress.Kills do
-  import Corral.Test.OSProc, only: [wait_until: 2, wait_gone: 2, kill: 1, read_pids: 1]
+  import Corral.Test.OSProc, only: [wait_until: 2, wait_gone: 2, kill: 1, read_pids: 1, helper_of: 2]
 
   @tmp Path.join(System.tmp_dir!(), "corral-stress-#{System.pid()}")
   @grace 200
@@ -185,16 +185,6 @@ defmodule Stress.Kills do
     end
   end
 
-  defp helper_of(owner) do
-    wait_until(
-      fn -> Enum.find(Port.list(), &(Port.info(&1, :connected) == {:connected, owner})) end,
-      10_000
-    )
-    |> case do
-      nil -> nil
-      port -> with {:os_pid, p} <- Port.info(port, :os_pid), do: p
-    end
-  end
 
   ## One run of each kind: %{survivors, escaped, leftover, crash}
 
@@ -209,7 +199,7 @@ defmodule Stress.Kills do
       end)
 
     pids = wait_pids(file, n)
-    helper = helper_of(owner)
+    helper = helper_of(owner, 10_000)
     dirs = cgroup_dirs(file)
     Process.exit(owner, :kill)
     left = wait_gone([helper | pids] -- [nil], 5000)
@@ -223,7 +213,7 @@ defmodule Stress.Kills do
     [program, args] = argv.(file)
     task = Task.async(fn -> Corral.run(program, args, opts(extra)) end)
     pids = wait_pids(file, n)
-    helper = helper_of(task.pid)
+    helper = helper_of(task.pid, 10_000)
     dirs = cgroup_dirs(file)
     # The helper's child leads the process group the VM can kill.
     child_group =

@@ -17,18 +17,7 @@ defmodule Corral.DegradeTest do
     :hybrid_no_subreaper
   ]
 
-  setup do
-    System.put_env("CORRAL_TEST_NO_SUBREAPER", "1")
-
-    on_exit(fn ->
-      # Back as it was; one cmd retires the pooled helpers that saw the
-      # variable (Corral.Pool), so the next module finds fresh ones waiting.
-      System.delete_env("CORRAL_TEST_NO_SUBREAPER")
-      {"", 0} = Corral.cmd("true", [])
-      Corral.Pool.shrink()
-      OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
-    end)
-  end
+  setup do: OSProc.helper_env("CORRAL_TEST_NO_SUBREAPER", "1")
 
   test "runs the child and reports the process group alone without a cgroup" do
     assert Corral.cmd("echo", ["hi"], no_cgroup: true) == {"hi\n", 0}

@@ -13,23 +13,7 @@ defmodule Corral.PortableTest do
 
   @moduletag :portable
 
-  setup do
-    before = System.get_env("CORRAL_TEST_PORTABLE")
-    System.put_env("CORRAL_TEST_PORTABLE", "1")
-
-    on_exit(fn ->
-      # Back as it was (make portable sets it for the whole suite); one cmd
-      # retires the pooled helpers that saw the variable (Corral.Pool), so
-      # the next module finds fresh ones waiting.
-      if before,
-        do: System.put_env("CORRAL_TEST_PORTABLE", before),
-        else: System.delete_env("CORRAL_TEST_PORTABLE")
-
-      {"", 0} = Corral.cmd("true", [])
-      Corral.Pool.shrink()
-      OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
-    end)
-  end
+  setup do: OSProc.helper_env("CORRAL_TEST_PORTABLE", "1")
 
   test "cmd output and exit status are exact, and containment is the process group" do
     assert Corral.cmd("echo", ["hi"]) == {"hi\n", 0}

@@ -456,15 +456,6 @@ defmodule Corral.RunTest do
         "setsid sleep 1000 & echo $! >> #{file}; echo $$ >> #{file}; wait"
     end
 
-    defp helper_os_pid(owner) do
-      OSProc.wait_until(
-        fn -> Enum.find(Port.list(), &(Port.info(&1, :connected) == {:connected, owner})) end,
-        5000
-      )
-      |> Port.info(:os_pid)
-      |> elem(1)
-    end
-
     defp start_tree(fun, script, opts \\ [])
 
     defp start_tree(:run, script, opts), do: Corral.run("sh", ["-c", script], opts)
@@ -492,7 +483,7 @@ defmodule Corral.RunTest do
         assert dirs != [], "the child is in no cgroup of its own: #{inspect(dirs)}"
         pids = OSProc.wait_for_pids(file, 4)
         on_exit(fn -> OSProc.kill(pids) end)
-        helper = helper_os_pid(task.pid)
+        helper = OSProc.helper_of(task.pid)
         {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(helper)])
         killed_at = System.monotonic_time(:millisecond)
 
@@ -520,7 +511,7 @@ defmodule Corral.RunTest do
         task = Task.async(fn -> start_tree(@fun, script, no_cgroup: true) end)
         pids = OSProc.wait_for_pids(file, 3)
         on_exit(fn -> OSProc.kill(pids) end)
-        {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(helper_os_pid(task.pid))])
+        {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(OSProc.helper_of(task.pid))])
         assert_helper_killed(@fun, Task.await(task))
         assert OSProc.wait_gone(pids, 2000) == []
       end

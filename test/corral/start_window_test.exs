@@ -12,27 +12,7 @@ defmodule Corral.StartWindowTest do
 
   alias Corral.Test.{Cgroups, OSProc}
 
-  setup do
-    System.put_env("CORRAL_TEST_SPAWN_PAUSE_MS", "600000")
-
-    on_exit(fn ->
-      # One cmd retires the pooled helpers that saw the variable
-      # (Corral.Pool), so the next module finds fresh ones waiting.
-      System.delete_env("CORRAL_TEST_SPAWN_PAUSE_MS")
-      {"", 0} = Corral.cmd("true", [])
-      Corral.Pool.shrink()
-      OSProc.wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
-    end)
-  end
-
-  defp helper_os_pid(owner) do
-    OSProc.wait_until(
-      fn -> Enum.find(Port.list(), &(Port.info(&1, :connected) == {:connected, owner})) end,
-      5000
-    )
-    |> Port.info(:os_pid)
-    |> elem(1)
-  end
+  setup do: OSProc.helper_env("CORRAL_TEST_SPAWN_PAUSE_MS", "600000")
 
   # A shell with two sleeps in its process group (their pids and the
   # shell's go to `file`) and one in a session of its own (its pid goes to
@@ -52,7 +32,7 @@ defmodule Corral.StartWindowTest do
     pids = OSProc.wait_for_pids(file, 3)
     [escaped] = OSProc.wait_for_pids(file <> ".esc", 1)
     on_exit(fn -> OSProc.kill([escaped | pids]) end)
-    helper = helper_os_pid(task.pid)
+    helper = OSProc.helper_of(task.pid)
     {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(helper)])
     assert Task.await(task) == {:error, {:helper_exit, 137}}
     {file, pids, escaped}

@@ -69,6 +69,42 @@ defmodule Corral.Test.OSProc do
     :ok
   end
 
+  @doc """
+  The OS pid of the helper whose port is connected to `owner`, waiting up
+  to `timeout_ms` for it to appear; nil if none does.
+  """
+  def helper_of(owner, timeout_ms \\ 5000) do
+    wait_until(
+      fn -> Enum.find(Port.list(), &(Port.info(&1, :connected) == {:connected, owner})) end,
+      timeout_ms
+    )
+    |> case do
+      nil -> nil
+      port -> with {:os_pid, p} <- Port.info(port, :os_pid), do: p
+    end
+  end
+
+  @doc """
+  Sets `var` in the VM's environment, which every helper started from now
+  on inherits, for the rest of the calling test. On exit it is put back as
+  it was, and one cmd retires the pooled helpers that saw it
+  (Corral.Pool), so the next module finds fresh ones waiting. Call it from
+  `setup` of a module that is not async.
+  """
+  def helper_env(var, value) do
+    before = System.get_env(var)
+    System.put_env(var, value)
+
+    ExUnit.Callbacks.on_exit(fn ->
+      if before, do: System.put_env(var, before), else: System.delete_env(var)
+      {"", 0} = Corral.cmd("true", [])
+      Corral.Pool.shrink()
+      wait_until(fn -> Corral.Pool.waiting() == 2 end, 5000)
+    end)
+
+    :ok
+  end
+
   @doc "A fresh temporary path for this test."
   def tmp_path(name) do
     Path.join(System.tmp_dir!(), "corral-test-#{System.unique_integer([:positive])}-#{name}")
