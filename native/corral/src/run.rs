@@ -6,7 +6,7 @@ use crate::contain;
 use crate::exit_code;
 use crate::limits;
 use crate::session::{Base, Config, Outcome, Session};
-use crate::spawn::{self, Spec};
+use crate::spawn::{self, Spec, Stage};
 use crate::stdio::Sink;
 use crate::tree::Tree;
 use corral_proto::{containment::NO_SUBREAPER, key, Fields, Up, VERSION};
@@ -105,7 +105,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         Ok(c) => c,
         Err(e) => {
             let e = spawn::Error {
-                stage: "cgroup",
+                stage: Stage::Cgroup,
                 errno: Errno::from_raw(e.errno),
                 message: e.message,
             };
@@ -260,15 +260,15 @@ fn tell_person(args: &Args, report: &crate::report::Report) {
 /// Tells the BEAM (or the person) that the child never ran.
 fn failed(args: &Args, ready: &mut Ready, mut base: Base, e: &spawn::Error) -> (i32, bool) {
     let code = match (e.stage, e.errno) {
-        ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
-        ("cgroup", _) => exit_code::USAGE_ERROR,
+        (Stage::Exec, Errno::ENOENT) => exit_code::NOT_FOUND,
+        (Stage::Cgroup, _) => exit_code::USAGE_ERROR,
         _ => exit_code::CANNOT_EXECUTE,
     };
     if args.port {
         let fields = Fields::default()
             .int(key::ERRNO, e.errno as i32 as u64)
             .text(key::ERRNO_NAME, &errno_name(e.errno))
-            .text(key::STAGE, e.stage)
+            .text(key::STAGE, e.stage.name())
             .text(key::MESSAGE, &e.message);
         base.sink().send_up(&Up::Failed {
             version: VERSION,

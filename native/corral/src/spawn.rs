@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 #[cfg(target_os = "linux")]
 mod clone;
+mod stage;
+
+pub use stage::Stage;
 
 /// What to run and how.
 #[derive(Debug)]
@@ -72,8 +75,8 @@ pub struct Child {
 /// Why the child could not be started.
 #[derive(Debug)]
 pub struct Error {
-    /// What failed: `exec`, `chdir`, `setgroups`, `setgid`, `setuid`, `user`, `cgroup`, `spawn`.
-    pub stage: &'static str,
+    /// What failed.
+    pub stage: Stage,
     /// The OS error.
     pub errno: Errno,
     /// For people.
@@ -81,7 +84,7 @@ pub struct Error {
 }
 
 impl Error {
-    fn new(stage: &'static str, errno: Errno, what: impl std::fmt::Display) -> Error {
+    fn new(stage: Stage, errno: Errno, what: impl std::fmt::Display) -> Error {
         Error {
             stage,
             errno,
@@ -94,23 +97,12 @@ impl Error {
     /// errno the F frame must carry).
     fn lookup(what: String) -> Error {
         Error {
-            stage: "user",
+            stage: Stage::User,
             errno: Errno::EINVAL,
             message: what,
         }
     }
 }
-
-/// Stages the child reports by number through the error pipe.
-const CHILD_STAGES: [&str; 7] = [
-    "exec",
-    "chdir",
-    "setgroups",
-    "setgid",
-    "setuid",
-    "cgroup",
-    "spawn",
-];
 
 /// Credentials resolved before fork.
 struct Creds {
@@ -134,13 +126,17 @@ fn resolve_user(name: &str, have_gid: bool) -> Result<(Uid, Option<Gid>), Error>
             Ok(None) => Err(not_found(format!(
                 "uid {n} has no passwd entry to take a primary group from; give a gid"
             ))),
-            Err(e) => Err(Error::new("user", e, format!("looking up uid {n}"))),
+            Err(e) => Err(Error::new(Stage::User, e, format!("looking up uid {n}"))),
         };
     }
     match User::from_name(name) {
         Ok(Some(u)) => Ok((u.uid, Some(u.gid))),
         Ok(None) => Err(not_found(format!("no such user {name:?}"))),
-        Err(e) => Err(Error::new("user", e, format!("looking up user {name:?}"))),
+        Err(e) => Err(Error::new(
+            Stage::User,
+            e,
+            format!("looking up user {name:?}"),
+        )),
     }
 }
 
@@ -151,7 +147,11 @@ fn resolve_group(name: &str) -> Result<Gid, Error> {
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid),
         Ok(None) => Err(Error::lookup(format!("no such group {name:?}"))),
-        Err(e) => Err(Error::new("user", e, format!("looking up group {name:?}"))),
+        Err(e) => Err(Error::new(
+            Stage::User,
+            e,
+            format!("looking up group {name:?}"),
+        )),
     }
 }
 
@@ -198,7 +198,7 @@ impl Spec {
             let bytes = kv.as_bytes();
             let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
                 return Err(Error::new(
-                    "spawn",
+                    Stage::Spawn,
                     Errno::EINVAL,
                     format!("--env {kv:?} has no '='"),
                 ));
@@ -221,7 +221,7 @@ impl Spec {
 
 fn cstring(bytes: impl Into<Vec<u8>>) -> Result<CString, Error> {
     CString::new(bytes)
-        .map_err(|_| Error::new("spawn", Errno::EINVAL, "argument contains a NUL byte"))
+        .map_err(|_| Error::new(Stage::Spawn, Errno::EINVAL, "argument contains a NUL byte"))
 }
 
 /// Finds `program` the way `execvp(3)` would, in the helper's own `PATH`.
@@ -242,7 +242,7 @@ pub fn resolve_program(program: &OsStr) -> Result<PathBuf, Error> {
         }
     }
     Err(Error::new(
-        "exec",
+        Stage::Exec,
         Errno::ENOENT,
         Path::new(program).display(),
     ))
@@ -260,7 +260,7 @@ fn check_executable(program: &Path, cwd: Option<&Path>) -> Result<(), Error> {
         Some(dir) if program.is_relative() => dir.join(program),
         _ => program.to_path_buf(),
     };
-    let fail = |errno| Err(Error::new("exec", errno, program.display()));
+    let fail = |errno| Err(Error::new(Stage::Exec, errno, program.display()));
     match nix::unistd::access(&at, nix::unistd::AccessFlags::X_OK) {
         Err(errno) => fail(errno),
         Ok(()) if at.is_dir() => fail(Errno::EACCES),
@@ -269,7 +269,7 @@ fn check_executable(program: &Path, cwd: Option<&Path>) -> Result<(), Error> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
-    crate::sys::pipe_cloexec().map_err(|e| Error::new("spawn", e, "pipe"))
+    crate::sys::pipe_cloexec().map_err(|e| Error::new(Stage::Spawn, e, "pipe"))
 }
 
 fn dev_null() -> Result<OwnedFd, Error> {
@@ -278,7 +278,7 @@ fn dev_null() -> Result<OwnedFd, Error> {
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| Error::new("spawn", e, "/dev/null"))?;
+    .map_err(|e| Error::new(Stage::Spawn, e, "/dev/null"))?;
     // SAFETY: open(2) just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -327,7 +327,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
             .map(OwnedFd::from)
             .map_err(|e| {
                 Error::new(
-                    "cgroup",
+                    Stage::Cgroup,
                     Errno::from_raw(e.raw_os_error().unwrap_or(0)),
                     p.display(),
                 )
@@ -387,7 +387,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
                 // SAFETY: a new descriptor that nothing else owns.
                 unsafe { OwnedFd::from_raw_fd(fd) }
             })
-            .map_err(|e| Error::new("spawn", e, "dup of stdout"))?,
+            .map_err(|e| Error::new(Stage::Spawn, e, "dup of stdout"))?,
         ),
         None => None,
     };
@@ -440,7 +440,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         Some(&all),
         Some(&mut old),
     )
-    .map_err(|e| Error::new("spawn", e, "sigprocmask"))?;
+    .map_err(|e| Error::new(Stage::Spawn, e, "sigprocmask"))?;
     let restore_mask = || {
         let _ = nix::sys::signal::pthread_sigmask(
             nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -473,7 +473,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     let fork_errno = Errno::last();
     restore_mask();
     if pid < 0 {
-        return Err(Error::new("spawn", fork_errno, "fork"));
+        return Err(Error::new(Stage::Spawn, fork_errno, "fork"));
     }
     drop(err_write);
     drop(announce_fd);
@@ -487,23 +487,20 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     let n = read_full(&err_read, &mut report);
     if n == 5 {
         let _ = nix::sys::wait::waitpid(pid, None);
-        let stage = CHILD_STAGES
-            .get(report[0] as usize)
-            .copied()
-            .unwrap_or("spawn");
+        let stage = Stage::from_code(report[0]).unwrap_or(Stage::Spawn);
         let errno = Errno::from_raw(i32::from_ne_bytes([
             report[1], report[2], report[3], report[4],
         ]));
         let what = match stage {
-            "exec" => program.display().to_string(),
-            "chdir" => spec
+            Stage::Exec => program.display().to_string(),
+            Stage::Chdir => spec
                 .cwd
                 .as_deref()
                 .unwrap_or(Path::new(""))
                 .display()
                 .to_string(),
-            "cgroup" => "joining the cgroup".to_owned(),
-            other => other.to_owned(),
+            Stage::Cgroup => "joining the cgroup".to_owned(),
+            other => other.name().to_owned(),
         };
         return Err(Error::new(stage, errno, what));
     }
@@ -621,11 +618,11 @@ unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
 ///
 /// # Safety
 /// Only write(2) and _exit(2), both async-signal-safe.
-unsafe fn fail(err_fd: RawFd, stage: u8) -> ! {
+unsafe fn fail(err_fd: RawFd, stage: Stage) -> ! {
     // errno is thread-local and readable after fork.
     let errno = Errno::last_raw();
     let e = errno.to_ne_bytes();
-    let msg = [stage, e[0], e[1], e[2], e[3]];
+    let msg = [stage.code(), e[0], e[1], e[2], e[3]];
     // SAFETY: write(2) and _exit(2) are async-signal-safe; msg outlives the call.
     unsafe {
         libc::write(err_fd, msg.as_ptr().cast(), msg.len());
@@ -659,7 +656,7 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         }
         for &fd in &s.cgroup_fds {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                fail(s.err_fd, 5);
+                fail(s.err_fd, Stage::Cgroup);
             }
         }
         for (target, src) in s.stdio.iter().enumerate() {
@@ -668,28 +665,28 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
                 if src == target as RawFd {
                     libc::fcntl(src, libc::F_SETFD, 0);
                 } else if libc::dup2(src, target as RawFd) < 0 {
-                    fail(s.err_fd, 6);
+                    fail(s.err_fd, Stage::Spawn);
                 }
             }
         }
         if let Some(groups) = s.groups {
             if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0 {
-                fail(s.err_fd, 2);
+                fail(s.err_fd, Stage::Setgroups);
             }
         }
         if let Some(gid) = s.gid {
             if libc::setgid(gid) != 0 {
-                fail(s.err_fd, 3);
+                fail(s.err_fd, Stage::Setgid);
             }
         }
         if let Some(uid) = s.uid {
             if libc::setuid(uid) != 0 {
-                fail(s.err_fd, 4);
+                fail(s.err_fd, Stage::Setuid);
             }
         }
         if let Some(cwd) = s.cwd {
             if libc::chdir(cwd) != 0 {
-                fail(s.err_fd, 1);
+                fail(s.err_fd, Stage::Chdir);
             }
         }
         // Should the helper be SIGKILLed, the child goes with it, even
@@ -713,10 +710,10 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         }
         if let Some((fd, frame, len)) = s.announce {
             if !announce(fd, frame, len) {
-                fail(s.err_fd, 6);
+                fail(s.err_fd, Stage::Spawn);
             }
         }
         libc::execve(s.program, s.argv, s.envp);
-        fail(s.err_fd, 0)
+        fail(s.err_fd, Stage::Exec)
     }
 }
