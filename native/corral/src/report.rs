@@ -1,6 +1,6 @@
 //! The exit report: how the child ended and what its tree used.
 
-use corral_proto::{key, Fields, Reason};
+use corral_proto::{key, Containment, Fields, Reason};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -51,8 +51,8 @@ pub struct Report {
     pub status: Status,
     /// What the tree used.
     pub usage: Usage,
-    /// 0 none, 1 cgroup v2, 2 cgroup v1, 3 hybrid.
-    pub containment: u8,
+    /// How the tree was held.
+    pub containment: Containment,
 }
 
 impl Report {
@@ -82,7 +82,7 @@ impl Report {
                 f = f.int(k, v);
             }
         }
-        f.int(key::CONTAINMENT, self.containment as u64)
+        f.int(key::CONTAINMENT, u64::from(self.containment.code()))
     }
 }
 
@@ -96,7 +96,7 @@ mod tests {
             reason: Reason::Signal,
             status: Status::Signaled(Signal::SIGKILL),
             usage: Usage::default(),
-            containment: 0,
+            containment: Containment::default(),
         };
         let f = r.fields();
         assert_eq!(f.get_int(key::EXIT_STATUS), Some(137));

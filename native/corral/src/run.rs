@@ -9,7 +9,7 @@ use crate::session::{Base, Config, Outcome, Session};
 use crate::spawn::{self, Spec, Stage};
 use crate::stdio::Sink;
 use crate::tree::Tree;
-use corral_proto::{containment::NO_SUBREAPER, key, Fields, Up, VERSION};
+use corral_proto::{key, CgroupKind, Containment, Fields, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
@@ -122,8 +122,10 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let watch_oom = contained.watch_oom;
     let group = contained.group;
     let subreaper = ready.subreaper.is_ok();
-    let containment = group.as_ref().map_or(0, |g| g.containment() as u8)
-        | if subreaper { 0 } else { NO_SUBREAPER };
+    let containment = Containment {
+        cgroup: group.as_ref().map_or(CgroupKind::None, |g| g.containment()),
+        subreaper,
+    };
     if !subreaper && group.is_none() && !args.port && !args.quiet {
         if crate::sys::portable() {
             eprintln!(
@@ -173,7 +175,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             Up::Started {
                 version: VERSION,
                 os_pid: 0,
-                containment,
+                containment: containment.code(),
                 paths,
             }
             .encode()

@@ -211,8 +211,8 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Whether the helper's stdin is the BEAM's control channel.
     pub control: bool,
-    /// Containment mode for the report.
-    pub containment: u8,
+    /// How the tree is held, for the report.
+    pub containment: corral_proto::Containment,
     /// Limits the helper enforces itself.
     pub limits: Limits,
     /// The cgroup's `pids.max` enforces `limits.max_processes`.
