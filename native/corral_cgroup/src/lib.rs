@@ -54,6 +54,7 @@ pub mod limits;
 mod oom;
 mod placement;
 mod stats;
+pub mod teardown;
 mod v1;
 mod v2;
 
