@@ -7,7 +7,7 @@
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
 use crate::limits::{Limits, Watch};
-use crate::report::{Report, Status, Usage};
+use crate::report::{Report, Seen, Status};
 use crate::stdio::{self, Input, Output, Sink};
 use crate::sys::Forks;
 use crate::tree::Tree;
@@ -667,93 +667,87 @@ impl Session {
         }
     }
 
+    /// The end of the run, in order: reap the whole tree, assemble the
+    /// report, remove the cgroup, send `X`, and hand the [`Base`] back
+    /// for another run if this helper serves one.
     fn finish(mut self) -> (Outcome, Option<Base>) {
-        // Every tree member is dead or dying; reap them all, waiting for the
-        // ones still exiting, so their CPU time is in `tree.reaped` before
-        // it is read. Everything left is our own child (the subreaper
-        // adopted it), so this ends at ECHILD.
-        self.reap();
-        self.reap_blocking();
-        let (status, ended) = self
-            .status
-            .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));
-        let (mut user, mut system, peak_rss) = self.tree.reaped.totals();
-        let stats = self
-            .tree
-            .group
-            .as_ref()
-            .map(|g| g.stats())
-            .unwrap_or_default();
-        // The cgroup's CPU accounting covers every member, reaped or not.
-        if let (Some(u), Some(s)) = (stats.user_usec, stats.system_usec) {
-            user = user.max(Duration::from_micros(u));
-            system = system.max(Duration::from_micros(s));
-        }
-        let oom_killed = stats.oom_kills.is_some_and(|n| n > 0);
-        // A limit the kernel enforced is the cause even when the child then
-        // ended by itself (a shell whose fork failed exits 2).
-        let pids_refused = self.cfg.cgroup_pids && stats.pids_limit_hits.is_some_and(|n| n > 0);
-        let reason = self.reason.unwrap_or(match status {
-            // OOMPolicy=stop: any member's OOM kill is the run's reason,
-            // even when the main child then exits 0.
-            _ if oom_killed => Reason::Memory,
-            _ if pids_refused => Reason::MaxProcesses,
-            Status::Exited(_) => Reason::Exit,
-            Status::Signaled(_) => Reason::Signal,
-        });
-        let report = Report {
-            reason,
-            status,
-            usage: Usage {
-                wall: ended.duration_since(self.started),
-                user,
-                system,
-                peak_memory: Some(
-                    stats
-                        .peak_memory
-                        .unwrap_or(peak_rss.max(self.watch.peak.memory)),
-                ),
-                peak_processes: stats.peak_pids.or(Some(
-                    self.watch
-                        .peak
-                        .processes
-                        .max(self.forks.as_ref().map_or(0, |f| f.peak)),
-                )
-                .filter(|n| *n > 0)),
-                oom_kills: stats.oom_kills,
-                pids_limit_hits: stats.pids_limit_hits,
-            },
-            containment: self.cfg.containment,
-        };
+        self.reap_all();
+        let report = self.report();
         // The tree is empty. The directories go before the report, so a
         // caller that has it can reuse a :cgroup_path or remove its base.
         if let Err(e) = self.tree.remove_group() {
             eprintln!("corral: {e}");
         }
         if let Some(e) = self.protocol_error.take() {
-            (Outcome::ProtocolError(e), None)
-        } else if self.orphaned {
-            (Outcome::Orphaned(report), None)
-        } else {
-            let mut base = None;
-            if self.cfg.control {
-                let serve_again = self.cfg.serve_again;
-                // The run's descriptors (pipes, OOM watch, fork events)
-                // close before X: once the BEAM has X, nothing of the run
-                // is open in the helper.
-                let mut rest = self.into_base();
-                rest.sink.send_up(&corral_proto::Up::Exit {
-                    reason: report.reason,
-                    fields: report.fields(),
-                });
-                if serve_again && rest.sink.open {
-                    base = Some(rest);
-                } else if rest.sink.open {
-                    rest.await_close();
-                }
-            }
-            (Outcome::Finished(report), base)
+            return (Outcome::ProtocolError(e), None);
         }
+        if self.orphaned {
+            return (Outcome::Orphaned(report), None);
+        }
+        let base = if self.cfg.control {
+            self.send_exit(&report)
+        } else {
+            None
+        };
+        (Outcome::Finished(report), base)
+    }
+
+    /// Every tree member is dead or dying; reaps them all, waiting for the
+    /// ones still exiting, so their CPU time is in `tree.reaped` before it
+    /// is read. Everything left is our own child (the subreaper adopted
+    /// it), so this ends at ECHILD.
+    fn reap_all(&mut self) {
+        self.reap();
+        self.reap_blocking();
+    }
+
+    /// What the helper saw of the run, with the cgroup's statistics.
+    fn report(&self) -> Report {
+        let (reaped_user, reaped_system, reaped_peak_rss) = self.tree.reaped.totals();
+        let stats = self
+            .tree
+            .group
+            .as_ref()
+            .map(|g| g.stats())
+            .unwrap_or_default();
+        let seen = Seen {
+            started: self.started,
+            status: self.status,
+            reason: self.reason,
+            reaped_user,
+            reaped_system,
+            reaped_peak_rss,
+            polled_memory: self.watch.peak.memory,
+            polled_processes: self
+                .watch
+                .peak
+                .processes
+                .max(self.forks.as_ref().map_or(0, |f| f.peak)),
+            cgroup_pids: self.cfg.cgroup_pids,
+            containment: self.cfg.containment,
+        };
+        Report::assemble(&seen, &stats)
+    }
+
+    /// Sends `X` once the run's descriptors (pipes, OOM watch, fork
+    /// events) are closed: once the BEAM has `X`, nothing of the run is
+    /// open in the helper. Returns the [`Base`] for the next run when
+    /// [`Config::serve_again`] asks for it and the BEAM is there; else
+    /// waits for the BEAM to close the channel.
+    fn send_exit(self, report: &Report) -> Option<Base> {
+        let serve_again = self.cfg.serve_again;
+        let mut rest = self.into_base();
+        rest.sink.send_up(&corral_proto::Up::Exit {
+            reason: report.reason,
+            fields: report.fields(),
+        });
+        if serve_again && rest.sink.open {
+            return Some(rest);
+        }
+        if rest.sink.open {
+            rest.await_close();
+        }
+        None
     }
 
     /// What the next run reuses. The child's pipes leave the event loop
