@@ -6,26 +6,24 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
+use crate::channel::{Base, CONTROL, SIGNALS};
 use crate::limits::{Limits, Watch};
 use crate::report::{Report, Seen, Status};
-use crate::stdio::{self, Input, Output, Sink};
+use crate::stdio::{self, Input, Output};
 use crate::sys::Forks;
 use crate::tree::Tree;
 use corral_cgroup::{OomSignal, OomWatch};
-use corral_proto::{Deframer, Down, Reason, Window};
+use corral_proto::{Down, Reason, Window};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use signal_hook::consts::SIGCHLD;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-const CONTROL: Token = Token(0);
-const SIGNALS: Token = Token(1);
 const OUTPUT: [Token; 2] = [Token(2), Token(3)];
 const INPUT: Token = Token(4);
 const OOM: Token = Token(5);
@@ -57,149 +55,6 @@ pub enum Outcome {
     ProtocolError(String),
 }
 
-/// What outlives one run in a helper that serves several (`--pooled`):
-/// the event loop, the signal pipe, the channel to the BEAM, what was read
-/// from it but not yet handled, and the output buffer.
-pub struct Base {
-    poll: Poll,
-    signals: Signals,
-    sink: Sink,
-    control: Option<Deframer>,
-    buf: Vec<u8>,
-}
-
-impl Base {
-    /// Sets up epoll and the signal pipe; with `control`, the BEAM's
-    /// channel on stdin too (made non-blocking).
-    ///
-    /// # Errors
-    /// The OS errors of setting those up.
-    pub fn new(sink: Sink, control: bool) -> std::io::Result<Base> {
-        let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let control = if control {
-            stdio::set_nonblocking(0)?;
-            poll.registry()
-                .register(&mut SourceFd(&0), CONTROL, Interest::READABLE)?;
-            Some(Deframer::default())
-        } else {
-            None
-        };
-        Ok(Base {
-            poll,
-            signals,
-            sink,
-            control,
-            buf: vec![0; corral_proto::HEADER + 1 + stdio::MAX_CHUNK],
-        })
-    }
-
-    /// The next whole frame already read from the BEAM, decoded.
-    fn buffered_frame(&mut self) -> Result<Option<Down>, String> {
-        let Some(deframer) = self.control.as_mut() else {
-            return Ok(None);
-        };
-        match deframer.next_frame().map_err(|e| e.to_string())? {
-            Some(body) => Down::decode(&body).map(Some).map_err(|e| e.to_string()),
-            None => Ok(None),
-        }
-    }
-
-    /// After `X` or `F`, reads and drops frames until the BEAM closes the
-    /// control channel (or a signal asks the helper to go). Exiting first
-    /// would close our stdin under the BEAM while it may still be writing
-    /// an ack, and a port whose write fails with `EPIPE` exits with reason
-    /// `:epipe`, which kills its owner.
-    pub fn await_close(&mut self) {
-        while let Ok(Some(_)) = self.next_frame() {}
-    }
-
-    /// Where frames to the BEAM go.
-    pub fn sink(&mut self) -> &mut Sink {
-        &mut self.sink
-    }
-
-    /// Waits for the next frame from the BEAM between runs. `None` when the
-    /// channel closed or a signal (other than SIGCHLD) asks the helper to
-    /// go: with no child there is nothing to end.
-    ///
-    /// # Errors
-    /// A frame that does not decode.
-    pub fn next_frame(&mut self) -> Result<Option<Down>, String> {
-        let mut events = Events::with_capacity(4);
-        let mut closed = false;
-        loop {
-            if let Some(frame) = self.buffered_frame()? {
-                return Ok(Some(frame));
-            }
-            let Some(deframer) = self.control.as_mut() else {
-                return Ok(None);
-            };
-            if closed {
-                self.control = None;
-                return Ok(None);
-            }
-            let read = read_available(deframer);
-            closed = read.eof;
-            if read.got || !read.drained || closed {
-                continue;
-            }
-            match self.poll.poll(&mut events, None) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("epoll: {e}")),
-            }
-            if events.iter().any(|ev| ev.token() == SIGNALS)
-                && self.signals.pending().any(|s| s != SIGCHLD)
-            {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-/// What one [`read_available`] did.
-struct Read {
-    /// Bytes came.
-    got: bool,
-    /// The channel reached end of file (or failed).
-    eof: bool,
-    /// The pipe is empty (`EAGAIN`): the edge-triggered event loop will say
-    /// when more comes. Otherwise reading stopped at [`READ_AHEAD`] and the
-    /// caller reads again once it has handled the frames.
-    drained: bool,
-}
-
-/// Reads what stdin has into `deframer` without blocking, until the pipe
-/// is empty or the deframer holds [`READ_AHEAD`] bytes, so a flood is
-/// handled frame by frame rather than buffered whole: the deframer holds
-/// at most a read and the largest frame.
-fn read_available(deframer: &mut Deframer) -> Read {
-    let mut chunk = [0u8; 64 << 10];
-    let mut got = false;
-    let done = |got, eof, drained| Read { got, eof, drained };
-    // A frame larger than READ_AHEAD is read to its end before it is handled.
-    while deframer.buffered() < READ_AHEAD || !deframer.frame_ready() {
-        match nix::unistd::read(0, &mut chunk) {
-            Ok(0) => return done(got, true, true),
-            Ok(n) => {
-                got = true;
-                deframer.push(&chunk[..n]);
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return done(got, false, true),
-            Err(_) => return done(got, true, true),
-        }
-    }
-    done(got, false, false)
-}
-
-/// How much [`read_available`] lets wait in the deframer before the frames
-/// are handled: one read, or one whole frame when that is larger.
-const READ_AHEAD: usize = 64 << 10;
-
 /// Limits and timings for one run.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -225,10 +80,10 @@ pub struct Config {
     pub watch_oom: bool,
 }
 
-/// The state of one run.
-pub struct Session {
+/// The state of one run, on the helper's [`Base`], which it borrows.
+pub struct Session<'b> {
     cfg: Config,
-    base: Base,
+    base: &'b mut Base,
     outputs: [Option<Output>; 2],
     input: Option<Input>,
     window: Window,
@@ -251,7 +106,7 @@ pub struct Session {
     forks: Option<Forks>,
 }
 
-impl Session {
+impl<'b> Session<'b> {
     /// Takes over a freshly spawned child.
     ///
     /// # Errors
@@ -260,10 +115,10 @@ impl Session {
         cfg: Config,
         child: crate::spawn::Child,
         tree: Tree,
-        base: Base,
+        base: &'b mut Base,
         started: Instant,
         mut forks: Option<Forks>,
-    ) -> std::io::Result<Session> {
+    ) -> std::io::Result<Session<'b>> {
         let registry = base.poll.registry();
         let mut outputs = [None, None];
         for (i, fd) in [child.stdout, child.stderr].into_iter().enumerate() {
@@ -325,14 +180,14 @@ impl Session {
         })
     }
 
-    /// Runs until the tree is gone and its output delivered. The [`Base`]
-    /// comes back after a run that ended with `X` when
-    /// [`Config::serve_again`] asks for it.
-    pub fn run(mut self) -> (Outcome, Option<Base>) {
+    /// Runs until the tree is gone and its output delivered. True when
+    /// the run ended with `X` and the [`Base`] may serve another run
+    /// ([`Config::serve_again`]).
+    pub fn run(mut self) -> (Outcome, bool) {
         let mut events = Events::with_capacity(16);
         // Frames that came with R were read already: the edge-triggered
         // event loop would not report them again.
-        if self.base.control.is_some() {
+        if self.base.open_control().is_some() {
             self.read_control();
         }
         loop {
@@ -536,10 +391,10 @@ impl Session {
         // next: what waits in the deframer stays below a frame and a read.
         let mut closed = false;
         while !closed {
-            let Some(deframer) = self.base.control.as_mut() else {
+            let Some(control) = self.base.open_control() else {
                 return;
             };
-            let read = read_available(deframer);
+            let read = control.read();
             closed = read.eof;
             loop {
                 match self.base.buffered_frame() {
@@ -559,8 +414,7 @@ impl Session {
             }
         }
         if closed {
-            self.base.control = None;
-            let _ = self.base.poll.registry().deregister(&mut SourceFd(&0));
+            self.base.close_control();
             self.orphan();
         }
     }
@@ -670,7 +524,7 @@ impl Session {
     /// The end of the run, in order: reap the whole tree, assemble the
     /// report, remove the cgroup, send `X`, and hand the [`Base`] back
     /// for another run if this helper serves one.
-    fn finish(mut self) -> (Outcome, Option<Base>) {
+    fn finish(mut self) -> (Outcome, bool) {
         self.reap_all();
         let report = self.report();
         // The tree is empty. The directories go before the report, so a
@@ -679,17 +533,13 @@ impl Session {
             eprintln!("corral: {e}");
         }
         if let Some(e) = self.protocol_error.take() {
-            return (Outcome::ProtocolError(e), None);
+            return (Outcome::ProtocolError(e), false);
         }
         if self.orphaned {
-            return (Outcome::Orphaned(report), None);
+            return (Outcome::Orphaned(report), false);
         }
-        let base = if self.cfg.control {
-            self.send_exit(&report)
-        } else {
-            None
-        };
-        (Outcome::Finished(report), base)
+        let again = self.cfg.control && self.send_exit(&report);
+        (Outcome::Finished(report), again)
     }
 
     /// Every tree member is dead or dying; reaps them all, waiting for the
@@ -731,28 +581,28 @@ impl Session {
 
     /// Sends `X` once the run's descriptors (pipes, OOM watch, fork
     /// events) are closed: once the BEAM has `X`, nothing of the run is
-    /// open in the helper. Returns the [`Base`] for the next run when
-    /// [`Config::serve_again`] asks for it and the BEAM is there; else
-    /// waits for the BEAM to close the channel.
-    fn send_exit(self, report: &Report) -> Option<Base> {
-        let serve_again = self.cfg.serve_again;
-        let mut rest = self.into_base();
-        rest.sink.send_up(&corral_proto::Up::Exit {
+    /// open in the helper. Returns true when [`Config::serve_again`] asks
+    /// for another run and the BEAM is there; else waits for the BEAM to
+    /// close the channel.
+    fn send_exit(mut self, report: &Report) -> bool {
+        self.close_run();
+        let base = self.base;
+        base.sink.send_up(&corral_proto::Up::Exit {
             reason: report.reason,
             fields: report.fields(),
         });
-        if serve_again && rest.sink.open {
-            return Some(rest);
+        if self.cfg.serve_again && base.sink.open {
+            return true;
         }
-        if rest.sink.open {
-            rest.await_close();
+        if base.sink.open {
+            base.await_close();
         }
-        None
+        false
     }
 
-    /// What the next run reuses. The child's pipes leave the event loop
-    /// here and close when this run's state is dropped.
-    fn into_base(self) -> Base {
+    /// Takes the child's pipes out of the event loop and closes them, with
+    /// the OOM watch and the fork events: what the next run must not see.
+    fn close_run(&mut self) {
         let registry = self.base.poll.registry();
         for out in self.outputs.iter().flatten() {
             let _ = registry.deregister(&mut SourceFd(&out.fd.as_raw_fd()));
@@ -760,6 +610,9 @@ impl Session {
         if let Some(input) = &self.input {
             let _ = registry.deregister(&mut SourceFd(&input.fd.as_raw_fd()));
         }
-        self.base
+        self.outputs = [None, None];
+        self.input = None;
+        self.oom = None;
+        self.forks = None;
     }
 }
