@@ -12,6 +12,7 @@ mod exit_code;
 #[cfg(target_os = "linux")]
 mod forks;
 mod limits;
+mod phase;
 mod pooled;
 mod report;
 mod run;

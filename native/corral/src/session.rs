@@ -8,6 +8,8 @@
 
 use crate::channel::{Base, CONTROL, SIGNALS};
 use crate::limits::{Limits, Watch};
+pub use crate::phase::Outcome;
+use crate::phase::{Phase, Step};
 use crate::report::{Report, Seen, Status};
 use crate::stdio::{self, Input, Output};
 use crate::sys::Forks;
@@ -31,29 +33,6 @@ const FORKS: Token = Token(6);
 
 /// How often the loop looks at the tree while waiting for it to empty.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
-
-/// Where the run is.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Phase {
-    /// The child runs (or has exited and its tree was found empty).
-    Running,
-    /// SIGTERM was sent; SIGKILL follows at `kill_at` unless the tree
-    /// empties (`None`: a grace so long its end is past the clock's).
-    Terminating { kill_at: Option<Instant> },
-    /// Nobody in the tree is alive.
-    Gone,
-}
-
-/// How a session ended, for `main` to turn into an exit status.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The child ran; here is its report.
-    Finished(Report),
-    /// The BEAM went away; the tree was ended and nobody can be told.
-    Orphaned(Report),
-    /// The BEAM sent something that is not the protocol.
-    ProtocolError(String),
-}
 
 /// Limits and timings for one run.
 #[derive(Clone, Copy, Debug)]
@@ -93,11 +72,8 @@ pub struct Session<'b> {
     /// When the wall-time limit ends the run; `None` without one, or when
     /// it lies past the end of the clock (a limit of `u64::MAX` ms).
     deadline: Option<Instant>,
-    status: Option<(Status, Instant)>,
+    /// Where the run is and what is known of its end.
     phase: Phase,
-    reason: Option<Reason>,
-    orphaned: bool,
-    protocol_error: Option<String>,
     watch: Watch,
     /// Fires when the OOM killer acts in the cgroup ([`Config::watch_oom`]).
     oom: Option<OomWatch>,
@@ -169,11 +145,7 @@ impl<'b> Session<'b> {
             tree,
             started,
             deadline: cfg.timeout.and_then(|t| started.checked_add(t)),
-            status: None,
-            phase: Phase::Running,
-            reason: None,
-            orphaned: false,
-            protocol_error: None,
+            phase: Phase::new(),
             watch: Watch::new(polled, cfg.cgroup_pids, started),
             oom,
             forks,
@@ -202,7 +174,7 @@ impl<'b> Session<'b> {
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.base.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    self.protocol_error = Some(format!("epoll: {e}"));
+                    self.phase.break_protocol(format!("epoll: {e}"));
                     self.end(Reason::Stopped);
                 }
                 continue;
@@ -231,15 +203,11 @@ impl<'b> Session<'b> {
 
     /// Starts ending the tree for `reason`, unless it is already ending.
     fn end(&mut self, reason: Reason) {
-        if self.reason.is_none() && self.status.is_none() {
-            self.reason = Some(reason);
-        }
-        if self.phase == Phase::Running {
-            self.tree.terminate();
-            self.phase = Phase::Terminating {
-                kill_at: Instant::now().checked_add(self.cfg.grace),
-            };
-        }
+        let (tree, grace) = (&mut self.tree, self.cfg.grace);
+        self.phase.end(reason, || {
+            tree.terminate();
+            Instant::now().checked_add(grace)
+        });
     }
 
     /// The OOM killer acted in the cgroup: the whole tree ends, whatever
@@ -260,7 +228,7 @@ impl<'b> Session<'b> {
                 .is_some_and(|n| n > 0),
         };
         if killed {
-            self.reason.get_or_insert(Reason::Memory);
+            self.phase.blame_memory();
             self.end(Reason::Memory);
         }
     }
@@ -281,7 +249,7 @@ impl<'b> Session<'b> {
             .limits
             .max_processes
             .is_some_and(|limit| f.count() > limit);
-        if over && self.status.is_none() {
+        if over && self.phase.child_running() {
             self.end(Reason::MaxProcesses);
         }
     }
@@ -289,66 +257,59 @@ impl<'b> Session<'b> {
     /// Moves the phase on: limits, the child's exit, the tree emptying.
     fn advance(&mut self) {
         let now = Instant::now();
-        match self.phase {
-            Phase::Running => {
-                if let Some(t) = self.deadline {
-                    if self.status.is_none() && now >= t {
-                        self.end(Reason::Timeout);
-                        return;
-                    }
+        let running = self.phase.child_running();
+        match self.phase.step() {
+            Step::Running => {
+                if running && self.deadline.is_some_and(|t| now >= t) {
+                    return self.end(Reason::Timeout);
                 }
-                if self.status.is_none() {
+                if running {
                     if let Some(reason) = self.watch.check(&self.tree, now) {
-                        self.end(reason);
-                        return;
+                        return self.end(reason);
                     }
-                }
-                if self.status.is_some() {
+                } else if self.tree.is_empty() {
+                    self.phase.gone();
+                } else {
                     // The child is gone; whatever it left behind goes too.
-                    if self.tree.is_empty() {
-                        self.phase = Phase::Gone;
-                    } else {
-                        self.end(Reason::Exit);
-                    }
+                    self.end(Reason::Exit);
                 }
             }
-            Phase::Terminating { kill_at } => {
+            Step::Terminating { kill_at } => {
                 if self.tree.is_empty() {
-                    self.phase = Phase::Gone;
+                    self.phase.gone();
                 } else if kill_at.is_some_and(|t| now >= t) {
                     self.tree.kill_all();
-                    self.phase = Phase::Gone;
+                    self.phase.gone();
                 }
             }
-            Phase::Gone => {}
+            Step::Gone => {}
         }
-        if self.phase == Phase::Gone {
+        if self.phase.step() == Step::Gone {
             self.reap();
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Running if self.status.is_none() => {
+        match self.phase.step() {
+            Step::Running if self.phase.child_running() => {
                 match (self.deadline, self.watch.deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
             }
             // The child exited but its tree is still being looked at.
-            Phase::Running => Some(Instant::now()),
-            Phase::Terminating { kill_at } => {
+            Step::Running => Some(Instant::now()),
+            Step::Terminating { kill_at } => {
                 let tick = Instant::now() + TEARDOWN_TICK;
                 Some(kill_at.map_or(tick, |t| t.min(tick)))
             }
-            Phase::Gone => None,
+            Step::Gone => None,
         }
     }
 
     fn finished(&self) -> bool {
-        self.phase == Phase::Gone
-            && self.status.is_some()
-            && (self.orphaned || self.outputs.iter().flatten().all(|o| o.eof))
+        self.phase
+            .finished(self.outputs.iter().flatten().all(|o| o.eof))
     }
 
     /// Reaps every exited child; the main child's status is kept.
@@ -365,10 +326,10 @@ impl<'b> Session<'b> {
         loop {
             match self.tree.reap_one(flags) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
-                    self.status = Some((Status::Exited(code), Instant::now()));
+                    self.phase.child_ended(Status::Exited(code));
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.child => {
-                    self.status = Some((Status::Signaled(sig), Instant::now()));
+                    self.phase.child_ended(Status::Signaled(sig));
                 }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -400,9 +361,9 @@ impl<'b> Session<'b> {
                 match self.base.buffered_frame() {
                     Ok(Some(frame)) => self.handle(frame),
                     Ok(None) => break,
-                    Err(e) => self.protocol_error = Some(e),
+                    Err(e) => self.phase.break_protocol(e),
                 }
-                if self.protocol_error.is_some() {
+                if self.phase.protocol_broken() {
                     // A protocol error ends the run as a closed channel
                     // does, and nothing more is read.
                     closed = true;
@@ -421,7 +382,7 @@ impl<'b> Session<'b> {
 
     /// The BEAM is gone: end the tree and stop sending.
     fn orphan(&mut self) {
-        self.orphaned = true;
+        self.phase.orphan();
         self.base.sink.open = false;
         self.end(Reason::Stopped);
     }
@@ -438,7 +399,7 @@ impl<'b> Session<'b> {
                     // grow without bound in a child that does not read.
                     let outstanding = input.outstanding();
                     if outstanding >= self.cfg.window {
-                        self.protocol_error = Some(format!(
+                        self.phase.break_protocol(format!(
                             "an I frame of {} bytes with {outstanding} bytes of input \
                              unconfirmed, a full window of {}",
                             data.len(),
@@ -468,7 +429,8 @@ impl<'b> Session<'b> {
             }
             Down::Stop => self.end(Reason::Stopped),
             Down::Run(_) => {
-                self.protocol_error = Some("R after the child started".into());
+                self.phase
+                    .break_protocol("R after the child started".into());
             }
         }
     }
@@ -485,7 +447,7 @@ impl<'b> Session<'b> {
         // once the queue is empty, so the BEAM never waits on a batch.
         let confirm = input.unconfirmed >= (self.cfg.window / 4).max(1)
             || (input.unconfirmed > 0 && (input.is_drained() || !open));
-        if confirm && !self.orphaned {
+        if confirm && !self.phase.orphaned() {
             let n = u32::try_from(input.unconfirmed).unwrap_or(u32::MAX);
             input.unconfirmed -= u64::from(n);
             self.base.sink.send_up(&corral_proto::Up::Written(n));
@@ -501,11 +463,11 @@ impl<'b> Session<'b> {
     }
 
     fn pump(&mut self) {
-        if !self.base.sink.open && !self.orphaned {
+        if !self.base.sink.open && !self.phase.orphaned() {
             // A write to the BEAM failed: it is gone.
             self.orphan();
         }
-        if self.orphaned {
+        if self.phase.orphaned() {
             for out in self.outputs.iter_mut().flatten() {
                 out.discard(&mut self.base.buf);
             }
@@ -532,14 +494,13 @@ impl<'b> Session<'b> {
         if let Err(e) = self.tree.remove_group() {
             eprintln!("corral: {e}");
         }
-        if let Some(e) = self.protocol_error.take() {
-            return (Outcome::ProtocolError(e), false);
+        match self.phase.outcome(report) {
+            Outcome::Finished(report) => {
+                let again = self.cfg.control && self.send_exit(&report);
+                (Outcome::Finished(report), again)
+            }
+            other => (other, false),
         }
-        if self.orphaned {
-            return (Outcome::Orphaned(report), false);
-        }
-        let again = self.cfg.control && self.send_exit(&report);
-        (Outcome::Finished(report), again)
     }
 
     /// Every tree member is dead or dying; reaps them all, waiting for the
@@ -562,8 +523,8 @@ impl<'b> Session<'b> {
             .unwrap_or_default();
         let seen = Seen {
             started: self.started,
-            status: self.status,
-            reason: self.reason,
+            status: self.phase.status(),
+            reason: self.phase.reason(),
             reaped_user,
             reaped_system,
             reaped_peak_rss,
