@@ -112,7 +112,7 @@ impl<'b> Session<'b> {
             Some(fd) => {
                 stdio::set_nonblocking(fd.as_raw_fd())?;
                 registry.register(&mut SourceFd(&fd.as_raw_fd()), INPUT, Interest::WRITABLE)?;
-                Some(Input::new(fd))
+                Some(Input::new(fd, cfg.window))
             }
             None => None,
         };
@@ -397,13 +397,13 @@ impl<'b> Session<'b> {
                     // helper never holds more than a window and a frame.
                     // Past that it is not the protocol, and the input would
                     // grow without bound in a child that does not read.
-                    let outstanding = input.outstanding();
-                    if outstanding >= self.cfg.window {
+                    if !input.admits_more() {
                         self.phase.break_protocol(format!(
-                            "an I frame of {} bytes with {outstanding} bytes of input \
+                            "an I frame of {} bytes with {} bytes of input \
                              unconfirmed, a full window of {}",
                             data.len(),
-                            self.cfg.window
+                            input.outstanding(),
+                            input.credit.window()
                         ));
                         return;
                     }
@@ -443,14 +443,10 @@ impl<'b> Session<'b> {
             input.writable = true;
         }
         let open = input.flush();
-        // Confirm in batches of a quarter window, and whatever was written
-        // once the queue is empty, so the BEAM never waits on a batch.
-        let confirm = input.unconfirmed >= (self.cfg.window / 4).max(1)
-            || (input.unconfirmed > 0 && (input.is_drained() || !open));
-        if confirm && !self.phase.orphaned() {
-            let n = u32::try_from(input.unconfirmed).unwrap_or(u32::MAX);
-            input.unconfirmed -= u64::from(n);
-            self.base.sink.send_up(&corral_proto::Up::Written(n));
+        if !self.phase.orphaned() {
+            if let Some(n) = input.credit.confirm(input.is_drained() || !open) {
+                self.base.sink.send_up(&corral_proto::Up::Written(n));
+            }
         }
         if !open {
             let _ = self

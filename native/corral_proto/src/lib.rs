@@ -21,6 +21,8 @@
 //! # Flow control
 //! [`Window`] does the ack arithmetic: the helper never has more than
 //! `stdio_window` unacknowledged bytes of `O` and `E` payload in flight.
+//! [`Acks`] and [`InputCredit`] are the other two sides, and [`batch`] the
+//! quarter-window rule they share; [`DEFAULT_WINDOW`] is 1 MiB.
 
 pub mod containment;
 mod fields;
@@ -28,7 +30,7 @@ mod window;
 
 pub use containment::{CgroupKind, Containment};
 pub use fields::{key, Field, Fields};
-pub use window::Window;
+pub use window::{batch, Acks, InputCredit, Window, DEFAULT_WINDOW};
 
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 1;
