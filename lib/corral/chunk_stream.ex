@@ -1,13 +1,18 @@
 defmodule Corral.ChunkStream do
   @moduledoc false
-  # Corral.stream!/3: a Stream.resource/3 over a Corral.Process owned by the
-  # enumerating process. Nothing starts until the stream is enumerated;
-  # each element is one read/2, so the helper is at most a window ahead of
-  # the consumer; halting stops the process, which ends the tree.
+  # Corral.stream!/3: a Stream.resource/3 over a run the enumerating process
+  # drives itself (Corral.Runner, as cmd/3 does: the helper's frames come to
+  # the consumer with no process in between), or over a Corral.Process on
+  # another node with `:node`. Nothing starts until the stream is
+  # enumerated; the helper is at most a window ahead of the consumer;
+  # halting stops the run, which ends the tree.
 
   alias Corral.Error
+  alias Corral.Helper
   alias Corral.Options
   alias Corral.Process, as: Proc
+  alias Corral.Result
+  alias Corral.Runner
 
   @on_exit [:raise, :ignore, :emit]
 
@@ -47,47 +52,72 @@ defmodule Corral.ChunkStream do
   end
 
   defp start(command, args, opts) do
-    case Proc.start(command, args, opts) do
-      {:ok, p} -> p
-      {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
-      {:error, reason} -> raise %Error{reason: reason, command: command}
+    if Corral.Remote.remote?(opts) do
+      case Proc.start(command, args, opts) do
+        {:ok, p} -> p
+        {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
+        {:error, reason} -> raise %Error{reason: reason, command: command}
+      end
+    else
+      with {:ok, program} <- Helper.find_program(command),
+           {:ok, run} <- Runner.open(program, args, Options.new!(opts), command) do
+        run
+      else
+        {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
+        {:error, %Error{} = error} -> raise error
+      end
     end
   end
 
-  defp next({:done, _p} = done, _on_exit, _command), do: {:halt, done}
+  defp next({:done, _} = done, _on_exit, _command), do: {:halt, done}
 
-  defp next(p, on_exit, command) do
+  defp next(p, on_exit, command) when is_pid(p) do
     case Proc.read(p) do
       {:ok, data} -> {[data], p}
-      :eof -> exited(p, on_exit, command)
+      :eof -> p |> Proc.await_exit() |> exited(on_exit, command)
       {:error, reason} -> raise %Error{reason: reason, command: command}
     end
   end
 
-  defp exited(p, on_exit, command) do
-    case Proc.await_exit(p) do
-      {:ok, result} ->
-        cond do
-          on_exit == :emit ->
-            {[{:exit, result}], {:done, p}}
+  defp next(run, on_exit, command) do
+    case Runner.next(run) do
+      {:output, _stream, data, run} ->
+        {[data], run}
 
-          on_exit == :ignore or (result.exit_status == 0 and result.reason == :exit) ->
-            {:halt, {:done, p}}
+      {:exit, report, run} ->
+        exited({:ok, Result.new(Runner.started(run), report, %{})}, on_exit, command)
 
-          true ->
-            raise %Error{reason: {:exit, result.exit_status, result.reason}, command: command}
-        end
+      {:error, :enoent} ->
+        :erlang.error(:enoent, [command])
 
-      {:error, reason} ->
-        raise %Error{reason: reason, command: command}
+      {:error, %Error{} = error} ->
+        raise error
     end
   end
 
-  # Halted early (Enum.take/2) or raised: the tree ends now.
-  defp stop({:done, _p}), do: :ok
+  defp exited({:ok, result}, on_exit, command) do
+    cond do
+      on_exit == :emit ->
+        {[{:exit, result}], {:done, result}}
 
-  defp stop(p) do
+      on_exit == :ignore or (result.exit_status == 0 and result.reason == :exit) ->
+        {:halt, {:done, result}}
+
+      true ->
+        raise %Error{reason: {:exit, result.exit_status, result.reason}, command: command}
+    end
+  end
+
+  defp exited({:error, reason}, _on_exit, command),
+    do: raise(%Error{reason: reason, command: command})
+
+  # Halted early (Enum.take/2) or raised: the tree ends now.
+  defp stop({:done, _}), do: :ok
+
+  defp stop(p) when is_pid(p) do
     Proc.stop(p)
     :ok
   end
+
+  defp stop(run), do: Runner.stop(run)
 end

@@ -1,16 +1,35 @@
 defmodule Corral.Runner do
   @moduledoc false
-  # The driver of Corral.cmd/3 and Corral.run/3: starts a helper (a pooled
-  # one when it can), runs a receive loop that hands each frame to
-  # Corral.Client, collects the output it yields into the `:into`
-  # collectables, feeds `:input` under the client's credit, and closes the
-  # port (or hands it back to the pool) at the end.
+  # The driver of Corral.cmd/3, Corral.run/3 and Corral.stream!/3, in the
+  # caller's own process: starts a helper (a pooled one when it can), hands
+  # each frame to Corral.Client, gives out the output it yields one chunk at
+  # a time (next/1), feeds `:input` under the client's credit, and closes
+  # the port (or hands it back to the pool) at the end. run/4 collects the
+  # chunks into the `:into` collectables; stream!/3 emits them.
 
   alias Corral.Client
   alias Corral.Error
   alias Corral.Helper
   alias Corral.Input
   alias Corral.Options
+
+  defstruct [
+    :session,
+    :program,
+    :args,
+    :options,
+    :command,
+    :client,
+    :input,
+    :started,
+    pending: []
+  ]
+
+  @typedoc """
+  A run in progress, driven by the process that opened it: `next/1` hands
+  out its output, `stop/1` or `close/1` end it.
+  """
+  @opaque t :: %__MODULE__{}
 
   @doc """
   The one path of cmd/3 and run/3: start the helper, collect output until
@@ -24,17 +43,10 @@ defmodule Corral.Runner do
     sinks = sinks(options)
 
     try do
-      with {:ok, session} <- open(program, args, options, command) do
-        case attempt(session, options, sinks, command) do
-          # A pooled helper that died while it waited: a fresh one runs
-          # the command instead.
-          :dead_pooled_helper ->
-            with {:ok, s} <- open_fresh(program, args, options, command),
-                 do: attempt(s, options, sinks, command)
-
-          result ->
-            result
-        end
+      with {:ok, run} <- open(program, args, options, command) do
+        accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
+        collectors = Map.new(sinks, fn {name, _, fun} -> {name, fun} end)
+        collect_all(run, accs, collectors)
       end
     catch
       kind, reason ->
@@ -51,20 +63,191 @@ defmodule Corral.Runner do
     end
   end
 
-  defp attempt(session, options, sinks, command) do
-    start(session, options, sinks, command)
+  defp collect_all(run, accs, collectors) do
+    case next(run) do
+      {:output, stream, data, run} ->
+        name = if run.options.separate_stderr, do: stream, else: :output
+        acc = collect(run, Map.fetch!(collectors, name), Map.fetch!(accs, name), data)
+        collect_all(run, Map.put(accs, name, acc), collectors)
+
+      {:exit, report, run} ->
+        {:ok, run.started, report, accs}
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  # A collectable that raises ends the run first.
+  defp collect(run, fun, acc, data) do
+    fun.(acc, {:cont, data})
   catch
     kind, reason ->
-      close(session)
+      close(run)
       :erlang.raise(kind, reason, __STACKTRACE__)
-  else
-    :dead_pooled_helper ->
-      close(session)
-      :dead_pooled_helper
+  end
 
-    result ->
-      release(session, result)
-      result
+  @doc """
+  Starts `program` for the calling process, which then drives the run with
+  `next/1` and owns its port: if it dies, a watcher closes the port and the
+  helper ends the tree. Returns `{:error, %Corral.Error{}}` when no helper
+  could be started.
+  """
+  @spec open(String.t(), [String.t()], Options.t(), String.t()) ::
+          {:ok, t()} | {:error, Error.t()}
+  def open(program, args, %Options{} = options, command) do
+    with {:ok, session} <- open_session(program, args, options, command) do
+      {:ok,
+       %__MODULE__{
+         session: session,
+         program: program,
+         args: args,
+         options: options,
+         command: command,
+         client: Client.new(options.stdio_window, options.input != nil),
+         input: Input.new(options.input)
+       }}
+    end
+  end
+
+  @doc """
+  Waits for the run's next output, feeding `:input` meanwhile: `{:output,
+  :stdout | :stderr, data, run}` (acked at once: the helper is at most a
+  window ahead of what the caller took), `{:exit, report, run}` once the
+  run ended (its helper is released), or `{:error, :enoent | %Error{}}`
+  (its helper is closed). A raise in `:input`'s enumerable closes the run.
+  """
+  @spec next(t()) ::
+          {:output, :stdout | :stderr, binary(), t()}
+          | {:exit, map(), t()}
+          | {:error, :enoent | Error.t()}
+  def next(%__MODULE__{pending: [_ | _] = events} = run), do: events(events, %{run | pending: []})
+
+  def next(%__MODULE__{session: {port, ref, _, _}, client: client, input: input} = run) do
+    receive do
+      {^port, {:data, body}} ->
+        {events, client} = Client.handle(client, body)
+        events(events, %{run | client: client})
+
+      {^port, {:exit_status, status}} ->
+        {events, client} = Client.gone(client, {:helper_exit, status})
+        events(events, %{run | client: client})
+
+      {:DOWN, ^ref, :port, ^port, reason} ->
+        {events, client} = Client.gone(client, {:helper_closed, reason})
+        events(events, %{run | client: client})
+    after
+      input_timeout(input, client) ->
+        pull_input(run)
+    end
+  end
+
+  # While input is left and the client may write, each turn without a
+  # waiting message writes one I frame.
+  defp pull_input(run) do
+    case pull(run) do
+      {:chunk, chunk, input} ->
+        {events, client} = Client.write(run.client, nil, chunk)
+        events(events, %{run | client: client, input: input})
+
+      :eof ->
+        {events, client} = Client.close_input(run.client, nil)
+        events(events, %{run | client: client, input: nil})
+    end
+  end
+
+  # Outside pull_input/1's recursion, so the try adds no stack frame per chunk.
+  defp pull(run) do
+    Input.pull(run.input)
+  catch
+    # The enumerable that raised has halted itself (Input.pull/1).
+    kind, reason ->
+      close_session(run.session)
+      :erlang.raise(kind, reason, __STACKTRACE__)
+  end
+
+  @doc "What the run's `S` frame said (nil before it came)."
+  @spec started(t()) :: map() | nil
+  def started(%__MODULE__{started: started}), do: started
+
+  @doc """
+  Ends a run the caller no longer reads: asks the helper to stop the tree
+  (TERM, then KILL after `:delay_to_sigkill`) and waits for its report,
+  dropping output, for at most `:delay_to_sigkill` plus a second; then the
+  helper is released or closed, which ends whatever is left.
+  """
+  @spec stop(t()) :: :ok
+  def stop(%__MODULE__{options: options} = run) do
+    Input.halt(run.input)
+    pending = run.pending
+    run = %{run | input: nil, pending: []}
+    deadline = System.monotonic_time(:millisecond) + options.delay_to_sigkill + 1000
+
+    # What is pending may hold the end already; else the helper is asked.
+    drain_events(pending, run, deadline, fn run ->
+      Helper.send_frame(port(run), :stop)
+      drain(run, deadline)
+    end)
+  end
+
+  defp drain(%{session: {port, ref, _, _}, client: client} = run, deadline) do
+    wait = max(deadline - System.monotonic_time(:millisecond), 0)
+    again = &drain(&1, deadline)
+
+    receive do
+      {^port, {:data, body}} ->
+        client |> Client.handle(body) |> drain_events(run, deadline, again)
+
+      {^port, {:exit_status, status}} ->
+        client |> Client.gone({:helper_exit, status}) |> drain_events(run, deadline, again)
+
+      {:DOWN, ^ref, :port, ^port, reason} ->
+        client |> Client.gone({:helper_closed, reason}) |> drain_events(run, deadline, again)
+    after
+      wait -> close(run)
+    end
+  end
+
+  # The client's events while stopping: output is dropped (and acked, so
+  # the helper goes on to its report), the end releases the helper.
+  defp drain_events({events, client}, run, deadline, more),
+    do: drain_events(events, %{run | client: client}, deadline, more)
+
+  defp drain_events([], run, _deadline, more), do: more.(run)
+
+  defp drain_events([event | rest], run, deadline, more) do
+    case event do
+      {:output, _stream, data} ->
+        {acks, client} = Client.consumed(run.client, byte_size(data))
+        send_all(acks, run)
+        drain_events(rest, %{run | client: client}, deadline, more)
+
+      {:send, frame} ->
+        Helper.send_frame(port(run), frame)
+        drain_events(rest, run, deadline, more)
+
+      {:started, started} ->
+        drain_events(rest, %{run | started: started}, deadline, more)
+
+      {:cleanup, started} ->
+        Helper.cleanup_after_death(started)
+        drain_events(rest, run, deadline, more)
+
+      {:exit, _report} ->
+        release(run.session, :exit)
+        :ok
+
+      {:error, _reason, _details} ->
+        close(run)
+    end
+  end
+
+  @doc "Closes the run's helper at once, which ends the tree."
+  @spec close(t()) :: :ok
+  def close(%__MODULE__{session: session, input: input}) do
+    Input.halt(input)
+    close_session(session)
+    :ok
   end
 
   # {name, initial accumulator, collector} for each output kept: :output,
@@ -87,7 +270,7 @@ defmodule Corral.Runner do
   # when the helper died) would otherwise send the caller an exit signal. A
   # watcher process closes the port if the caller dies, which is what the link
   # would have done.
-  defp open(program, args, %Options{} = options, command) do
+  defp open_session(program, args, %Options{} = options, command) do
     caller = self()
     watcher = spawn(fn -> watch(caller) end)
 
@@ -190,7 +373,7 @@ defmodule Corral.Runner do
   # Helper.close/1 also drops an exit status already waiting, and an
   # {:EXIT, port, _} for a caller that traps exits, if the port closed
   # before the unlink.
-  defp close({port, ref, watcher, _origin}) do
+  defp close_session({port, ref, watcher, _origin}) do
     Helper.close(port)
     send(watcher, :done)
     Port.demonitor(ref, [:flush])
@@ -198,84 +381,40 @@ defmodule Corral.Runner do
 
   # A pooled helper whose run ended with X waits for its next R: it goes
   # back to the pool. Anything else is closed.
-  defp release({port, ref, watcher, {:pooled, env}}, {:ok, _started, _report, _accs}) do
+  defp release({port, ref, watcher, {:pooled, env}}, :exit) do
     send(watcher, :done)
     Port.demonitor(ref, [:flush])
     Corral.Pool.checkin(port, env)
   end
 
-  defp release(session, _result), do: close(session)
+  defp release(session, _result), do: close_session(session)
 
-  defp start({port, ref, _watcher, origin}, options, sinks, command) do
-    s = %{
-      origin: origin,
-      port: port,
-      ref: ref,
-      command: command,
-      collectors: Map.new(sinks, fn {name, _, fun} -> {name, fun} end),
-      separate: options.separate_stderr,
-      options: options
-    }
+  # Performs the client's events in order, up to the first output, which
+  # is handed out with the rest kept for the next call.
+  defp events([], run), do: next(run)
 
-    client = Client.new(options.stdio_window, options.input != nil)
-    accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
-    loop(s, client, accs, Input.new(options.input))
+  defp events([{:output, stream, data} | rest], run) do
+    {acks, client} = Client.consumed(run.client, byte_size(data))
+    send_all(acks, run)
+    {:output, stream, data, %{run | client: client, pending: rest}}
   end
 
-  # Hands each frame to the client and performs its events. While input is
-  # left and the client may write, each turn without a waiting message
-  # writes one I frame.
-  defp loop(%{port: port, ref: ref} = s, client, accs, input) do
-    receive do
-      {^port, {:data, body}} ->
-        {events, client} = Client.handle(client, body)
-        events(events, s, client, accs, input)
-
-      {^port, {:exit_status, status}} ->
-        {events, client} = Client.gone(client, {:helper_exit, status})
-        events(events, s, client, accs, input)
-
-      {:DOWN, ^ref, :port, ^port, reason} ->
-        {events, client} = Client.gone(client, {:helper_closed, reason})
-        events(events, s, client, accs, input)
-    after
-      input_timeout(input, client) ->
-        case Input.pull(input) do
-          {:chunk, chunk, input} ->
-            {events, client} = Client.write(client, nil, chunk)
-            events(events, s, client, accs, input)
-
-          :eof ->
-            {events, client} = Client.close_input(client, nil)
-            events(events, s, client, accs, nil)
-        end
-    end
+  defp events([{:send, frame} | rest], run) do
+    Helper.send_frame(port(run), frame)
+    events(rest, run)
   end
 
-  defp events([], s, client, accs, input), do: loop(s, client, accs, input)
+  defp events([{:started, started} | rest], run), do: events(rest, %{run | started: started})
 
-  defp events([{:output, stream, data} | rest], s, client, accs, input) do
-    accs = collect(s, accs, stream, data, input)
-    {acks, client} = Client.consumed(client, byte_size(data))
-    events(acks ++ rest, s, client, accs, input)
+  defp events([{:exit, report} | _], run) do
+    Input.halt(run.input)
+    release(run.session, :exit)
+    {:exit, report, %{run | input: nil}}
   end
 
-  defp events([{:send, frame} | rest], s, client, accs, input) do
-    Helper.send_frame(s.port, frame)
-    events(rest, s, client, accs, input)
-  end
-
-  defp events([{:started, started} | rest], s, client, accs, input),
-    do: events(rest, Map.put(s, :started, started), client, accs, input)
-
-  defp events([{:exit, report} | _], s, _client, accs, input) do
-    Input.halt(input)
-    {:ok, s.started, report, accs}
-  end
-
-  defp events([{:cleanup, started} | rest], s, client, accs, input) do
+  defp events([{:cleanup, started} | rest], run) do
     Helper.cleanup_after_death(started)
-    events(rest, s, client, accs, input)
+    events(rest, run)
   end
 
   # The R frame's write failed (EPIPE): the pooled helper had died while it
@@ -285,24 +424,31 @@ defmodule Corral.Runner do
   # the spawn), so that run is never tried again: it fails as any other.
   defp events(
          [{:error, {:helper_closed, :epipe}, _} | _],
-         %{origin: {:pooled, _}} = s,
-         _client,
-         _accs,
-         _input
-       )
-       when not is_map_key(s, :started),
-       do: :dead_pooled_helper
+         %{session: {_, _, _, {:pooled, _}}, started: nil} = run
+       ) do
+    close_session(run.session)
 
-  defp events([{:error, :enoent, _} | _], _s, _client, _accs, input) do
-    Input.halt(input)
+    with {:ok, session} <- open_fresh(run.program, run.args, run.options, run.command) do
+      client = Client.new(run.options.stdio_window, run.options.input != nil)
+      next(%{run | session: session, client: client})
+    end
+  end
+
+  defp events([{:error, :enoent, _} | _], run) do
+    close(run)
     {:error, :enoent}
   end
 
-  defp events([{:error, reason, details} | _], s, _client, _accs, input) do
-    Input.halt(input)
-    no_primary_group!(reason, s.options)
-    error(s.command, reason, details)
+  defp events([{:error, reason, details} | _], run) do
+    close(run)
+    no_primary_group!(reason, run.options)
+    error(run.command, reason, details)
   end
+
+  defp send_all(frames, run),
+    do: Enum.each(frames, fn {:send, f} -> Helper.send_frame(port(run), f) end)
+
+  defp port(%{session: {port, _, _, _}}), do: port
 
   # The helper refuses a numeric :uid that has no passwd entry when no :gid
   # says which group to take instead of root's (docs/helper.md, --uid). With
@@ -321,17 +467,6 @@ defmodule Corral.Runner do
   end
 
   defp no_primary_group!(_reason, _options), do: :ok
-
-  # stderr joins the output unless it is kept apart; with
-  # capture_stderr_only it is the only stream that arrives.
-  defp collect(%{separate: separate} = s, accs, tag, data, input) do
-    name = if separate, do: tag, else: :output
-    Map.put(accs, name, Map.fetch!(s.collectors, name).(Map.fetch!(accs, name), {:cont, data}))
-  catch
-    kind, reason ->
-      Input.halt(input)
-      :erlang.raise(kind, reason, __STACKTRACE__)
-  end
 
   defp input_timeout(nil, _client), do: :infinity
 

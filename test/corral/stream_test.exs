@@ -63,6 +63,23 @@ defmodule Corral.StreamTest do
     assert OSProc.alive(pids) == []
   end
 
+  test "the enumerating process owns the helper's port: no process in between" do
+    test = self()
+
+    owned = fn ->
+      for port <- Port.list(), Port.info(port, :connected) == {:connected, test}, do: port
+    end
+
+    before = owned.()
+
+    ports =
+      Corral.stream!("sh", ["-c", "echo a; sleep 0.05; echo b"])
+      |> Enum.map(fn _ -> owned.() -- before end)
+
+    assert [[port], [port]] = ports
+    assert Port.info(port, :name) |> elem(1) |> to_string() =~ "corral"
+  end
+
   test "nothing runs until enumerated, and each enumeration runs again" do
     path = OSProc.tmp_path("ran")
     stream = Corral.stream!("sh", ["-c", "echo run >> #{path}; echo done"])

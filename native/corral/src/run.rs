@@ -34,6 +34,7 @@ impl Ready {
     /// # Errors
     /// The OS errors of setting up epoll and the signal pipe.
     pub fn new(args: &Args) -> std::io::Result<Ready> {
+        crate::tree::remember_ancestors();
         Ok(Ready {
             base: Base::new(Sink::stdout(), args.port)?,
             // Orphaned grandchildren re-parent to us, not to init, so the

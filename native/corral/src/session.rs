@@ -84,6 +84,8 @@ pub struct Session<'b> {
     /// The tree's forks and exits as they happen, for `max_processes`
     /// without a cgroup; `None` where the helper polls instead.
     forks: Option<Forks>,
+    /// The output pipes are out of the event loop while the window is full.
+    parked: bool,
 }
 
 impl<'b> Session<'b> {
@@ -153,6 +155,7 @@ impl<'b> Session<'b> {
             watch: Watch::new(polled, cfg.cgroup_pids, started),
             oom,
             forks,
+            parked: false,
         })
     }
 
@@ -170,6 +173,7 @@ impl<'b> Session<'b> {
             self.reap();
             self.advance();
             self.pump();
+            self.park_outputs();
             if self.finished() {
                 break;
             }

@@ -33,6 +33,18 @@ pub struct Sink {
     pub open: bool,
     /// stdout is a pipe, so child output can be spliced into it.
     splice: bool,
+    /// Where a spliced frame is put together before it goes out whole.
+    stage: Option<Stage>,
+}
+
+/// A pipe of the helper's own in which a frame's header and payload meet,
+/// so that they enter stdout in one `splice(2)`. Written straight to
+/// stdout, the header alone would wake the BEAM, whose port driver then
+/// reads the payload a page at a time as it is moved in: three or more
+/// reads and wake-ups for each small frame instead of one.
+struct Stage {
+    read: OwnedFd,
+    write: OwnedFd,
 }
 
 const STDOUT: RawFd = 1;
@@ -48,7 +60,18 @@ impl Sink {
             crate::sys::grow_pipe(STDOUT, OUTPUT_PIPE_SIZE);
         }
         let splice = pipe && crate::sys::can_splice();
-        Sink { open: true, splice }
+        let stage = if splice {
+            crate::sys::pipe_cloexec()
+                .ok()
+                .map(|(read, write)| Stage { read, write })
+        } else {
+            None
+        };
+        Sink {
+            open: true,
+            splice,
+            stage,
+        }
     }
 
     /// Writes a whole frame; a failure marks the sink closed.
@@ -67,6 +90,55 @@ impl Sink {
     /// Encodes and sends an [`Up`] frame.
     pub fn send_up(&mut self, frame: &Up) {
         self.send(&frame.encode());
+    }
+
+    /// Sends the frame `head` followed by exactly `n` bytes from the pipe
+    /// `from` (which holds at least that many), through the [`Stage`] where
+    /// there is one: a frame that fits in it (64 KiB, a pipe's default)
+    /// reaches the BEAM in one piece, a bigger one in stage-sized pieces.
+    fn send_spliced(&mut self, head: &[u8], from: RawFd, n: usize, buf: &mut [u8]) {
+        let Some(stage) = self.stage.take() else {
+            self.send(head);
+            self.splice_exact(from, n, buf);
+            return;
+        };
+        let mut held = match nix::unistd::write(&stage.write, head) {
+            Ok(k) if k == head.len() => k,
+            // A pipe of our own and empty takes a few bytes whole.
+            _ => {
+                self.send(head);
+                self.splice_exact(from, n, buf);
+                return;
+            }
+        };
+        let mut left = n;
+        while self.open && left > 0 {
+            match crate::sys::splice(from, stage.write.as_raw_fd(), left) {
+                Ok(0) => self.open = false,
+                Ok(k) => {
+                    left -= k;
+                    held += k;
+                }
+                Err(Errno::EINTR) => {}
+                // The stage is full: out with what it holds, then on.
+                Err(Errno::EAGAIN) if held > 0 => held = self.drain(&stage, held, buf),
+                // The kernel refuses: what is staged goes out, the rest
+                // the old way, and no stage from now on.
+                Err(_) => {
+                    self.drain(&stage, held, buf);
+                    self.splice_exact(from, left, buf);
+                    return;
+                }
+            }
+        }
+        self.drain(&stage, held, buf);
+        self.stage = Some(stage);
+    }
+
+    /// Moves the `held` bytes in the stage to stdout; returns 0.
+    fn drain(&mut self, stage: &Stage, held: usize, buf: &mut [u8]) -> usize {
+        self.splice_exact(stage.read.as_raw_fd(), held, buf);
+        0
     }
 
     /// Moves exactly `n` bytes from the pipe `from` (which holds at least
@@ -165,8 +237,7 @@ impl Output {
             let mut head = [0u8; HEADER + 1];
             head[..HEADER].copy_from_slice(&corral_proto::header(ready + 1));
             head[HEADER] = self.tag;
-            sink.send(&head);
-            sink.splice_exact(fd, ready, buf);
+            sink.send_spliced(&head, fd, ready, buf);
             return ready;
         }
         let start = HEADER + 1;

@@ -10,6 +10,8 @@
 
 mod kill;
 
+pub use kill::remember_ancestors;
+
 use corral_cgroup::Group;
 use nix::errno::Errno;
 use nix::unistd::Pid;

@@ -58,6 +58,30 @@ fn exact_with_a_small_window_and_full_window_acks() {
 }
 
 #[test]
+fn a_small_frame_reaches_the_beam_whole() {
+    // A child that writes 1000 bytes at a time with pauses, so the reader
+    // waits in read(2) each time a frame comes. Header and payload enter
+    // the pipe together: no read ends inside a frame (the BEAM's port
+    // driver would wake for the header alone, then read page by page).
+    let script = "for i in $(seq 60); do printf %01000d 0; sleep 0.003; done";
+    let mut h = Helper::port(&[], &["/bin/sh", "-c", script]);
+    h.started();
+    let (reason, _) = h.finish(Duration::from_secs(20));
+    assert_eq!(reason, Reason::Exit);
+    assert_eq!(h.out, vec![b'0'; 60_000]);
+    let frames = h.tags.iter().filter(|t| **t == b'O').count();
+    assert!(
+        frames >= 10,
+        "{frames} frames: the pauses did not split the output"
+    );
+    assert_eq!(
+        h.cut_reads.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "reads that ended inside a frame, of {frames} frames"
+    );
+}
+
+#[test]
 fn window_bounds_unacked_output_and_acks_resume_it() {
     let bin = testbin("print_lots");
     let mut h = Helper::port(&["--stdio-window", "65536"], &[&bin, "1000000"]);

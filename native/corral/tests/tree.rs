@@ -155,6 +155,25 @@ fn helper_with_a_full_window_does_not_spin() {
     assert_pattern(&h.out, 10_000_000);
 }
 
+#[test]
+fn a_full_window_stops_the_childs_writes_from_waking_the_helper() {
+    // The child goes on writing (100 bytes every few ms, far from filling
+    // the pipe) while the BEAM acks nothing: the helper sleeps all the same.
+    let script = "while :; do printf %0100d 0; sleep 0.003; done";
+    let mut h = Helper::port(&["--stdio-window", "4096"], &["/bin/sh", "-c", script]);
+    h.ack = Ack::Never;
+    h.started();
+    h.until("a full window", SOON, |h| h.received == 4096);
+    assert_idle(h.pid, "window full, child writing");
+    // An ack brings the pipe back: output flows again.
+    h.ack = Ack::Every;
+    h.ack(h.in_flight);
+    h.until("output after the ack", SOON, |h| h.received >= 8192);
+    h.send(&Down::Stop);
+    h.finish(SOON);
+    assert!(h.out.iter().all(|b| *b == b'0'));
+}
+
 fn closed_output_pipe_ends_the_tree(mode: Mode) {
     // The BEAM's read end goes away while the control channel stays open:
     // the next write fails with EPIPE and the helper must end the tree.

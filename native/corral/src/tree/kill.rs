@@ -128,6 +128,12 @@ fn protected() -> &'static HashSet<i32> {
     })
 }
 
+/// Reads [`protected`] now, at the helper's start, so a teardown does not
+/// spend its first milliseconds walking the ancestors.
+pub fn remember_ancestors() {
+    protected();
+}
+
 /// Whether teardown may signal `pid`: a real process id (not 0 or
 /// negative, which `kill(2)` reads as process groups or everyone) outside
 /// [`protected`].

@@ -13,7 +13,7 @@ use corral_proto::{Deframer, HEADER};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,6 +149,8 @@ pub struct Helper {
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_eof: Arc<AtomicBool>,
     detach: Arc<AtomicBool>,
+    /// Reads of the helper's stdout that ended inside a frame.
+    pub cut_reads: Arc<AtomicUsize>,
     /// The helper's own pid.
     pub pid: i32,
     /// The child's pid, from `S`.
@@ -219,6 +221,8 @@ impl Helper {
         let mut stdout = child.stdout.take().expect("stdout");
         let detach = Arc::new(AtomicBool::new(false));
         let detached = Arc::clone(&detach);
+        let cut_reads = Arc::new(AtomicUsize::new(0));
+        let cuts = Arc::clone(&cut_reads);
         std::thread::spawn(move || {
             let mut deframer = Deframer::default();
             let mut buf = vec![0u8; 1 << 16];
@@ -265,6 +269,9 @@ impl Helper {
                         return;
                     }
                 }
+                if pushed != framed {
+                    cuts.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -298,6 +305,7 @@ impl Helper {
             stderr,
             stderr_eof,
             detach,
+            cut_reads,
             child_pid: None,
             containment: None,
             cgroups: Vec::new(),
