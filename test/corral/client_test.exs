@@ -199,4 +199,16 @@ defmodule Corral.ClientTest do
                Client.gone(Client.new(65_536, false), {:helper_closed, :epipe})
     end
   end
+
+  describe "flow control, as test/fixtures/proto/flow/ says" do
+    test "acks follow the quarter-window rule corral_proto::Acks follows" do
+      {events, _} =
+        Enum.flat_map_reduce([1, 1, 3, 1, 0, 7], Client.new(8, false), fn n, client ->
+          Client.consumed(client, n)
+        end)
+
+      sent = for {:send, frame} <- events, into: "", do: Protocol.frame(Protocol.encode(frame))
+      assert sent == Golden.read!("flow/acks_window_8.hex")
+    end
+  end
 end

@@ -96,7 +96,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "BYTES",
-        default_value_t = 1 << 20,
+        default_value_t = corral_proto::DEFAULT_WINDOW,
         hide = true,
         value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX))
     )]

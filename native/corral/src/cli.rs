@@ -138,7 +138,7 @@ pub fn json(r: &Report) -> String {
         Status::Exited(c) => (c.to_string(), "null".to_owned()),
         Status::Signaled(s) => ("null".to_owned(), json_str(s.as_str())),
     };
-    let containment = corral_proto::containment::name(r.containment);
+    let containment = r.containment.name();
     format!(
         concat!(
             "{{\"result\":{},\"reason\":{},\"exit_status\":{},\"exit_code\":{},\"signal\":{},",
@@ -166,6 +166,7 @@ pub fn json(r: &Report) -> String {
 mod tests {
     use super::*;
     use crate::report::Usage;
+    use corral_proto::{CgroupKind, Containment};
     use nix::sys::signal::Signal;
 
     fn report(reason: Reason, status: Status) -> Report {
@@ -181,7 +182,10 @@ mod tests {
                 oom_kills: Some(1),
                 pids_limit_hits: None,
             },
-            containment: 3,
+            containment: Containment {
+                cgroup: CgroupKind::Hybrid,
+                subreaper: true,
+            },
         }
     }
 
@@ -230,9 +234,12 @@ mod tests {
     #[test]
     fn json_names_the_levels_without_a_subreaper() {
         let mut r = report(Reason::Exit, Status::Exited(0));
-        r.containment = corral_proto::containment::NO_SUBREAPER;
+        r.containment = Containment {
+            cgroup: CgroupKind::None,
+            subreaper: false,
+        };
         assert!(json(&r).ends_with("\"containment\":\"process_group\"}"));
-        r.containment |= 1;
+        r.containment.cgroup = CgroupKind::V2;
         assert!(json(&r).ends_with("\"containment\":\"cgroup_v2_no_subreaper\"}"));
     }
 

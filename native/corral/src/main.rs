@@ -5,12 +5,14 @@
 //! at a terminal.
 
 mod args;
+mod channel;
 mod cli;
 mod contain;
 mod exit_code;
 #[cfg(target_os = "linux")]
 mod forks;
 mod limits;
+mod phase;
 mod pooled;
 mod report;
 mod run;
@@ -51,7 +53,7 @@ fn main() {
     // until the BEAM closes the port instead of sending the next.
     let mut waiter = pooled::Waiter::new(&args);
     loop {
-        let Some(command) = ready.base().and_then(|base| waiter.next_command(base)) else {
+        let Some(command) = waiter.next_command(ready.base()) else {
             std::process::exit(0);
         };
         let (code, again) = run::run(command, &mut ready);

@@ -8,8 +8,8 @@
 //! closes instead it exits quietly.
 
 use crate::args::Args;
+use crate::channel::Base;
 use crate::exit_code;
-use crate::session::Base;
 use clap::{CommandFactory, FromArgMatches};
 use corral_proto::Down;
 use std::ffi::OsString;

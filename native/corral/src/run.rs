@@ -1,15 +1,16 @@
 //! From parsed arguments to an exit status: contain, spawn, serve, report.
 
 use crate::args::{Args, Stdio};
+use crate::channel::Base;
 use crate::cli;
 use crate::contain;
 use crate::exit_code;
 use crate::limits;
-use crate::session::{Base, Config, Outcome, Session};
-use crate::spawn::{self, Spec};
+use crate::session::{Config, Outcome, Session};
+use crate::spawn::{self, Spec, Stage};
 use crate::stdio::Sink;
 use crate::tree::Tree;
-use corral_proto::{containment::NO_SUBREAPER, key, Fields, Up, VERSION};
+use corral_proto::{key, CgroupKind, Containment, Fields, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
@@ -19,8 +20,8 @@ use std::time::Instant;
 /// layout. A pooled helper does this before its first `R` frame, while
 /// nobody waits for it, and keeps it for every run it serves.
 pub struct Ready {
-    /// Taken by a run, given back when the helper may serve another.
-    base: Option<Base>,
+    /// Borrowed by each run.
+    base: Base,
     subreaper: nix::Result<()>,
     system: Option<contain::Detected>,
     pooled: bool,
@@ -34,7 +35,7 @@ impl Ready {
     pub fn new(args: &Args) -> std::io::Result<Ready> {
         crate::tree::remember_ancestors();
         Ok(Ready {
-            base: Some(Base::new(Sink::stdout(), args.port)?),
+            base: Base::new(Sink::stdout(), args.port)?,
             // Orphaned grandchildren re-parent to us, not to init, so the
             // tree can always be found and reaped (prctl(2),
             // PR_SET_CHILD_SUBREAPER). Where that is refused (qemu-user
@@ -53,9 +54,9 @@ impl Ready {
         })
     }
 
-    /// The event loop and channel, between runs; `None` once a run kept them.
-    pub fn base(&mut self) -> Option<&mut Base> {
-        self.base.as_mut()
+    /// The event loop and channel, between runs.
+    pub fn base(&mut self) -> &mut Base {
+        &mut self.base
     }
 }
 
@@ -74,9 +75,6 @@ const TEST_SPAWN_PAUSE: &str = "CORRAL_TEST_SPAWN_PAUSE_MS";
 /// and whether the helper may serve another run (pooled, and this one
 /// ended with an `X` or `F` frame).
 pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
-    let Some(base) = ready.base.take() else {
-        return (exit_code::INTERNAL, false);
-    };
     if args.port && args.protocol != Some(VERSION) {
         eprintln!(
             "corral: this helper speaks protocol {VERSION}; the BEAM asked for {:?}",
@@ -106,11 +104,11 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         Ok(c) => c,
         Err(e) => {
             let e = spawn::Error {
-                stage: "cgroup",
+                stage: Stage::Cgroup,
                 errno: Errno::from_raw(e.errno),
                 message: e.message,
             };
-            return failed(&args, ready, base, &e);
+            return failed(&args, ready, &e);
         }
     };
     let limits = limits::Limits {
@@ -123,8 +121,10 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let watch_oom = contained.watch_oom;
     let group = contained.group;
     let subreaper = ready.subreaper.is_ok();
-    let containment = group.as_ref().map_or(0, |g| g.containment() as u8)
-        | if subreaper { 0 } else { NO_SUBREAPER };
+    let containment = Containment {
+        cgroup: group.as_ref().map_or(CgroupKind::None, |g| g.containment()),
+        subreaper,
+    };
     if !subreaper && group.is_none() && !args.port && !args.quiet {
         if crate::sys::portable() {
             eprintln!(
@@ -174,7 +174,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             Up::Started {
                 version: VERSION,
                 os_pid: 0,
-                containment,
+                containment: containment.code(),
                 paths,
             }
             .encode()
@@ -193,7 +193,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,
-        Err(e) => return failed(&args, ready, base, &e),
+        Err(e) => return failed(&args, ready, &e),
     };
     if let Some(ms) = std::env::var(TEST_SPAWN_PAUSE)
         .ok()
@@ -215,16 +215,14 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         serve_again: ready.pooled,
         watch_oom,
     };
-    let session = match Session::new(cfg, child, tree, base, started, forks) {
+    let session = match Session::new(cfg, child, tree, &mut ready.base, started, forks) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");
             return (exit_code::INTERNAL, false);
         }
     };
-    let (outcome, base) = session.run();
-    ready.base = base;
-    let again = ready.base.is_some();
+    let (outcome, again) = session.run();
     let code = match outcome {
         Outcome::Finished(report) if !args.port => {
             tell_person(&args, &report);
@@ -259,25 +257,25 @@ fn tell_person(args: &Args, report: &crate::report::Report) {
 }
 
 /// Tells the BEAM (or the person) that the child never ran.
-fn failed(args: &Args, ready: &mut Ready, mut base: Base, e: &spawn::Error) -> (i32, bool) {
+fn failed(args: &Args, ready: &mut Ready, e: &spawn::Error) -> (i32, bool) {
     let code = match (e.stage, e.errno) {
-        ("exec", Errno::ENOENT) => exit_code::NOT_FOUND,
-        ("cgroup", _) => exit_code::USAGE_ERROR,
+        (Stage::Exec, Errno::ENOENT) => exit_code::NOT_FOUND,
+        (Stage::Cgroup, _) => exit_code::USAGE_ERROR,
         _ => exit_code::CANNOT_EXECUTE,
     };
     if args.port {
         let fields = Fields::default()
             .int(key::ERRNO, e.errno as i32 as u64)
             .text(key::ERRNO_NAME, &errno_name(e.errno))
-            .text(key::STAGE, e.stage)
+            .text(key::STAGE, e.stage.name())
             .text(key::MESSAGE, &e.message);
+        let base = &mut ready.base;
         base.sink().send_up(&Up::Failed {
             version: VERSION,
             fields,
         });
         if ready.pooled {
             // Back to waiting; the BEAM closes the port (or sends R).
-            ready.base = Some(base);
             return (code, true);
         }
         base.await_close();

@@ -6,26 +6,26 @@
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
 
+use crate::channel::{Base, CONTROL, SIGNALS};
 use crate::limits::{Limits, Watch};
-use crate::report::{Report, Status, Usage};
-use crate::stdio::{self, Input, Output, Sink};
+pub use crate::phase::Outcome;
+use crate::phase::{Phase, Step};
+use crate::report::{Report, Seen, Status};
+use crate::stdio::{self, Input, Output};
 use crate::sys::Forks;
 use crate::tree::Tree;
 use corral_cgroup::{OomSignal, OomWatch};
-use corral_proto::{Deframer, Down, Reason, Window};
+use corral_proto::{Down, Reason, Window};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use signal_hook::consts::SIGCHLD;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-const CONTROL: Token = Token(0);
-const SIGNALS: Token = Token(1);
 const OUTPUT: [Token; 2] = [Token(2), Token(3)];
 const INPUT: Token = Token(4);
 const OOM: Token = Token(5);
@@ -33,172 +33,6 @@ const FORKS: Token = Token(6);
 
 /// How often the loop looks at the tree while waiting for it to empty.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
-
-/// Where the run is.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Phase {
-    /// The child runs (or has exited and its tree was found empty).
-    Running,
-    /// SIGTERM was sent; SIGKILL follows at `kill_at` unless the tree
-    /// empties (`None`: a grace so long its end is past the clock's).
-    Terminating { kill_at: Option<Instant> },
-    /// Nobody in the tree is alive.
-    Gone,
-}
-
-/// How a session ended, for `main` to turn into an exit status.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The child ran; here is its report.
-    Finished(Report),
-    /// The BEAM went away; the tree was ended and nobody can be told.
-    Orphaned(Report),
-    /// The BEAM sent something that is not the protocol.
-    ProtocolError(String),
-}
-
-/// What outlives one run in a helper that serves several (`--pooled`):
-/// the event loop, the signal pipe, the channel to the BEAM, what was read
-/// from it but not yet handled, and the output buffer.
-pub struct Base {
-    poll: Poll,
-    signals: Signals,
-    sink: Sink,
-    control: Option<Deframer>,
-    buf: Vec<u8>,
-}
-
-impl Base {
-    /// Sets up epoll and the signal pipe; with `control`, the BEAM's
-    /// channel on stdin too (made non-blocking).
-    ///
-    /// # Errors
-    /// The OS errors of setting those up.
-    pub fn new(sink: Sink, control: bool) -> std::io::Result<Base> {
-        let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let control = if control {
-            stdio::set_nonblocking(0)?;
-            poll.registry()
-                .register(&mut SourceFd(&0), CONTROL, Interest::READABLE)?;
-            Some(Deframer::default())
-        } else {
-            None
-        };
-        Ok(Base {
-            poll,
-            signals,
-            sink,
-            control,
-            buf: vec![0; corral_proto::HEADER + 1 + stdio::MAX_CHUNK],
-        })
-    }
-
-    /// The next whole frame already read from the BEAM, decoded.
-    fn buffered_frame(&mut self) -> Result<Option<Down>, String> {
-        let Some(deframer) = self.control.as_mut() else {
-            return Ok(None);
-        };
-        match deframer.next_frame().map_err(|e| e.to_string())? {
-            Some(body) => Down::decode(&body).map(Some).map_err(|e| e.to_string()),
-            None => Ok(None),
-        }
-    }
-
-    /// After `X` or `F`, reads and drops frames until the BEAM closes the
-    /// control channel (or a signal asks the helper to go). Exiting first
-    /// would close our stdin under the BEAM while it may still be writing
-    /// an ack, and a port whose write fails with `EPIPE` exits with reason
-    /// `:epipe`, which kills its owner.
-    pub fn await_close(&mut self) {
-        while let Ok(Some(_)) = self.next_frame() {}
-    }
-
-    /// Where frames to the BEAM go.
-    pub fn sink(&mut self) -> &mut Sink {
-        &mut self.sink
-    }
-
-    /// Waits for the next frame from the BEAM between runs. `None` when the
-    /// channel closed or a signal (other than SIGCHLD) asks the helper to
-    /// go: with no child there is nothing to end.
-    ///
-    /// # Errors
-    /// A frame that does not decode.
-    pub fn next_frame(&mut self) -> Result<Option<Down>, String> {
-        let mut events = Events::with_capacity(4);
-        let mut closed = false;
-        loop {
-            if let Some(frame) = self.buffered_frame()? {
-                return Ok(Some(frame));
-            }
-            let Some(deframer) = self.control.as_mut() else {
-                return Ok(None);
-            };
-            if closed {
-                self.control = None;
-                return Ok(None);
-            }
-            let read = read_available(deframer);
-            closed = read.eof;
-            if read.got || !read.drained || closed {
-                continue;
-            }
-            match self.poll.poll(&mut events, None) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("epoll: {e}")),
-            }
-            if events.iter().any(|ev| ev.token() == SIGNALS)
-                && self.signals.pending().any(|s| s != SIGCHLD)
-            {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-/// What one [`read_available`] did.
-struct Read {
-    /// Bytes came.
-    got: bool,
-    /// The channel reached end of file (or failed).
-    eof: bool,
-    /// The pipe is empty (`EAGAIN`): the edge-triggered event loop will say
-    /// when more comes. Otherwise reading stopped at [`READ_AHEAD`] and the
-    /// caller reads again once it has handled the frames.
-    drained: bool,
-}
-
-/// Reads what stdin has into `deframer` without blocking, until the pipe
-/// is empty or the deframer holds [`READ_AHEAD`] bytes, so a flood is
-/// handled frame by frame rather than buffered whole: the deframer holds
-/// at most a read and the largest frame.
-fn read_available(deframer: &mut Deframer) -> Read {
-    let mut chunk = [0u8; 64 << 10];
-    let mut got = false;
-    let done = |got, eof, drained| Read { got, eof, drained };
-    // A frame larger than READ_AHEAD is read to its end before it is handled.
-    while deframer.buffered() < READ_AHEAD || !deframer.frame_ready() {
-        match nix::unistd::read(0, &mut chunk) {
-            Ok(0) => return done(got, true, true),
-            Ok(n) => {
-                got = true;
-                deframer.push(&chunk[..n]);
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return done(got, false, true),
-            Err(_) => return done(got, true, true),
-        }
-    }
-    done(got, false, false)
-}
-
-/// How much [`read_available`] lets wait in the deframer before the frames
-/// are handled: one read, or one whole frame when that is larger.
-const READ_AHEAD: usize = 64 << 10;
 
 /// Limits and timings for one run.
 #[derive(Clone, Copy, Debug)]
@@ -211,8 +45,8 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Whether the helper's stdin is the BEAM's control channel.
     pub control: bool,
-    /// Containment mode for the report.
-    pub containment: u8,
+    /// How the tree is held, for the report.
+    pub containment: corral_proto::Containment,
     /// Limits the helper enforces itself.
     pub limits: Limits,
     /// The cgroup's `pids.max` enforces `limits.max_processes`.
@@ -225,10 +59,10 @@ pub struct Config {
     pub watch_oom: bool,
 }
 
-/// The state of one run.
-pub struct Session {
+/// The state of one run, on the helper's [`Base`], which it borrows.
+pub struct Session<'b> {
     cfg: Config,
-    base: Base,
+    base: &'b mut Base,
     outputs: [Option<Output>; 2],
     input: Option<Input>,
     window: Window,
@@ -238,11 +72,8 @@ pub struct Session {
     /// When the wall-time limit ends the run; `None` without one, or when
     /// it lies past the end of the clock (a limit of `u64::MAX` ms).
     deadline: Option<Instant>,
-    status: Option<(Status, Instant)>,
+    /// Where the run is and what is known of its end.
     phase: Phase,
-    reason: Option<Reason>,
-    orphaned: bool,
-    protocol_error: Option<String>,
     watch: Watch,
     /// Fires when the OOM killer acts in the cgroup ([`Config::watch_oom`]).
     oom: Option<OomWatch>,
@@ -253,7 +84,7 @@ pub struct Session {
     parked: bool,
 }
 
-impl Session {
+impl<'b> Session<'b> {
     /// Takes over a freshly spawned child.
     ///
     /// # Errors
@@ -262,10 +93,10 @@ impl Session {
         cfg: Config,
         child: crate::spawn::Child,
         tree: Tree,
-        base: Base,
+        base: &'b mut Base,
         started: Instant,
         mut forks: Option<Forks>,
-    ) -> std::io::Result<Session> {
+    ) -> std::io::Result<Session<'b>> {
         let registry = base.poll.registry();
         let mut outputs = [None, None];
         for (i, fd) in [child.stdout, child.stderr].into_iter().enumerate() {
@@ -283,7 +114,7 @@ impl Session {
             Some(fd) => {
                 stdio::set_nonblocking(fd.as_raw_fd())?;
                 registry.register(&mut SourceFd(&fd.as_raw_fd()), INPUT, Interest::WRITABLE)?;
-                Some(Input::new(fd))
+                Some(Input::new(fd, cfg.window))
             }
             None => None,
         };
@@ -316,11 +147,7 @@ impl Session {
             tree,
             started,
             deadline: cfg.timeout.and_then(|t| started.checked_add(t)),
-            status: None,
-            phase: Phase::Running,
-            reason: None,
-            orphaned: false,
-            protocol_error: None,
+            phase: Phase::new(),
             watch: Watch::new(polled, cfg.cgroup_pids, started),
             oom,
             forks,
@@ -328,14 +155,14 @@ impl Session {
         })
     }
 
-    /// Runs until the tree is gone and its output delivered. The [`Base`]
-    /// comes back after a run that ended with `X` when
-    /// [`Config::serve_again`] asks for it.
-    pub fn run(mut self) -> (Outcome, Option<Base>) {
+    /// Runs until the tree is gone and its output delivered. True when
+    /// the run ended with `X` and the [`Base`] may serve another run
+    /// ([`Config::serve_again`]).
+    pub fn run(mut self) -> (Outcome, bool) {
         let mut events = Events::with_capacity(16);
         // Frames that came with R were read already: the edge-triggered
         // event loop would not report them again.
-        if self.base.control.is_some() {
+        if self.base.open_control().is_some() {
             self.read_control();
         }
         loop {
@@ -351,7 +178,7 @@ impl Session {
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.base.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    self.protocol_error = Some(format!("epoll: {e}"));
+                    self.phase.break_protocol(format!("epoll: {e}"));
                     self.end(Reason::Stopped);
                 }
                 continue;
@@ -380,15 +207,11 @@ impl Session {
 
     /// Starts ending the tree for `reason`, unless it is already ending.
     fn end(&mut self, reason: Reason) {
-        if self.reason.is_none() && self.status.is_none() {
-            self.reason = Some(reason);
-        }
-        if self.phase == Phase::Running {
-            self.tree.terminate();
-            self.phase = Phase::Terminating {
-                kill_at: Instant::now().checked_add(self.cfg.grace),
-            };
-        }
+        let (tree, grace) = (&mut self.tree, self.cfg.grace);
+        self.phase.end(reason, || {
+            tree.terminate();
+            Instant::now().checked_add(grace)
+        });
     }
 
     /// The OOM killer acted in the cgroup: the whole tree ends, whatever
@@ -409,7 +232,7 @@ impl Session {
                 .is_some_and(|n| n > 0),
         };
         if killed {
-            self.reason.get_or_insert(Reason::Memory);
+            self.phase.blame_memory();
             self.end(Reason::Memory);
         }
     }
@@ -430,7 +253,7 @@ impl Session {
             .limits
             .max_processes
             .is_some_and(|limit| f.count() > limit);
-        if over && self.status.is_none() {
+        if over && self.phase.child_running() {
             self.end(Reason::MaxProcesses);
         }
     }
@@ -438,66 +261,59 @@ impl Session {
     /// Moves the phase on: limits, the child's exit, the tree emptying.
     fn advance(&mut self) {
         let now = Instant::now();
-        match self.phase {
-            Phase::Running => {
-                if let Some(t) = self.deadline {
-                    if self.status.is_none() && now >= t {
-                        self.end(Reason::Timeout);
-                        return;
-                    }
+        let running = self.phase.child_running();
+        match self.phase.step() {
+            Step::Running => {
+                if running && self.deadline.is_some_and(|t| now >= t) {
+                    return self.end(Reason::Timeout);
                 }
-                if self.status.is_none() {
+                if running {
                     if let Some(reason) = self.watch.check(&self.tree, now) {
-                        self.end(reason);
-                        return;
+                        return self.end(reason);
                     }
-                }
-                if self.status.is_some() {
+                } else if self.tree.is_empty() {
+                    self.phase.gone();
+                } else {
                     // The child is gone; whatever it left behind goes too.
-                    if self.tree.is_empty() {
-                        self.phase = Phase::Gone;
-                    } else {
-                        self.end(Reason::Exit);
-                    }
+                    self.end(Reason::Exit);
                 }
             }
-            Phase::Terminating { kill_at } => {
+            Step::Terminating { kill_at } => {
                 if self.tree.is_empty() {
-                    self.phase = Phase::Gone;
+                    self.phase.gone();
                 } else if kill_at.is_some_and(|t| now >= t) {
                     self.tree.kill_all();
-                    self.phase = Phase::Gone;
+                    self.phase.gone();
                 }
             }
-            Phase::Gone => {}
+            Step::Gone => {}
         }
-        if self.phase == Phase::Gone {
+        if self.phase.step() == Step::Gone {
             self.reap();
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Running if self.status.is_none() => {
+        match self.phase.step() {
+            Step::Running if self.phase.child_running() => {
                 match (self.deadline, self.watch.deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
             }
             // The child exited but its tree is still being looked at.
-            Phase::Running => Some(Instant::now()),
-            Phase::Terminating { kill_at } => {
+            Step::Running => Some(Instant::now()),
+            Step::Terminating { kill_at } => {
                 let tick = Instant::now() + TEARDOWN_TICK;
                 Some(kill_at.map_or(tick, |t| t.min(tick)))
             }
-            Phase::Gone => None,
+            Step::Gone => None,
         }
     }
 
     fn finished(&self) -> bool {
-        self.phase == Phase::Gone
-            && self.status.is_some()
-            && (self.orphaned || self.outputs.iter().flatten().all(|o| o.eof))
+        self.phase
+            .finished(self.outputs.iter().flatten().all(|o| o.eof))
     }
 
     /// Reaps every exited child; the main child's status is kept.
@@ -514,10 +330,10 @@ impl Session {
         loop {
             match self.tree.reap_one(flags) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
-                    self.status = Some((Status::Exited(code), Instant::now()));
+                    self.phase.child_ended(Status::Exited(code));
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.child => {
-                    self.status = Some((Status::Signaled(sig), Instant::now()));
+                    self.phase.child_ended(Status::Signaled(sig));
                 }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -540,18 +356,18 @@ impl Session {
         // next: what waits in the deframer stays below a frame and a read.
         let mut closed = false;
         while !closed {
-            let Some(deframer) = self.base.control.as_mut() else {
+            let Some(control) = self.base.open_control() else {
                 return;
             };
-            let read = read_available(deframer);
+            let read = control.read();
             closed = read.eof;
             loop {
                 match self.base.buffered_frame() {
                     Ok(Some(frame)) => self.handle(frame),
                     Ok(None) => break,
-                    Err(e) => self.protocol_error = Some(e),
+                    Err(e) => self.phase.break_protocol(e),
                 }
-                if self.protocol_error.is_some() {
+                if self.phase.protocol_broken() {
                     // A protocol error ends the run as a closed channel
                     // does, and nothing more is read.
                     closed = true;
@@ -563,15 +379,14 @@ impl Session {
             }
         }
         if closed {
-            self.base.control = None;
-            let _ = self.base.poll.registry().deregister(&mut SourceFd(&0));
+            self.base.close_control();
             self.orphan();
         }
     }
 
     /// The BEAM is gone: end the tree and stop sending.
     fn orphan(&mut self) {
-        self.orphaned = true;
+        self.phase.orphan();
         self.base.sink.open = false;
         self.end(Reason::Stopped);
     }
@@ -586,13 +401,13 @@ impl Session {
                     // helper never holds more than a window and a frame.
                     // Past that it is not the protocol, and the input would
                     // grow without bound in a child that does not read.
-                    let outstanding = input.outstanding();
-                    if outstanding >= self.cfg.window {
-                        self.protocol_error = Some(format!(
-                            "an I frame of {} bytes with {outstanding} bytes of input \
+                    if !input.admits_more() {
+                        self.phase.break_protocol(format!(
+                            "an I frame of {} bytes with {} bytes of input \
                              unconfirmed, a full window of {}",
                             data.len(),
-                            self.cfg.window
+                            input.outstanding(),
+                            input.credit.window()
                         ));
                         return;
                     }
@@ -618,7 +433,8 @@ impl Session {
             }
             Down::Stop => self.end(Reason::Stopped),
             Down::Run(_) => {
-                self.protocol_error = Some("R after the child started".into());
+                self.phase
+                    .break_protocol("R after the child started".into());
             }
         }
     }
@@ -631,14 +447,10 @@ impl Session {
             input.writable = true;
         }
         let open = input.flush();
-        // Confirm in batches of a quarter window, and whatever was written
-        // once the queue is empty, so the BEAM never waits on a batch.
-        let confirm = input.unconfirmed >= (self.cfg.window / 4).max(1)
-            || (input.unconfirmed > 0 && (input.is_drained() || !open));
-        if confirm && !self.orphaned {
-            let n = u32::try_from(input.unconfirmed).unwrap_or(u32::MAX);
-            input.unconfirmed -= u64::from(n);
-            self.base.sink.send_up(&corral_proto::Up::Written(n));
+        if !self.phase.orphaned() {
+            if let Some(n) = input.credit.confirm(input.is_drained() || !open) {
+                self.base.sink.send_up(&corral_proto::Up::Written(n));
+            }
         }
         if !open {
             let _ = self
@@ -651,11 +463,11 @@ impl Session {
     }
 
     fn pump(&mut self) {
-        if !self.base.sink.open && !self.orphaned {
+        if !self.base.sink.open && !self.phase.orphaned() {
             // A write to the BEAM failed: it is gone.
             self.orphan();
         }
-        if self.orphaned {
+        if self.phase.orphaned() {
             for out in self.outputs.iter_mut().flatten() {
                 out.discard(&mut self.base.buf);
             }
@@ -700,98 +512,87 @@ impl Session {
         self.parked = full;
     }
 
-    fn finish(mut self) -> (Outcome, Option<Base>) {
-        // Every tree member is dead or dying; reap them all, waiting for the
-        // ones still exiting, so their CPU time is in `tree.reaped` before
-        // it is read. Everything left is our own child (the subreaper
-        // adopted it), so this ends at ECHILD.
+    /// The end of the run, in order: reap the whole tree, assemble the
+    /// report, remove the cgroup, send `X`, and hand the [`Base`] back
+    /// for another run if this helper serves one.
+    fn finish(mut self) -> (Outcome, bool) {
+        self.reap_all();
+        let report = self.report();
+        // The tree is empty. The directories go before the report, so a
+        // caller that has it can reuse a :cgroup_path or remove its base.
+        if let Err(e) = self.tree.remove_group() {
+            eprintln!("corral: {e}");
+        }
+        match self.phase.outcome(report) {
+            Outcome::Finished(report) => {
+                let again = self.cfg.control && self.send_exit(&report);
+                (Outcome::Finished(report), again)
+            }
+            other => (other, false),
+        }
+    }
+
+    /// Every tree member is dead or dying; reaps them all, waiting for the
+    /// ones still exiting, so their CPU time is in `tree.reaped` before it
+    /// is read. Everything left is our own child (the subreaper adopted
+    /// it), so this ends at ECHILD.
+    fn reap_all(&mut self) {
         self.reap();
         self.reap_blocking();
-        let (status, ended) = self
-            .status
-            .unwrap_or((Status::Signaled(Signal::SIGKILL), Instant::now()));
-        let (mut user, mut system, peak_rss) = self.tree.reaped.totals();
+    }
+
+    /// What the helper saw of the run, with the cgroup's statistics.
+    fn report(&self) -> Report {
+        let (reaped_user, reaped_system, reaped_peak_rss) = self.tree.reaped.totals();
         let stats = self
             .tree
             .group
             .as_ref()
             .map(|g| g.stats())
             .unwrap_or_default();
-        // The cgroup's CPU accounting covers every member, reaped or not.
-        if let (Some(u), Some(s)) = (stats.user_usec, stats.system_usec) {
-            user = user.max(Duration::from_micros(u));
-            system = system.max(Duration::from_micros(s));
-        }
-        let oom_killed = stats.oom_kills.is_some_and(|n| n > 0);
-        // A limit the kernel enforced is the cause even when the child then
-        // ended by itself (a shell whose fork failed exits 2).
-        let pids_refused = self.cfg.cgroup_pids && stats.pids_limit_hits.is_some_and(|n| n > 0);
-        let reason = self.reason.unwrap_or(match status {
-            // OOMPolicy=stop: any member's OOM kill is the run's reason,
-            // even when the main child then exits 0.
-            _ if oom_killed => Reason::Memory,
-            _ if pids_refused => Reason::MaxProcesses,
-            Status::Exited(_) => Reason::Exit,
-            Status::Signaled(_) => Reason::Signal,
-        });
-        let report = Report {
-            reason,
-            status,
-            usage: Usage {
-                wall: ended.duration_since(self.started),
-                user,
-                system,
-                peak_memory: Some(
-                    stats
-                        .peak_memory
-                        .unwrap_or(peak_rss.max(self.watch.peak.memory)),
-                ),
-                peak_processes: stats.peak_pids.or(Some(
-                    self.watch
-                        .peak
-                        .processes
-                        .max(self.forks.as_ref().map_or(0, |f| f.peak)),
-                )
-                .filter(|n| *n > 0)),
-                oom_kills: stats.oom_kills,
-                pids_limit_hits: stats.pids_limit_hits,
-            },
+        let seen = Seen {
+            started: self.started,
+            status: self.phase.status(),
+            reason: self.phase.reason(),
+            reaped_user,
+            reaped_system,
+            reaped_peak_rss,
+            polled_memory: self.watch.peak.memory,
+            polled_processes: self
+                .watch
+                .peak
+                .processes
+                .max(self.forks.as_ref().map_or(0, |f| f.peak)),
+            cgroup_pids: self.cfg.cgroup_pids,
             containment: self.cfg.containment,
         };
-        // The tree is empty. The directories go before the report, so a
-        // caller that has it can reuse a :cgroup_path or remove its base.
-        if let Err(e) = self.tree.remove_group() {
-            eprintln!("corral: {e}");
-        }
-        if let Some(e) = self.protocol_error.take() {
-            (Outcome::ProtocolError(e), None)
-        } else if self.orphaned {
-            (Outcome::Orphaned(report), None)
-        } else {
-            let mut base = None;
-            if self.cfg.control {
-                let serve_again = self.cfg.serve_again;
-                // The run's descriptors (pipes, OOM watch, fork events)
-                // close before X: once the BEAM has X, nothing of the run
-                // is open in the helper.
-                let mut rest = self.into_base();
-                rest.sink.send_up(&corral_proto::Up::Exit {
-                    reason: report.reason,
-                    fields: report.fields(),
-                });
-                if serve_again && rest.sink.open {
-                    base = Some(rest);
-                } else if rest.sink.open {
-                    rest.await_close();
-                }
-            }
-            (Outcome::Finished(report), base)
-        }
+        Report::assemble(&seen, &stats)
     }
 
-    /// What the next run reuses. The child's pipes leave the event loop
-    /// here and close when this run's state is dropped.
-    fn into_base(self) -> Base {
+    /// Sends `X` once the run's descriptors (pipes, OOM watch, fork
+    /// events) are closed: once the BEAM has `X`, nothing of the run is
+    /// open in the helper. Returns true when [`Config::serve_again`] asks
+    /// for another run and the BEAM is there; else waits for the BEAM to
+    /// close the channel.
+    fn send_exit(mut self, report: &Report) -> bool {
+        self.close_run();
+        let base = self.base;
+        base.sink.send_up(&corral_proto::Up::Exit {
+            reason: report.reason,
+            fields: report.fields(),
+        });
+        if self.cfg.serve_again && base.sink.open {
+            return true;
+        }
+        if base.sink.open {
+            base.await_close();
+        }
+        false
+    }
+
+    /// Takes the child's pipes out of the event loop and closes them, with
+    /// the OOM watch and the fork events: what the next run must not see.
+    fn close_run(&mut self) {
         let registry = self.base.poll.registry();
         for out in self.outputs.iter().flatten() {
             let _ = registry.deregister(&mut SourceFd(&out.fd.as_raw_fd()));
@@ -799,6 +600,9 @@ impl Session {
         if let Some(input) = &self.input {
             let _ = registry.deregister(&mut SourceFd(&input.fd.as_raw_fd()));
         }
-        self.base
+        self.outputs = [None, None];
+        self.input = None;
+        self.oom = None;
+        self.forks = None;
     }
 }

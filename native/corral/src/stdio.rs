@@ -2,7 +2,7 @@
 //! the flow-control window and framed, stdin queued and written as the
 //! child takes it.
 
-use corral_proto::{tag, Up, Window, HEADER};
+use corral_proto::{tag, InputCredit, Up, Window, HEADER};
 use nix::errno::Errno;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -321,19 +321,19 @@ pub struct Input {
     /// The BEAM sent `C`: close once the queue is empty.
     pub closing: bool,
     /// Bytes written to the pipe and not yet confirmed with `W`.
-    pub unconfirmed: u64,
+    pub credit: InputCredit,
 }
 
 impl Input {
-    /// Wraps a pipe's write end.
-    pub fn new(fd: OwnedFd) -> Input {
+    /// Wraps a pipe's write end, for a helper given `window`.
+    pub fn new(fd: OwnedFd, window: u64) -> Input {
         Input {
             fd,
             queue: VecDeque::new(),
             offset: 0,
             writable: true,
             closing: false,
-            unconfirmed: 0,
+            credit: InputCredit::new(window),
         }
     }
 
@@ -345,8 +345,17 @@ impl Input {
     /// Input the BEAM still counts against the window: bytes queued for
     /// the pipe and bytes written but not yet confirmed with `W`.
     pub fn outstanding(&self) -> u64 {
+        self.queued() + self.credit.unconfirmed()
+    }
+
+    /// Whether the BEAM kept within its window: another `I` frame may come.
+    pub fn admits_more(&self) -> bool {
+        self.credit.admits(self.queued())
+    }
+
+    fn queued(&self) -> u64 {
         let queued: usize = self.queue.iter().map(Vec::len).sum();
-        (queued - self.offset) as u64 + self.unconfirmed
+        (queued - self.offset) as u64
     }
 
     /// Queues bytes for the child.
@@ -366,7 +375,7 @@ impl Input {
             match nix::unistd::write(&self.fd, &front[self.offset..]) {
                 Ok(n) => {
                     self.offset += n;
-                    self.unconfirmed += n as u64;
+                    self.credit.written(n as u64);
                     if self.offset == front.len() {
                         self.queue.pop_front();
                         self.offset = 0;

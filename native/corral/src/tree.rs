@@ -8,13 +8,17 @@
 //! the process group, found by a full scan of the process table; the kill
 //! sequence below is the same for both.
 
-use corral_cgroup::Group;
+use corral_cgroup::{teardown, Group};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
 
 use crate::sys::{descendants, has_live_threads, scan_all, stat_of};
+
+/// How long [`Tree::kill_all`] keeps sending SIGKILL rounds before it
+/// gives up on members that outlast every signal (uninterruptible sleep).
+const KILL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One process as read from `/proc/<pid>/stat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,80 +223,19 @@ impl Tree {
         empty
     }
 
-    /// Stops every member, rescanning until no new member appears, so
-    /// nothing can fork behind the kill: the cgroup is frozen, and every
-    /// member also gets SIGSTOP. Returns the pids stopped.
-    pub fn stop_all(&self) -> Vec<i32> {
-        if let Some(g) = &self.group {
-            let _ = g.freeze();
-        }
-        self.signal_group(Signal::SIGSTOP);
-        let mut stopped = HashSet::new();
-        for _ in 0..100 {
-            let fresh: Vec<i32> = self
-                .members()
-                .iter()
-                .map(|p| p.pid)
-                .filter(|p| !stopped.contains(p) && may_signal(*p))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for pid in fresh {
-                signal(pid, Signal::SIGSTOP);
-                stopped.insert(pid);
-            }
-        }
-        stopped.into_iter().collect()
-    }
-
     /// The polite half of ending the tree: stop everyone, SIGTERM everyone,
-    /// then SIGCONT and thaw so stopped processes can act on the SIGTERM.
-    pub fn terminate(&self) {
-        let pids = self.stop_all();
-        self.signal_group(Signal::SIGTERM);
-        for &pid in &pids {
-            signal(pid, Signal::SIGTERM);
-        }
-        self.signal_group(Signal::SIGCONT);
-        for &pid in &pids {
-            signal(pid, Signal::SIGCONT);
-        }
-        if let Some(g) = &self.group {
-            let _ = g.thaw();
-        }
+    /// then SIGCONT and thaw so stopped processes can act on the SIGTERM
+    /// (one round of [`teardown::signal_stopped`]).
+    pub fn terminate(&mut self) {
+        let _ = teardown::signal_stopped(self, Signal::SIGTERM);
     }
 
-    /// SIGKILL every member: the cgroup's own kill first (`cgroup.kill`, or
-    /// freeze and kill), then stop and SIGKILL until a scan finds nobody.
-    /// Zombies are left for the caller to reap.
+    /// SIGKILL every member: rounds of stop, SIGKILL (with `cgroup.kill`
+    /// and `killpg(2)` too) and let go, until a scan finds nobody
+    /// ([`teardown::kill`]). Zombies are left for the caller to reap.
     pub fn kill_all(&mut self) {
-        if let Some(g) = &self.group {
-            let _ = g.kill();
-        }
-        // Without the subreaper (a full scan), a member that left the
-        // process group (setsid) is found only through its parent: a first
-        // SIGKILL to the group would orphan it out of reach. So stop and
-        // find everyone first, then kill the group and what was found.
-        if !self.full_scan {
-            self.signal_group(Signal::SIGKILL);
-        }
-        for _ in 0..1000 {
-            let pids = self.stop_all();
-            if pids.is_empty() {
-                if let Some(g) = &self.group {
-                    let _ = g.thaw();
-                }
-                self.armed = false;
-                return;
-            }
-            if self.full_scan {
-                self.signal_group(Signal::SIGKILL);
-            }
-            for pid in pids {
-                signal(pid, Signal::SIGKILL);
-            }
-            std::thread::yield_now();
+        if let Ok(left) = teardown::kill(self, KILL_PATIENCE) {
+            self.armed = !left.is_empty();
         }
     }
 
@@ -319,6 +262,69 @@ impl Tree {
             Some(g) => g.remove(),
             None => Ok(()),
         }
+    }
+}
+
+/// The tree as [`teardown::Members`]: its cgroup, its process group and
+/// every member a scan finds.
+impl teardown::Members for Tree {
+    /// Freezes the cgroup and SIGSTOPs the process group and every member,
+    /// rescanning until no new member appears, so nothing can fork behind
+    /// the signal. Returns the pids stopped.
+    fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
+        if let Some(g) = &self.group {
+            let _ = g.freeze();
+        }
+        self.signal_group(Signal::SIGSTOP);
+        let mut stopped = HashSet::new();
+        for _ in 0..100 {
+            let fresh: Vec<i32> = self
+                .members()
+                .iter()
+                .map(|p| p.pid)
+                .filter(|p| !stopped.contains(p) && may_signal(*p))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                signal(pid, Signal::SIGSTOP);
+                stopped.insert(pid);
+            }
+        }
+        Ok(stopped.into_iter().collect())
+    }
+
+    /// The cgroup's own kill first (`cgroup.kill`), then the process group
+    /// (only now: without the subreaper, a member that left the group is
+    /// found through its parent, which the group's SIGKILL would end
+    /// first, orphaning it out of reach), then every member found.
+    fn signal(&mut self, found: &[i32], sig: Signal) -> corral_cgroup::Result<()> {
+        if let Some(g) = self.group.as_ref().filter(|_| sig == Signal::SIGKILL) {
+            let _ = g.kill_at_once();
+        }
+        self.signal_group(sig);
+        for &pid in found {
+            signal(pid, sig);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, found: &[i32]) -> corral_cgroup::Result<()> {
+        self.signal_group(Signal::SIGCONT);
+        for &pid in found {
+            signal(pid, Signal::SIGCONT);
+        }
+        if let Some(g) = &self.group {
+            let _ = g.thaw();
+        }
+        Ok(())
+    }
+
+    /// The next round's scan tells; let the dying run first.
+    fn settle(&mut self, _: std::time::Duration) -> bool {
+        std::thread::yield_now();
+        false
     }
 }
 

@@ -3,14 +3,14 @@
 //! signals alone (`kill(2)`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::group::Group;
-use crate::{fs, v1, v2};
+use crate::{fs, teardown, v1, v2};
 
 /// How long [`Group::freeze`] waits for every task to stop.
 const FREEZE_PATIENCE: Duration = Duration::from_secs(1);
@@ -18,6 +18,8 @@ const FREEZE_PATIENCE: Duration = Duration::from_secs(1);
 const KILL_FREEZE_PATIENCE: Duration = Duration::from_millis(100);
 /// How long [`Group::kill`] keeps trying before [`Error::Timeout`].
 const KILL_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a kill round waits for the group to empty before the next.
+const KILL_SETTLE: Duration = Duration::from_millis(50);
 
 /// The freezer chosen for a group: v2 `cgroup.freeze` or v1 `freezer.state`.
 #[derive(Clone, Copy)]
@@ -101,7 +103,8 @@ impl Group {
     /// is empty everywhere. With v2 `cgroup.kill` (Linux 5.14+) the kernel
     /// does it atomically; otherwise each round freezes the group (so
     /// nothing can fork or exit and have its pid reused meanwhile), sends
-    /// SIGKILL to every pid, and thaws so the signals are delivered.
+    /// SIGKILL to every pid, and thaws so the signals are delivered: the
+    /// rounds of [`crate::teardown::kill`].
     ///
     /// # Errors
     ///
@@ -127,44 +130,100 @@ impl Group {
         if pids.is_empty() {
             return Ok(());
         }
-        let empty = || self.pids().is_ok_and(|p| p.is_empty());
-        if let Some(file) = self
-            .v2
-            .as_ref()
-            .and_then(|d| v2::freezer::kill_file(&d.path))
-        {
-            fs::write(&file, "1")?;
-            if fs::poll(patience, empty) {
-                return Ok(());
-            }
-        } else {
-            let freezer = self.freezer().ok();
-            let deadline = Instant::now() + patience;
-            loop {
-                let frozen = freezer.filter(|f| f.set(true).is_ok());
-                if let Some(f) = frozen {
-                    fs::poll(KILL_FREEZE_PATIENCE, || f.is_frozen());
-                }
-                for pid in self.pids()?.into_iter().filter(|p| *p != me && *p > 0) {
-                    // ESRCH: it exited meanwhile, which is what we want.
-                    let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-                if let Some(f) = frozen {
-                    f.set(false)?;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if fs::poll(left.min(Duration::from_millis(50)), empty) {
-                    return Ok(());
-                }
-                if left.is_zero() {
-                    break;
-                }
-            }
+        let at_once = self.kill_file();
+        let mut members = GroupMembers {
+            group: self,
+            me,
+            // cgroup.kill needs no freeze: the kernel signals the whole
+            // group under its lock, and a fork racing with it fails.
+            freezer: at_once.is_none().then(|| self.freezer().ok()).flatten(),
+            at_once,
+            frozen: false,
+        };
+        if teardown::kill(&mut members, patience)?.is_empty() {
+            return Ok(());
         }
         Err(Error::Timeout {
             op: "kill",
             path: self.dirs().into_iter().next().unwrap_or_default(),
             pids: self.pids().unwrap_or_default(),
+        })
+    }
+
+    /// `cgroup.kill`, where the group is in the v2 tree and the kernel has
+    /// it (Linux 5.14+).
+    fn kill_file(&self) -> Option<PathBuf> {
+        self.v2
+            .as_ref()
+            .and_then(|d| v2::freezer::kill_file(&d.path))
+    }
+
+    /// SIGKILLs every process in the group at once with `cgroup.kill`,
+    /// without waiting for them to go. Returns false, having done nothing,
+    /// where the kernel has no `cgroup.kill` (see [`Group::kill`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `cgroup.kill` cannot be written.
+    pub fn kill_at_once(&self) -> Result<bool> {
+        match self.kill_file() {
+            Some(file) => fs::write(&file, "1").map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A group's processes as [`teardown::Members`]: found in `cgroup.procs`,
+/// stopped by the freezer (when the group has one and no `cgroup.kill`).
+struct GroupMembers<'a> {
+    group: &'a Group,
+    /// The caller, never signalled.
+    me: i32,
+    freezer: Option<Freezer<'a>>,
+    at_once: Option<PathBuf>,
+    /// The freezer was set by this round's stop.
+    frozen: bool,
+}
+
+impl teardown::Members for GroupMembers<'_> {
+    fn stop(&mut self) -> Result<Vec<i32>> {
+        if let Some(f) = self.freezer {
+            self.frozen = f.set(true).is_ok();
+            if self.frozen {
+                // Kill anyway if it takes longer: a v1 freezer can hang.
+                fs::poll(KILL_FREEZE_PATIENCE, || f.is_frozen());
+            }
+        }
+        let me = self.me;
+        Ok(self
+            .group
+            .pids()?
+            .into_iter()
+            .filter(|p| *p != me && *p > 0)
+            .collect())
+    }
+
+    fn signal(&mut self, found: &[i32], sig: Signal) -> Result<()> {
+        if let Some(file) = self.at_once.as_ref().filter(|_| sig == Signal::SIGKILL) {
+            return fs::write(file, "1");
+        }
+        for &pid in found {
+            // ESRCH: it exited meanwhile, which is what we want.
+            let _ = signal::kill(Pid::from_raw(pid), sig);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, _: &[i32]) -> Result<()> {
+        match self.freezer.filter(|_| std::mem::take(&mut self.frozen)) {
+            Some(f) => f.set(false),
+            None => Ok(()),
+        }
+    }
+
+    fn settle(&mut self, up_to: Duration) -> bool {
+        fs::poll(up_to.min(KILL_SETTLE), || {
+            self.group.pids().is_ok_and(|p| p.is_empty())
         })
     }
 }

@@ -54,6 +54,7 @@ pub mod limits;
 mod oom;
 mod placement;
 mod stats;
+pub mod teardown;
 mod v1;
 mod v2;
 
@@ -68,27 +69,10 @@ pub use oom::{OomSignal, OomWatch};
 pub use placement::Placement;
 pub use stats::Stats;
 
-/// How a child tree is contained, as reported on the wire and in the exit
-/// report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Containment {
-    /// No cgroup: the helper's subreaper containment only.
-    None = 0,
-    /// A v2 cgroup.
-    V2 = 1,
-    /// v1 cgroups.
-    V1 = 2,
-    /// The v2 tree for membership plus v1 controllers for limits.
-    Hybrid = 3,
-}
-
-impl Containment {
-    /// The wire code: 0 none, 1 v2, 2 v1, 3 hybrid.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-}
+/// The cgroup kind that holds a [`Group`] (`Group::containment`): the
+/// low two bits of the wire's containment code, defined once in
+/// `corral_proto` with the names that go with it.
+pub use corral_proto::CgroupKind as Containment;
 
 /// Checks a cgroup path given by a user (`:cgroup_path`, `:cgroup_base`):
 /// relative to the hierarchy root (one leading `/` is allowed and means

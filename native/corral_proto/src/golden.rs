@@ -1,7 +1,7 @@
 //! The golden vectors in `test/fixtures/proto/`, shared with the Elixir tests.
 
 use crate::fields::key;
-use crate::{Deframer, Down, Fields, Reason, Up, VERSION};
+use crate::{Acks, Deframer, Down, Fields, InputCredit, Reason, Up, VERSION};
 use std::path::PathBuf;
 
 fn load(name: &str) -> Vec<u8> {
@@ -171,4 +171,45 @@ fn deframer_waits_for_whole_frames() {
     assert_eq!(d.next_frame(), Ok(None));
     d.push(&bytes[bytes.len() - 1..]);
     assert_eq!(d.next_frame(), Ok(Some(b"Q".to_vec())));
+}
+
+/// The frames of a flow vector, one after another.
+fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut d = Deframer::default();
+    d.push(bytes);
+    let mut out = Vec::new();
+    while let Some(body) = d.next_frame().expect("valid frame") {
+        out.push(body);
+    }
+    assert_eq!(d.buffered(), 0, "bytes after the last frame");
+    out
+}
+
+#[test]
+fn acks_follow_the_quarter_window_rule() {
+    let mut acks = Acks::new(8);
+    let sent: Vec<u8> = [1, 1, 3, 1, 0, 7]
+        .into_iter()
+        .filter_map(|n| acks.consumed(n))
+        .flat_map(|n| Down::Ack(n).encode())
+        .collect();
+    let golden = load("flow/acks_window_8");
+    assert_eq!(sent, golden);
+    assert_eq!(frames(&golden).len(), 3);
+}
+
+#[test]
+fn written_follows_the_quarter_window_rule() {
+    let mut credit = InputCredit::new(8);
+    let mut sent = Vec::new();
+    // (bytes written, whether nothing more waits to be written)
+    for (n, idle) in [(1, false), (1, false), (1, true)] {
+        credit.written(n);
+        if let Some(w) = credit.confirm(idle) {
+            sent.extend(Up::Written(w).encode());
+        }
+    }
+    let golden = load("flow/written_window_8");
+    assert_eq!(sent, golden);
+    assert_eq!(frames(&golden).len(), 2);
 }

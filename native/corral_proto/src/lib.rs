@@ -21,12 +21,16 @@
 //! # Flow control
 //! [`Window`] does the ack arithmetic: the helper never has more than
 //! `stdio_window` unacknowledged bytes of `O` and `E` payload in flight.
+//! [`Acks`] and [`InputCredit`] are the other two sides, and [`batch`] the
+//! quarter-window rule they share; [`DEFAULT_WINDOW`] is 1 MiB.
 
+pub mod containment;
 mod fields;
 mod window;
 
+pub use containment::{CgroupKind, Containment};
 pub use fields::{key, Field, Fields};
-pub use window::Window;
+pub use window::{batch, Acks, InputCredit, Window, DEFAULT_WINDOW};
 
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 1;
@@ -34,31 +38,6 @@ pub const VERSION: u8 = 1;
 pub const MAX_FRAME: usize = 16 << 20;
 /// Bytes of the length prefix.
 pub const HEADER: usize = 4;
-
-/// The `containment` codes of `S` and of the `containment` field: the low
-/// two bits are the cgroup kind (0 none, 1 v2, 2 v1, 3 hybrid), and
-/// [`containment::NO_SUBREAPER`] is set when the helper could not become a
-/// child subreaper (an emulator, an old or restricted kernel), so the
-/// process group and the cgroup alone hold the tree.
-pub mod containment {
-    /// The helper is not the tree's subreaper.
-    pub const NO_SUBREAPER: u8 = 4;
-
-    /// The name of `code` in `Corral.Result` and the CLI's JSON report.
-    pub fn name(code: u8) -> &'static str {
-        match code {
-            0 => "none",
-            1 => "cgroup_v2",
-            2 => "cgroup_v1",
-            3 => "hybrid",
-            4 => "process_group",
-            5 => "cgroup_v2_no_subreaper",
-            6 => "cgroup_v1_no_subreaper",
-            7 => "hybrid_no_subreaper",
-            _ => "unknown",
-        }
-    }
-}
 
 /// Tags of frames the helper sends.
 pub mod tag {
@@ -152,8 +131,8 @@ pub enum Up {
         version: u8,
         /// The child's pid.
         os_pid: u32,
-        /// 0 none, 1 cgroup v2, 2 cgroup v1, 3 hybrid; plus
-        /// [`containment::NO_SUBREAPER`] without the subreaper.
+        /// [`Containment::code`]: 0 none, 1 cgroup v2, 2 cgroup v1, 3
+        /// hybrid; plus [`containment::NO_SUBREAPER`] without the subreaper.
         containment: u8,
         /// Absolute cgroup directories.
         paths: Vec<String>,
