@@ -417,15 +417,18 @@ defmodule Corral.Runner do
     events(rest, run)
   end
 
-  # The R frame's write failed (EPIPE): the pooled helper had died while it
-  # waited, before the pool noticed, so it never read R and nothing of the
-  # run happened; a fresh helper runs it. A helper that dies after the write
-  # went through may have started the child already (it sends S just after
-  # the spawn), so that run is never tried again: it fails as any other.
+  # A pooled helper that went away before S: it had died while it waited,
+  # before the pool noticed (the R frame's write fails with EPIPE, or the
+  # port is gone before it is monitored, :noproc, or its exit status comes
+  # first). Nothing of the run happened: the child writes S itself just
+  # before execve, and holds the port's pipe open until then, so a port
+  # that closed without S never ran the program (docs/protocol.md,
+  # "Start"). A fresh helper runs it, once.
   defp events(
-         [{:error, {:helper_closed, :epipe}, _} | _],
+         [{:error, {gone, _}, _} | _],
          %{session: {_, _, _, {:pooled, _}}, started: nil} = run
-       ) do
+       )
+       when gone in [:helper_closed, :helper_exit] do
     close_session(run.session)
 
     with {:ok, session} <- open_fresh(run.program, run.args, run.options, run.command) do
