@@ -481,7 +481,7 @@ defmodule Corral do
     case Corral.Remote.run(command, args, options, opts) do
       {:ok, result} -> {result.output, cmd_status(result, options)}
       {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
-      {:error, reason} -> raise Corral.Remote.error(command, reason)
+      {:error, reason} -> raise Error, reason: reason, command: command
     end
   end
 

@@ -16,7 +16,6 @@ defmodule Corral.Remote do
   # Nothing here listens or opens a port: it is :erpc and GenServer calls
   # over the distribution that already connects the nodes.
 
-  alias Corral.Error
   alias Corral.Options
   alias Corral.Process, as: Proc
   alias Corral.Result
@@ -41,27 +40,6 @@ defmodule Corral.Remote do
   def check_version(node, theirs) do
     if theirs == version(), do: :ok, else: {:error, {:version_mismatch, node, version(), theirs}}
   end
-
-  @doc "A sentence for the reasons this module returns, or nil."
-  @spec describe(term()) :: String.t() | nil
-  def describe({:nodedown, node}),
-    do: "the connection to node #{node} was lost (or the node is not running)"
-
-  def describe({:version_mismatch, node, {r, p}, {their_r, their_p}}) do
-    "node #{node} speaks Corral remote protocol #{their_r} and helper protocol " <>
-      "#{their_p}, this node #{r} and #{p}: run the same Corral version on every node"
-  end
-
-  def describe({:version_mismatch, node, _ours, theirs}),
-    do: "node #{node} answered with an unknown version #{inspect(theirs)}"
-
-  def describe({:corral_unavailable, node}),
-    do: "node #{node} does not have Corral loaded (or an incompatible version)"
-
-  def describe({:no_node, nodes}),
-    do: "no node runs the :corral application among #{inspect(nodes)}"
-
-  def describe(_reason), do: nil
 
   ## The caller's side
 
@@ -225,11 +203,6 @@ defmodule Corral.Remote do
         {:error, {:version_mismatch, node, version(), other}}
     end
   end
-
-  @doc "An `Corral.Error` for `reason`, with its sentence as details."
-  @spec error(String.t(), term()) :: Error.t()
-  def error(command, reason),
-    do: %Error{reason: reason, command: command, details: describe(reason)}
 
   ## The other node's side
 

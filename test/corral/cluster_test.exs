@@ -107,6 +107,17 @@ defmodule Corral.ClusterTest do
       Corral.cmd("true", [], node: missing)
     end
 
+    # Corral.Error says it, whichever function raised it.
+    assert_raise Corral.Error, ~r/"true": the connection to node #{missing} was lost/, fn ->
+      Corral.stream!("true", [], node: missing) |> Stream.run()
+    end
+
+    assert_raise Corral.Error,
+                 ~r/none of the nodes #{missing} is connected and runs the :corral application/,
+                 fn ->
+                   Corral.cmd("true", [], node: :any, nodes: [missing])
+                 end
+
     assert_raise ErlangError, ~r/enoent/, fn ->
       Corral.cmd("corral-no-such-program", [], node: node)
     end
@@ -265,7 +276,7 @@ defmodule Corral.ClusterTest do
     assert {:error, {:version_mismatch, ^node, ^theirs, {^r, ^p}} = reason} =
              :erpc.call(node, Corral.Remote, :serve, [self(), theirs, "true", [], []])
 
-    assert Exception.message(Corral.Remote.error("true", reason)) =~
+    assert Exception.message(%Corral.Error{reason: reason}) =~
              "node #{node} speaks Corral remote protocol #{r} and helper protocol #{p}, " <>
                "this node #{r + 1} and #{p}: run the same Corral version on every node"
 
@@ -273,7 +284,7 @@ defmodule Corral.ClusterTest do
     assert {:error, {:version_mismatch, ^node, {^r, ^p}, ^theirs} = reason} =
              Corral.Remote.check_version(node, theirs)
 
-    assert Exception.message(Corral.Remote.error("true", reason)) =~
+    assert Exception.message(%Corral.Error{reason: reason}) =~
              "node #{node} speaks Corral remote protocol #{r + 1} and helper protocol #{p}, " <>
                "this node #{r} and #{p}: run the same Corral version on every node"
 
