@@ -19,10 +19,11 @@ defmodule Corral.Remote do
   alias Corral.Options
   alias Corral.Process, as: Proc
   alias Corral.Result
+  alias Corral.Runner
 
   # The version of this node-to-node protocol: the messages and calls
-  # below. Bump it whenever they change.
-  @version 1
+  # below. Bump it whenever they change. 2: reads name their stream.
+  @version 2
   @start_timeout 30_000
 
   @typedoc "What each side checks: this module's version and the helper protocol's."
@@ -52,27 +53,25 @@ defmodule Corral.Remote do
   @spec run(String.t(), [String.t()], Options.t(), keyword()) ::
           {:ok, Result.t()} | {:error, term()}
   def run(command, args, %Options{} = options, opts) do
-    if options.separate_stderr do
-      raise ArgumentError,
-            "invalid option :separate_stderr with value true: not supported with :node yet"
-    end
-
     with {:ok, node, proxy, p} <- place(command, args, options, opts) do
-      {initial, collector} = Collectable.into(options.into)
+      sinks = Runner.sinks(options)
+      collectors = Map.new(sinks, fn {name, _, fun} -> {name, fun} end)
+      accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
 
       try do
-        collect(node, p, initial, collector)
+        collect(node, p, {options.separate_stderr, collectors}, accs)
       catch
         kind, reason ->
-          collector.(initial, :halt)
+          Runner.halt_sinks(sinks)
           Process.exit(proxy, :kill)
           :erlang.raise(kind, reason, __STACKTRACE__)
       else
-        {:ok, result, acc} ->
-          {:ok, %{result | output: collector.(acc, :done)}}
+        {:ok, result, accs} ->
+          outputs = Map.new(collectors, fn {name, fun} -> {name, fun.(accs[name], :done)} end)
+          {:ok, struct(result, outputs)}
 
         {:error, _} = error ->
-          collector.(initial, :halt)
+          Runner.halt_sinks(sinks)
           Process.exit(proxy, :kill)
           error
       end
@@ -132,21 +131,24 @@ defmodule Corral.Remote do
   end
 
   # Each read is a call to the Corral.Process on `node`, which acks the
-  # chunk to its helper as it replies. The next read goes out before a
+  # chunk to its helper as it replies: stdout and stderr chunks alike, so
+  # both travel under the one window. The next read goes out before a
   # chunk is collected, so the other node never waits a round trip for it:
   # beyond the window, at most two chunks are on their way.
-  defp collect(node, p, acc, collector),
-    do: collect(node, p, Proc.read_request(p), acc, collector)
+  defp collect(node, p, sinks, accs),
+    do: collect(node, p, Proc.read_request(p), sinks, accs)
 
-  defp collect(node, p, request, acc, collector) do
+  defp collect(node, p, request, {separate, collectors} = sinks, accs) do
     case Proc.read_reply(request) do
-      {:ok, data} ->
+      {:ok, stream, data} ->
         next = Proc.read_request(p)
-        collect(node, p, next, collector.(acc, {:cont, data}), collector)
+        name = Runner.sink_name(separate, stream)
+        accs = Map.put(accs, name, Map.fetch!(collectors, name).(accs[name], {:cont, data}))
+        collect(node, p, next, sinks, accs)
 
       :eof ->
         case Proc.await_exit(p) do
-          {:ok, result} -> {:ok, result, acc}
+          {:ok, result} -> {:ok, result, accs}
           {:error, _} = error -> error
         end
 

@@ -200,6 +200,54 @@ defmodule Corral.ClusterTest do
     assert peak - before < 16_000_000, "peak #{peak - before} bytes above the start"
   end
 
+  test "run/3 with :node and :separate_stderr: each stream apart, stderr under the window" do
+    {_, node} = peer()
+
+    assert {:ok, %Corral.Result{stdout: "out\n", stderr: "err\n", output: nil, exit_status: 2}} =
+             Corral.run("sh", ["-c", "echo out; echo err >&2; exit 2"],
+               node: node,
+               separate_stderr: true
+             )
+
+    assert {:ok, %Corral.Result{stdout: ["a\n", "c\n"], stderr: ["b\n"]}} =
+             Corral.run("sh", ["-c", "echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c"],
+               node: node,
+               separate_stderr: true,
+               into: []
+             )
+
+    # 64 MB of stderr to a caller that takes 1 MB every 10 ms: the other
+    # node holds a window of it, not what the program could write.
+    bytes = 64_000_000
+    remote_memory = fn -> :erpc.call(node, :erlang, :memory, [:total]) end
+    before = remote_memory.()
+    parent = self()
+
+    sampler =
+      spawn_link(fn ->
+        sample = fn sample, peak ->
+          receive do
+            :stop -> send(parent, {:peak, peak})
+          after
+            10 -> sample.(sample, max(peak, remote_memory.()))
+          end
+        end
+
+        sample.(sample, before)
+      end)
+
+    assert {:ok, %Corral.Result{stdout: 5, stderr: ^bytes, exit_status: 0}} =
+             Corral.run("sh", ["-c", "head -c #{bytes} /dev/zero >&2; echo done"],
+               node: node,
+               separate_stderr: true,
+               into: %Corral.Test.Counter{pause_every: 1_000_000, pause_ms: 10}
+             )
+
+    send(sampler, :stop)
+    assert_receive {:peak, peak}, 5000
+    assert peak - before < 16_000_000, "the other node grew by #{peak - before} bytes"
+  end
+
   # A tree on the other node: the program and a setsid grandchild, each
   # writing its pid to `path`.
   defp tree_script(path),
