@@ -169,9 +169,10 @@ defmodule Corral.ClusterTest do
     String.trim(out)
   end
 
-  test "a remote stream is exact and the caller's memory stays bounded" do
+  # Issue 17: 10^9 bytes (about 5 s on a quiet 2-core machine).
+  test "a remote stream of 10^9 bytes is exact and the caller's memory stays within a few MB" do
     {_, node} = peer()
-    bytes = 100_000_000
+    bytes = 1_000_000_000
     :erlang.garbage_collect()
     before = :erlang.memory(:total)
     parent = self()
@@ -195,9 +196,9 @@ defmodule Corral.ClusterTest do
     send(sampler, :stop)
     assert_receive {:peak, peak}, 5000
     assert counted == bytes
-    # A window (1 MiB) and the chunk being collected, with room for the
-    # test's own garbage: far below the 100 MB that went through.
-    assert peak - before < 16_000_000, "peak #{peak - before} bytes above the start"
+    # A window (1 MiB), the chunks on their way and the one being
+    # collected, with room for the test's own garbage.
+    assert peak - before < 8_000_000, "peak #{peak - before} bytes above the start"
   end
 
   test "run/3 with :node and :separate_stderr: each stream apart, stderr under the window" do
@@ -248,6 +249,19 @@ defmodule Corral.ClusterTest do
     assert peak - before < 16_000_000, "the other node grew by #{peak - before} bytes"
   end
 
+  # Issue 17: a remote tree ends within 1 s of its owner's death or of
+  # the lost connection. Returns when every pid is gone, counting from
+  # `since` (monotonic ms); fails naming those left.
+  @end_within_ms 1000
+  defp assert_gone_within(pids, since) do
+    left = OSProc.wait_gone(pids, since + @end_within_ms - System.monotonic_time(:millisecond))
+
+    if left != [] do
+      OSProc.kill(left)
+      flunk("#{inspect(left)} of #{inspect(pids)} still alive #{@end_within_ms} ms after")
+    end
+  end
+
   # A tree on the other node: the program and a setsid grandchild, each
   # writing its pid to `path`.
   defp tree_script(path),
@@ -264,10 +278,9 @@ defmodule Corral.ClusterTest do
     b_vm = :erpc.call(b, :os, :getpid, []) |> List.to_integer()
     assert Enum.all?(pids, &(b_vm in ancestors(&1) or not OSProc.alive?(&1)))
 
+    since = System.monotonic_time(:millisecond)
     Process.exit(owner, :kill)
-    left = OSProc.wait_gone(pids, 5000)
-    OSProc.kill(left)
-    assert left == []
+    assert_gone_within(pids, since)
   end
 
   # The setsid grandchild is found through the run's cgroup.
@@ -278,11 +291,10 @@ defmodule Corral.ClusterTest do
     task = Task.async(fn -> Corral.run("sh", ["-c", tree_script(path)], node: node) end)
     pids = await_pids(path, 2)
 
+    since = System.monotonic_time(:millisecond)
     true = :erlang.disconnect_node(node)
+    assert_gone_within(pids, since)
     assert Task.await(task, 10_000) == {:error, {:nodedown, node}}
-    left = OSProc.wait_gone(pids, 5000)
-    OSProc.kill(left)
-    assert left == []
     # The node itself ran on all along.
     assert :peer.call(pid, :erlang, :node, []) == node
   end
