@@ -160,6 +160,11 @@ defmodule Corral.Process do
     end
   end
 
+  @doc false
+  # What the helper's S frame said (the pid, the containment and the cgroup
+  # directories): the Daemon with :node reports them from its node.
+  def started(process), do: call(process, :started)
+
   defp reply({:reply, reply}), do: reply
   defp reply({:error, {:noconnection, process}}), do: {:error, {:nodedown, node(process)}}
 
@@ -294,6 +299,7 @@ defmodule Corral.Process do
 
   @impl true
   def handle_call(:os_pid, _from, s), do: {:reply, s.started.os_pid, s}
+  def handle_call(:started, _from, s), do: {:reply, s.started, s}
 
   def handle_call({:write, _data}, _from, %{input: input} = s) when input != nil,
     do: {:reply, {:error, :closed}, s}

@@ -1,7 +1,8 @@
 defmodule Corral.Remote do
   @moduledoc false
   # Runs programs on other BEAM nodes, for the `:node` option of
-  # Corral.cmd/3 and Corral.run/3.
+  # Corral.cmd/3, Corral.run/3, Corral.stream!/3, Corral.Process and
+  # Corral.Daemon (whose driver is Corral.Daemon.Remote).
   #
   # The other node runs the program under a Corral.Process, as a local
   # caller would: the helper's window bounds the output buffered there. Its
@@ -130,6 +131,17 @@ defmodule Corral.Remote do
     with {:ok, _node, _proxy, p} <- place(command, args, options, opts), do: {:ok, p}
   end
 
+  @doc """
+  Starts `command` on `options.node` (or the node `node: :any` picks) as a
+  Corral.Process owned there for the caller, with Corral.Process.start/3's
+  `opts`: `{:ok, node, proxy, process}` or `{:error, reason}`. For drivers
+  that read it themselves (the Daemon with `:node`).
+  """
+  @spec start_owned(String.t(), [String.t()], Options.t(), keyword()) ::
+          {:ok, node(), pid(), pid()} | {:error, term()}
+  def start_owned(command, args, %Options{} = options, opts),
+    do: place(command, args, options, opts)
+
   # Each read is a call to the Corral.Process on `node`, which acks the
   # chunk to its helper as it replies: stdout and stderr chunks alike, so
   # both travel under the one window. The next read goes out before a
@@ -152,14 +164,20 @@ defmodule Corral.Remote do
           {:error, _} = error -> error
         end
 
-      # Gone without a word: its node went away before the call.
       {:error, :not_running} ->
-        if node in Node.list(), do: {:error, :not_running}, else: {:error, {:nodedown, node}}
+        {:error, not_running(node)}
 
       {:error, _} = error ->
         error
     end
   end
+
+  @doc """
+  Why a process on `node` is not there: it went away without a word when
+  its node did, before the call (`{:nodedown, node}`), or it ended.
+  """
+  @spec not_running(node()) :: :not_running | {:nodedown, node()}
+  def not_running(node), do: if(node in Node.list(), do: :not_running, else: {:nodedown, node})
 
   @doc """
   Starts `command` on `node` as a Corral.Process owned by a proxy there

@@ -5,7 +5,11 @@ defmodule Corral.ClusterTest do
 
   @moduletag :distribution
 
+  alias Corral.Daemon
+  alias Corral.Test.DaemonLog
   alias Corral.Test.OSProc
+
+  import Corral.Test.DaemonStart
 
   doctest Corral.Cluster
 
@@ -405,5 +409,148 @@ defmodule Corral.ClusterTest do
 
     refute gone in again
     assert {:error, {:no_node, [^gone]}} = Corral.run("true", [], node: :any, nodes: [gone])
+  end
+
+  describe "Corral.Daemon with :node" do
+    # Daemons log their exits and their supervisors their restarts.
+    @describetag :capture_log
+
+    test "runs the program there, logs its lines here and feeds its stdin from here" do
+      {_, node} = peer()
+      remote_vm = :erpc.call(node, :os, :getpid, []) |> List.to_integer()
+      DaemonLog.capture()
+      script = "echo $$; echo err >&2; while read l; do echo got $l; done; exit 3"
+
+      {pid, ref} =
+        start_and_monitor!("sh", ["-c", script],
+          node: node,
+          stdin: true,
+          log_output: :info,
+          log_stderr_level: :warning
+        )
+
+      # The program starts once the monitor is set (:wait_for).
+      assert_receive {:log, :info, "sh: " <> printed, %{pid: ^pid}}, 5000
+      os_pid = Daemon.os_pid(pid)
+      assert printed == Integer.to_string(os_pid)
+      assert remote_vm in ancestors(os_pid)
+      refute (:os.getpid() |> List.to_integer()) in ancestors(os_pid)
+      assert_receive {:log, :warning, "sh: err", %{pid: ^pid}}, 5000
+
+      assert Daemon.send_input(pid, "hello\n") == :ok
+      assert_receive {:log, :info, "sh: got hello", %{pid: ^pid}}, 5000
+      assert Daemon.signal(pid, :sigcont) == :ok
+
+      assert %{output_byte_count: bytes, stdout_byte_count: _, stderr_byte_count: 4} =
+               Daemon.statistics(pid)
+
+      assert bytes == byte_size("#{os_pid}\ngot hello\nerr\n")
+      assert %{node: ^node, containment: _, dirs: dirs} = Daemon.containment(pid)
+
+      # The cgroup is on that node: its files are read (and written) there.
+      if dirs != [] do
+        there = [
+          {Daemon, :cgroup_read, 2},
+          {Daemon, :cgroup_stats, 1},
+          {Daemon, :cgroup_config_of, 1}
+        ]
+
+        for mfa <- there,
+            do: :erpc.call(node, :erlang, :trace_pattern, [mfa, true, [:call_count]])
+
+        assert {:ok, procs} = Daemon.cgget(pid, "cgroup.procs")
+        assert Integer.to_string(os_pid) in String.split(procs)
+        assert is_integer(Daemon.statistics(pid).cpu_usage_usec)
+        assert %{} = Daemon.cgroup_config(pid)
+
+        for mfa <- there,
+            do:
+              assert(
+                {:call_count, 1} = :erpc.call(node, :erlang, :trace_info, [mfa, :call_count])
+              )
+      end
+
+      assert Daemon.close_input(pid) == :ok
+      assert_receive {:DOWN, ^ref, :process, _, :error_exit_status}, 5000
+      assert_received {:log, :error, "sh: Process exited with status 3", %{pid: ^pid}}
+
+      # Without stdin: true its stdin is closed: nothing to send.
+      pid = start!("sleep", ["1000"], node: node)
+      assert Daemon.send_input(pid, "x") == {:error, :closed}
+      assert %{node: ^node} = Daemon.containment(pid)
+    end
+
+    # The setsid grandchild is found through the run's cgroup.
+    @tag :cgroup
+    test "the tree there ends when the daemon stops or is killed" do
+      {_, node} = peer()
+
+      for stop <- [&GenServer.stop/1, &Process.exit(&1, :kill)] do
+        path = OSProc.tmp_path("tree")
+        pid = start!("sh", ["-c", tree_script(path)], node: node)
+        pids = await_pids(path, 2)
+        since = System.monotonic_time(:millisecond)
+        stop.(pid)
+        assert_gone_within(pids, since)
+      end
+    end
+
+    # The setsid grandchild is found through the run's cgroup.
+    @tag :cgroup
+    test "a lost connection stops the daemon with {:nodedown, node} and ends the tree there" do
+      {peer_pid, node} = peer(1, :stdio)
+      path = OSProc.tmp_path("tree")
+      {pid, ref} = start_and_monitor!("sh", ["-c", tree_script(path)], node: node)
+      pids = await_pids(path, 2)
+
+      since = System.monotonic_time(:millisecond)
+      true = :erlang.disconnect_node(node)
+      assert_gone_within(pids, since)
+      assert_receive {:DOWN, ^ref, :process, ^pid, {:nodedown, ^node}}, 5000
+      assert :peer.call(peer_pid, :erlang, :node, []) == node
+    end
+
+    test "with node: :any, a daemon whose node stops is restarted on a node still there" do
+      peers = for _ <- 1..2, do: peer()
+      nodes = for {_, node} <- peers, do: node
+
+      OSProc.wait_until(
+        fn -> Enum.count(Corral.Cluster.nodes(), &(&1.node in nodes)) == 2 end,
+        10_000
+      )
+
+      child = {Daemon, ["sleep", ["1000"], [node: :any, nodes: nodes, id: :remote_sleep]]}
+
+      sup =
+        start_supervised!(%{
+          id: :remote_daemons,
+          start: {Supervisor, :start_link, [[child], [strategy: :one_for_one]]},
+          type: :supervisor
+        })
+
+      [{:remote_sleep, pid, _, _}] = Supervisor.which_children(sup)
+      %{node: first} = Daemon.containment(pid)
+      assert first in nodes
+      ref = Process.monitor(pid)
+
+      {peer_pid, ^first} = List.keyfind(peers, first, 1)
+      :peer.stop(peer_pid)
+      assert_receive {:DOWN, ^ref, :process, ^pid, {:nodedown, ^first}}, 5000
+
+      restarted =
+        OSProc.wait_until(
+          fn ->
+            case Supervisor.which_children(sup) do
+              [{:remote_sleep, new, _, _}] when is_pid(new) and new != pid -> new
+              _ -> nil
+            end
+          end,
+          10_000
+        )
+
+      assert %{node: second} = Daemon.containment(restarted)
+      assert second in List.delete(nodes, first)
+      assert is_integer(Daemon.os_pid(restarted))
+    end
   end
 end
