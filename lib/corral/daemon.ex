@@ -763,7 +763,7 @@ defmodule Corral.Daemon do
     fn line -> :logger.log(level, [prefix, transform.(line)]) end
   end
 
-  # With :node: the program starts there (see "Other nodes").
+  # With :node: the program starts there (see "On another node").
   defp launch(%__MODULE__{remote: %Remote{} = remote} = s) do
     with {:ok, remote, started} <- Remote.start(remote, s.command, s.args, s.options) do
       {:ok,

@@ -480,6 +480,37 @@ defmodule Corral.ClusterTest do
       assert %{node: ^node} = Daemon.containment(pid)
     end
 
+    test "a slow logger here slows the program there; both VMs stay within a window or so" do
+      {_, node} = peer()
+      counter = :counters.new(1, [])
+
+      # A millisecond's nap every 100 lines, against `yes`, which writes
+      # far faster.
+      slow = fn _line ->
+        :counters.add(counter, 1, 1)
+        if rem(:counters.get(counter, 1), 100) == 0, do: Process.sleep(1)
+      end
+
+      remote_memory = fn -> :erpc.call(node, :erlang, :memory, [:total]) end
+      :erlang.garbage_collect()
+      {here, there} = {:erlang.memory(:total), remote_memory.()}
+      pid = start!("yes", [String.duplicate("0123456789", 10)], node: node, logger_fun: slow)
+
+      {peak_here, peak_there} =
+        Enum.reduce(1..40, {here, there}, fn _, {h, t} ->
+          Process.sleep(50)
+          {max(h, :erlang.memory(:total)), max(t, remote_memory.())}
+        end)
+
+      assert %{output_byte_count: bytes} = Daemon.statistics(pid)
+      lines = :counters.get(counter, 1)
+      assert lines > 10_000, "the logger got only #{lines} lines"
+      assert peak_here - here < 20_000_000, "this VM grew by #{peak_here - here} bytes"
+      assert peak_there - there < 20_000_000, "the other VM grew by #{peak_there - there} bytes"
+      # What the daemon took it has logged, but for an unfinished line.
+      assert bytes <= lines * 101 + 100
+    end
+
     # The setsid grandchild is found through the run's cgroup.
     @tag :cgroup
     test "the tree there ends when the daemon stops or is killed" do
