@@ -478,6 +478,13 @@ defmodule Corral.ClusterTest do
       pid = start!("sleep", ["1000"], node: node)
       assert Daemon.send_input(pid, "x") == {:error, :closed}
       assert %{node: ^node} = Daemon.containment(pid)
+
+      # A node that is not there: the daemon does not start, and says why.
+      [_, host] = node() |> Atom.to_string() |> String.split("@")
+      missing = :"corral_missing@#{host}"
+
+      assert {:error, {{:nodedown, ^missing}, _child}} =
+               start_supervised({Daemon, ["true", [], [node: missing]]})
     end
 
     test "a slow logger here slows the program there; both VMs stay within a window or so" do
