@@ -103,7 +103,9 @@ defmodule Corral.Daemon do
   `Corral.Process` owned for the daemon: when the daemon dies (even by
   `Process.exit(pid, :kill)`) or its connection to `n` is lost, the tree
   there is ended at once, as on one node; when the daemon stops, it ends
-  the tree there and waits for that.
+  the tree there and waits for that; when the program exits, the daemon
+  stops once the helper there has exited (see "A program that exits at
+  once").
 
   When `n` goes away (its VM stops, or the connection is lost), the daemon
   stops with `{:nodedown, n}`, so its supervisor restarts it: with `node:
@@ -973,8 +975,9 @@ defmodule Corral.Daemon do
   # "A program that exits at once").
   defp events([{:exit, report} | _], s) do
     s = flush_partials(s)
-    # With :node the process there has closed its port already.
-    helper = if s.port, do: helper_os_pid(s.port)
+    # With :node the process there has closed its port already; its
+    # helper is waited for there.
+    helper = if s.port, do: helper_os_pid(s.port), else: s.remote && s.remote.helper
     if s.port, do: Helper.close(s.port)
     s = %{s | port: nil, remote: s.remote && %{s.remote | process: nil}}
 
@@ -1028,8 +1031,17 @@ defmodule Corral.Daemon do
     end
   end
 
-  # Whether `pid` is a process that has not exited (a zombie has).
-  defp running?(pid) do
+  @doc false
+  # Whether `pid` is a process that has not exited (a zombie has). A
+  # helper on another node (:node), `{node, pid}`, is looked at there; a
+  # node that is gone has no helper left.
+  def running?({node, pid}) do
+    :erpc.call(node, __MODULE__, :running?, [pid])
+  catch
+    :error, {:erpc, _} -> false
+  end
+
+  def running?(pid) do
     case File.read("/proc/#{pid}/stat") do
       # The state follows the command name, which may itself hold ") ".
       {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.first() != "Z"

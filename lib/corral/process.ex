@@ -162,7 +162,8 @@ defmodule Corral.Process do
 
   @doc false
   # What the helper's S frame said (the pid, the containment and the cgroup
-  # directories): the Daemon with :node reports them from its node.
+  # directories), and the helper's own pid (nil once it is closed): the
+  # Daemon with :node reports them from its node.
   def started(process), do: call(process, :started)
 
   defp reply({:reply, reply}), do: reply
@@ -299,7 +300,16 @@ defmodule Corral.Process do
 
   @impl true
   def handle_call(:os_pid, _from, s), do: {:reply, s.started.os_pid, s}
-  def handle_call(:started, _from, s), do: {:reply, s.started, s}
+
+  def handle_call(:started, _from, s) do
+    helper =
+      case s.port && Port.info(s.port, :os_pid) do
+        {:os_pid, pid} -> pid
+        _ -> nil
+      end
+
+    {:reply, Map.put(s.started, :helper_os_pid, helper), s}
+  end
 
   def handle_call({:write, _data}, _from, %{input: input} = s) when input != nil,
     do: {:reply, {:error, :closed}, s}

@@ -518,6 +518,25 @@ defmodule Corral.ClusterTest do
       assert bytes <= lines * 101 + 100
     end
 
+    test "a daemon whose program exits stops once the helper there has exited" do
+      {_, node} = peer()
+
+      for _ <- 1..3 do
+        {pid, ref} =
+          start_and_monitor!("sh", ["-c", "echo $$; sleep 0.2"],
+            node: node,
+            logger_fun: fn _ -> :ok end
+          )
+
+        # The helper of the daemon's Corral.Process there.
+        p = OSProc.wait_until(fn -> :sys.get_state(pid).remote.process end, 5000)
+        port = :sys.get_state(p).port
+        {:os_pid, helper_pid} = :erpc.call(node, :erlang, :port_info, [port, :os_pid])
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5000
+        refute OSProc.alive?(helper_pid), "the helper on #{node} was still running"
+      end
+    end
+
     # The setsid grandchild is found through the run's cgroup.
     @tag :cgroup
     test "the tree there ends when the daemon stops or is killed" do

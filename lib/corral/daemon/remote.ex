@@ -18,7 +18,7 @@ defmodule Corral.Daemon.Remote do
   alias Corral.Daemon.Options, as: DaemonOptions
   alias Corral.Process, as: Proc
 
-  defstruct [:node, :proxy, :process, :opts, :read, calls: %{}]
+  defstruct [:node, :proxy, :process, :opts, :read, :helper, calls: %{}]
 
   @type t :: %__MODULE__{
           node: node() | nil,
@@ -26,6 +26,7 @@ defmodule Corral.Daemon.Remote do
           process: pid() | nil,
           opts: keyword(),
           read: term(),
+          helper: {node(), pos_integer()} | nil,
           calls: %{term() => GenServer.from()}
         }
 
@@ -64,7 +65,8 @@ defmodule Corral.Daemon.Remote do
     with {:ok, node, proxy, p} <- Corral.Remote.start_owned(command, args, common, r.opts) do
       case Proc.started(p) do
         %{} = started ->
-          r = %{r | node: node, proxy: proxy, process: p}
+          helper = started.helper_os_pid && {node, started.helper_os_pid}
+          r = %{r | node: node, proxy: proxy, process: p, helper: helper}
           {:ok, read(r), started}
 
         {:error, reason} ->
