@@ -170,8 +170,9 @@ defmodule Corral do
       collects here, and the tree ends when the caller dies or its
       connection to that node is lost. A node that goes away during the
       run gives `{:error, {:nodedown, node}}` (`Corral.Error` from
-      `cmd/3`). Not with `:separate_stderr` yet. See the README, "Other
-      nodes", for placement, versions and security.
+      `cmd/3`). stderr, kept apart with `run/3`'s `:separate_stderr`,
+      shares stdout's window. See the README, "Other nodes", for
+      placement, versions and security.
     * `:nodes` - the nodes `node: :any` picks from. Defaults to all.
 
   Cgroups, with MuonTrap's names. Paths are relative to each hierarchy's
@@ -481,7 +482,7 @@ defmodule Corral do
     case Corral.Remote.run(command, args, options, opts) do
       {:ok, result} -> {result.output, cmd_status(result, options)}
       {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
-      {:error, reason} -> raise Corral.Remote.error(command, reason)
+      {:error, reason} -> raise Error, reason: reason, command: command
     end
   end
 

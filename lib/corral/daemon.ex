@@ -93,6 +93,35 @@ defmodule Corral.Daemon do
   to its pipe) instead of filling the daemon's mailbox: at most
   `:stdio_window` bytes (default 1 MiB) are in flight per daemon.
 
+  ## On another node
+
+  With `node: n` the program runs on node `n` (with `node: :any`, on the
+  least loaded node running `:corral`, among `:nodes` if given; see
+  `Corral.Cluster`), while the daemon stays here: its lines are logged (or
+  passed to `:logger_fun`) here, under the same window, so a slow logger
+  slows the program there. The program runs there under a
+  `Corral.Process` owned for the daemon: when the daemon dies (even by
+  `Process.exit(pid, :kill)`) or its connection to `n` is lost, the tree
+  there is ended at once, as on one node; when the daemon stops, it ends
+  the tree there and waits for that; when the program exits, the daemon
+  stops once the helper there has exited (see "A program that exits at
+  once").
+
+  When `n` goes away (its VM stops, or the connection is lost), the daemon
+  stops with `{:nodedown, n}`, so its supervisor restarts it: with `node:
+  :any`, on a node that is still there; with a fixed node, a restart
+  fails with `{:nodedown, n}` until that node is back.
+
+  Every function works on such a daemon: `os_pid/1` is the program's pid
+  on `n`; `signal/2`, `send_input/2` and `close_input/1` act there;
+  `statistics/1`, `cgroup_config/1`, `cgget/2` and `cgset/3` read and
+  write the cgroup files on `n` (through `:erpc`), and answer as for a
+  cgroup that is gone once `n` is; `cgroup_path/1` and `containment/1`
+  name directories on `n`, and `containment/1`'s `:node` says which node
+  that is. Without `stdin: true` the program's stdin there is a pipe
+  closed at once rather than `/dev/null`: either way it reads end of
+  file. See the README, "Other nodes", for versions and security.
+
   ## Examples
 
       iex> {:ok, pid} = Corral.Daemon.start_link("sleep", ["1000"])
@@ -120,6 +149,7 @@ defmodule Corral.Daemon do
   alias Corral.Client
   alias Corral.Daemon.Lines
   alias Corral.Daemon.Options, as: DaemonOptions
+  alias Corral.Daemon.Remote
   alias Corral.Helper
 
   # What terminate/2 waits, beyond :delay_to_sigkill, for the tree to end.
@@ -161,7 +191,9 @@ defmodule Corral.Daemon do
     # Per stream: the timer that hands an unfinished line out, and its token.
     quiet: %{stdout: {nil, nil}, stderr: {nil, nil}},
     bytes: %{stdout: 0, stderr: 0},
-    sinks: %{stdout: nil, stderr: nil}
+    sinks: %{stdout: nil, stderr: nil},
+    # With :node, the program's Corral.Process there (Corral.Daemon.Remote).
+    remote: nil
   ]
 
   @typedoc "Statistics; see `statistics/1`."
@@ -227,8 +259,9 @@ defmodule Corral.Daemon do
   `:parallelism`, `:uid`, `:gid`, `:groups`, `:delay_to_sigkill`,
   `:stdio_window`, `:timeout` (a wall-time limit for the daemon's program),
   the cgroup options `:cgroup_path`, `:cgroup_base`, `:cgroup`,
-  `:cgroup_controllers`, `:cgroup_sets`, and the limit options as
-  `Corral.cmd/3` documents them. Plus, as in MuonTrap:
+  `:cgroup_controllers`, `:cgroup_sets`, the limit options as
+  `Corral.cmd/3` documents them, and `:node` and `:nodes` (see "On
+  another node" above). Plus, as in MuonTrap:
 
     * `:name` - register the daemon under this name.
     * `:id` - the child id in `child_spec/1`.
@@ -286,6 +319,9 @@ defmodule Corral.Daemon do
       `{:helper_closed, reason}`, `{:protocol, detail}` - as the
       `:reason` of `Corral.Error`.
     * `:start_timeout` - the helper sent nothing for 15 s.
+    * With `:node`: `{:nodedown, node}`, `{:version_mismatch, node, ours,
+      theirs}`, `{:corral_unavailable, node}`, `{:no_node, nodes}` - as
+      `Corral.Error` describes them.
   """
   @spec start_link(String.t(), [String.t()], keyword()) :: GenServer.on_start()
   def start_link(command, args, opts \\ []) when is_binary(command) and is_list(args) do
@@ -298,7 +334,11 @@ defmodule Corral.Daemon do
         :error -> []
       end
 
-    GenServer.start_link(__MODULE__, {command, args, options}, server_opts)
+    GenServer.start_link(
+      __MODULE__,
+      {command, args, options, Remote.new(opts, options)},
+      server_opts
+    )
   end
 
   @doc """
@@ -366,7 +406,7 @@ defmodule Corral.Daemon do
   @spec statistics(GenServer.server()) :: statistics()
   def statistics(server) do
     info = GenServer.call(server, :info)
-    {cgroup, figures} = cgroup_stats(info.dirs)
+    {cgroup, figures} = on_node(info, :cgroup_stats, [info.dirs], no_cgroup_stats())
 
     Map.merge(
       %{
@@ -392,12 +432,25 @@ defmodule Corral.Daemon do
     :pids_limit_hits
   ]
 
+  # With :node the cgroup is on the node that runs the program: its files
+  # are read and written there, by the same functions, through :erpc. A
+  # node that is gone has no cgroup left, as after the program's exit:
+  # `gone` is what the function says then.
+  defp on_node(%{node: nil}, fun, args, _gone), do: apply(__MODULE__, fun, args)
+
+  defp on_node(%{node: node}, fun, args, gone) do
+    :erpc.call(node, __MODULE__, fun, args)
+  catch
+    :error, {:erpc, :noconnection} -> gone
+  end
+
+  @doc false
   # Read through Corral.Cgroup, the same Rust code the helper uses, in the
   # caller so the daemon never waits on sysfs: MuonTrap 2's map of files,
   # and Corral's figures (nil for what the group does not report, or all
   # of them without a cgroup).
-  defp cgroup_stats(dirs) do
-    none = Map.new(@cgroup_stat_keys, &{&1, nil})
+  def cgroup_stats(dirs) do
+    {_, none} = no_cgroup_stats()
 
     case Cgroup.open_dirs(dirs) do
       {:ok, group} ->
@@ -410,9 +463,11 @@ defmodule Corral.Daemon do
         {Corral.Daemon.Stats.files(group, figures), figures}
 
       {:error, _} ->
-        {%{}, none}
+        no_cgroup_stats()
     end
   end
+
+  defp no_cgroup_stats, do: {%{}, Map.new(@cgroup_stat_keys, &{&1, nil})}
 
   @doc """
   The daemon's cgroup directory (absolute; the v2 one on hosts that have
@@ -456,7 +511,13 @@ defmodule Corral.Daemon do
   """
   @spec cgroup_config(GenServer.server()) :: Corral.Options.cgroup_limits()
   def cgroup_config(server) do
-    case Cgroup.open_dirs(GenServer.call(server, :info).dirs) do
+    info = GenServer.call(server, :info)
+    on_node(info, :cgroup_config_of, [info.dirs], %{})
+  end
+
+  @doc false
+  def cgroup_config_of(dirs) do
+    case Cgroup.open_dirs(dirs) do
       {:ok, group} -> Corral.Daemon.Stats.config(group)
       {:error, _} -> %{}
     end
@@ -468,7 +529,8 @@ defmodule Corral.Daemon do
   `Corral.Result` lists them, as the helper reported it), `:dirs` (every
   cgroup directory, one per hierarchy), and the cgroup options it was
   started with (`:cgroup_path`, `:cgroup_base`, `:cgroup`,
-  `:cgroup_controllers`, `:cgroup_sets`).
+  `:cgroup_controllers`, `:cgroup_sets`), and `:node`, the node that runs
+  the program (and has the directories).
   """
   @spec containment(GenServer.server()) :: map()
   def containment(server) do
@@ -482,7 +544,8 @@ defmodule Corral.Daemon do
       cgroup_base: common.cgroup_base,
       cgroup: common.cgroup,
       cgroup_controllers: common.cgroup_controllers,
-      cgroup_sets: common.cgroup_sets
+      cgroup_sets: common.cgroup_sets,
+      node: info.node || node()
     }
   end
 
@@ -506,17 +569,28 @@ defmodule Corral.Daemon do
           {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, file) do
     check_file!(file)
+    in_group(server, :cgroup_read, [file])
+  end
 
-    with {:ok, group} <- group(server),
+  # The function `fun` of the daemon's cgroup dirs and `args`, on the node
+  # that has them.
+  defp in_group(server, fun, args) do
+    case GenServer.call(server, :info) do
+      %{dirs: []} -> {:error, :no_cgroup}
+      info -> on_node(info, fun, [info.dirs | args], {:error, :enoent})
+    end
+  end
+
+  @doc false
+  def cgroup_read(dirs, file) do
+    with {:ok, group} <- Cgroup.open_dirs(dirs),
          {:ok, text} <- Cgroup.read(group, file),
          do: {:ok, String.trim_trailing(text)}
   end
 
-  defp group(server) do
-    case GenServer.call(server, :info).dirs do
-      [] -> {:error, :no_cgroup}
-      dirs -> Cgroup.open_dirs(dirs)
-    end
+  @doc false
+  def cgroup_write(dirs, file, value) do
+    with {:ok, group} <- Cgroup.open_dirs(dirs), do: Cgroup.write(group, file, value)
   end
 
   @doc """
@@ -547,8 +621,7 @@ defmodule Corral.Daemon do
   def cgset(server, file, value) do
     check_file!(file)
     value = value!(value)
-
-    with {:ok, group} <- group(server), do: Cgroup.write(group, file, value)
+    in_group(server, :cgroup_write, [file, value])
   end
 
   @doc "MuonTrap 1's form of `cgset/3`; `controller` is checked."
@@ -632,7 +705,7 @@ defmodule Corral.Daemon do
   ## GenServer
 
   @impl true
-  def init({command, args, %DaemonOptions{} = options}) do
+  def init({command, args, %DaemonOptions{} = options, remote}) do
     Process.flag(:trap_exit, true)
 
     # Erlang's :logger, which Elixir's Logger runs on, so that Corral needs
@@ -648,7 +721,8 @@ defmodule Corral.Daemon do
       command: command,
       args: args,
       options: options,
-      sinks: %{stdout: sink(options, :stdout), stderr: sink(options, :stderr)}
+      sinks: %{stdout: sink(options, :stdout), stderr: sink(options, :stderr)},
+      remote: remote
     }
 
     case options.wait_for do
@@ -691,6 +765,21 @@ defmodule Corral.Daemon do
     fn line -> :logger.log(level, [prefix, transform.(line)]) end
   end
 
+  # With :node: the program starts there (see "On another node").
+  defp launch(%__MODULE__{remote: %Remote{} = remote} = s) do
+    with {:ok, remote, started} <- Remote.start(remote, s.command, s.args, s.options) do
+      {:ok,
+       %{
+         s
+         | remote: remote,
+           os_pid: started.os_pid,
+           containment: started.containment,
+           dirs: started.paths,
+           started_at: System.monotonic_time(:millisecond)
+       }}
+    end
+  end
+
   # Opens the helper's port (linked: see "The tree dies with the daemon")
   # and waits for its first frame.
   defp launch(%__MODULE__{options: options} = s) do
@@ -725,11 +814,15 @@ defmodule Corral.Daemon do
       dirs: s.dirs,
       containment: s.containment,
       options: s.options,
-      uptime_ms: uptime
+      uptime_ms: uptime,
+      node: if(s.remote, do: s.remote.node)
     }
 
     {:reply, info, s}
   end
+
+  def handle_call({:signal, name}, _from, %{remote: %Remote{process: p} = r} = s) when p != nil,
+    do: {:reply, Remote.signal(r, name), s}
 
   def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
 
@@ -739,6 +832,15 @@ defmodule Corral.Daemon do
 
   def handle_call(:close_input, _from, %{stopping: {_, _, _, _}} = s),
     do: {:reply, {:error, :closed}, s}
+
+  # With :node, the program's Corral.Process there takes it (and says
+  # :closed without stdin: true).
+  def handle_call({:send_input, data}, from, %{remote: %Remote{process: p} = r} = s)
+      when p != nil,
+      do: {:noreply, %{s | remote: Remote.write(r, from, data)}}
+
+  def handle_call(:close_input, from, %{remote: %Remote{process: p} = r} = s) when p != nil,
+    do: {:noreply, %{s | remote: Remote.close_input(r, from)}}
 
   # Before the program starts (:wait_for) there is no stdin to write.
   def handle_call({:send_input, _data}, _from, %{client: nil} = s),
@@ -819,6 +921,15 @@ defmodule Corral.Daemon do
     end
   end
 
+  # With :node: an answer of the program's Corral.Process there (output,
+  # the end, a lost node, a reply to send_input/close_input).
+  def handle_info(message, %{remote: %Remote{process: p} = r} = s) when p != nil do
+    case Remote.handle(r, message) do
+      {events, r} -> events(events, %{s | remote: r})
+      :unknown -> {:noreply, s}
+    end
+  end
+
   # Anything else (a message a user sent) is not ours to act on.
   def handle_info(_message, s), do: {:noreply, s}
 
@@ -830,6 +941,13 @@ defmodule Corral.Daemon do
 
   # Output: each line goes to its sink, then the bytes are consumed, so the
   # helper sends more only as fast as the logger takes it.
+  # With :node, the next read goes to the other node instead: that acks
+  # the chunk to its helper.
+  defp events([{:output, stream, data} | rest], %{remote: %Remote{} = r} = s) do
+    s = output(s, stream, data)
+    events(rest, %{s | remote: Remote.consumed(r)})
+  end
+
   defp events([{:output, stream, data} | rest], s) do
     s = output(s, stream, data)
     {acks, client} = Client.consumed(s.client, byte_size(data))
@@ -857,9 +975,11 @@ defmodule Corral.Daemon do
   # "A program that exits at once").
   defp events([{:exit, report} | _], s) do
     s = flush_partials(s)
-    helper = helper_os_pid(s.port)
-    Helper.close(s.port)
-    s = %{s | port: nil}
+    # With :node the process there has closed its port already; its
+    # helper is waited for there.
+    helper = if s.port, do: helper_os_pid(s.port), else: s.remote && s.remote.helper
+    if s.port, do: Helper.close(s.port)
+    s = %{s | port: nil, remote: s.remote && %{s.remote | process: nil}}
 
     reason =
       case {report.reason, report.exit_status} do
@@ -911,8 +1031,17 @@ defmodule Corral.Daemon do
     end
   end
 
-  # Whether `pid` is a process that has not exited (a zombie has).
-  defp running?(pid) do
+  @doc false
+  # Whether `pid` is a process that has not exited (a zombie has). A
+  # helper on another node (:node), `{node, pid}`, is looked at there; a
+  # node that is gone has no helper left.
+  def running?({node, pid}) do
+    :erpc.call(node, __MODULE__, :running?, [pid])
+  catch
+    :error, {:erpc, _} -> false
+  end
+
+  def running?(pid) do
     case File.read("/proc/#{pid}/stat") do
       # The state follows the command name, which may itself hold ") ".
       {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.first() != "Z"
@@ -981,6 +1110,10 @@ defmodule Corral.Daemon do
   def terminate(_reason, s) do
     if s.wait_task, do: Task.shutdown(s.wait_task, :brutal_kill)
     if s.port, do: stop_tree(s)
+
+    if s.remote && s.remote.process,
+      do: Remote.stop(s.remote, s.options.common.delay_to_sigkill + @stop_margin)
+
     if s.client, do: s.client |> Client.gone(:stopped) |> replies()
     :ok
   end

@@ -38,6 +38,19 @@ defmodule Corral.Error do
       `t:Corral.Result.reason/0` (`:exit`, `{:signal, name}`, `:timeout`,
       ...).
 
+  With `:node` (README, "Other nodes"):
+
+    * `{:nodedown, node}` - the connection to `node` was lost during the
+      run, or the node is not running; the tree there is ended.
+    * `{:version_mismatch, node, ours, theirs}` - `node` speaks another
+      version of Corral's node protocol or helper protocol (`ours` and
+      `theirs` are `{node_protocol, helper_protocol}`).
+    * `{:corral_unavailable, node}` - `node` does not have Corral loaded.
+    * `{:no_node, nodes}` - `node: :any` found no node running the
+      `:corral` application among `nodes` (`:all` without `:nodes`).
+    * `{:remote_start, reason}` - the process that starts the program on
+      the other node failed with `reason`.
+
   `:command` is the program as given to `Corral.cmd/3`, and `:details` the
   helper's own message, when it sent one.
   """
@@ -50,6 +63,11 @@ defmodule Corral.Error do
           | {:helper_closed, term()}
           | {:protocol, term()}
           | {:exit, non_neg_integer(), term()}
+          | {:nodedown, node()}
+          | {:version_mismatch, node(), term(), term()}
+          | {:corral_unavailable, node()}
+          | {:no_node, [node()] | :all}
+          | {:remote_start, term()}
 
   @type t :: %__MODULE__{reason: reason(), command: String.t() | nil, details: String.t() | nil}
 
@@ -92,6 +110,31 @@ defmodule Corral.Error do
 
   defp describe({:exit, status, reason}),
     do: "the program was ended by #{inspect(reason)} (exit status #{status})"
+
+  defp describe({:nodedown, node}),
+    do: "the connection to node #{node} was lost (or the node is not running)"
+
+  defp describe({:version_mismatch, node, {r, p}, {their_r, their_p}}) do
+    "node #{node} speaks Corral remote protocol #{their_r} and helper protocol " <>
+      "#{their_p}, this node #{r} and #{p}: run the same Corral version on every node"
+  end
+
+  defp describe({:version_mismatch, node, _ours, theirs}),
+    do: "node #{node} answered with an unknown version #{inspect(theirs)}"
+
+  defp describe({:corral_unavailable, node}),
+    do: "node #{node} does not have Corral loaded (or an incompatible version)"
+
+  defp describe({:no_node, :all}),
+    do: "no connected node runs the :corral application (node: :any)"
+
+  defp describe({:no_node, nodes}) do
+    "none of the nodes #{Enum.map_join(nodes, ", ", &to_string/1)} is connected and runs " <>
+      "the :corral application (node: :any)"
+  end
+
+  defp describe({:remote_start, reason}),
+    do: "the other node could not start the program: #{inspect(reason)}"
 
   defp describe(other), do: inspect(other)
 

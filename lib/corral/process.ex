@@ -140,21 +140,39 @@ defmodule Corral.Process do
   end
 
   @doc false
-  # read/2 of the next chunk from any stream, without waiting: Corral.Remote
-  # keeps one read on its way while it collects a chunk. Returns a request
-  # for read_reply/1.
-  def read_request(process), do: :gen_server.send_request(process, {:read, :any, :infinity})
+  # read/2 of the next chunk from any stream, without waiting, and naming
+  # its stream: Corral.Remote keeps one read on its way while it collects a
+  # chunk. Returns a request for read_reply/1, whose reply is `{:ok,
+  # stream, data}` where read/2's is `{:ok, data}`.
+  def read_request(process), do: :gen_server.send_request(process, {:read, :tagged, :infinity})
 
   @doc false
   # What read_request/1's read returned, as call/2 would return it.
-  def read_reply(request) do
-    case :gen_server.receive_response(request, :infinity) do
-      {:reply, reply} -> reply
-      {:error, {:noconnection, process}} -> {:error, {:nodedown, node(process)}}
-      {:error, {reason, _}} when reason in [:noproc, :normal, :shutdown] -> {:error, :not_running}
-      {:error, {reason, _}} -> exit(reason)
+  def read_reply(request), do: request |> :gen_server.receive_response(:infinity) |> reply()
+
+  @doc false
+  # The reply to a read_request/1 that `message` carries, or :no_reply when
+  # it carries none: for a driver that receives in handle_info/2.
+  def check_read_reply(message, request) do
+    case :gen_server.check_response(message, request) do
+      :no_reply -> :no_reply
+      response -> reply(response)
     end
   end
+
+  @doc false
+  # What the helper's S frame said (the pid, the containment and the cgroup
+  # directories), and the helper's own pid (nil once it is closed): the
+  # Daemon with :node reports them from its node.
+  def started(process), do: call(process, :started)
+
+  defp reply({:reply, reply}), do: reply
+  defp reply({:error, {:noconnection, process}}), do: {:error, {:nodedown, node(process)}}
+
+  defp reply({:error, {reason, _}}) when reason in [:noproc, :normal, :shutdown],
+    do: {:error, :not_running}
+
+  defp reply({:error, {reason, _}}), do: exit(reason)
 
   @doc """
   Waits up to `timeout` for the program to exit, and returns how it ended
@@ -282,6 +300,16 @@ defmodule Corral.Process do
 
   @impl true
   def handle_call(:os_pid, _from, s), do: {:reply, s.started.os_pid, s}
+
+  def handle_call(:started, _from, s) do
+    helper =
+      case s.port && Port.info(s.port, :os_pid) do
+        {:os_pid, pid} -> pid
+        _ -> nil
+      end
+
+    {:reply, Map.put(s.started, :helper_os_pid, helper), s}
+  end
 
   def handle_call({:write, _data}, _from, %{input: input} = s) when input != nil,
     do: {:reply, {:error, :closed}, s}
@@ -448,9 +476,9 @@ defmodule Corral.Process do
 
   defp serve(%{readers: [{from, which, timer} | readers]} = s) do
     case take(s.buffer, which) do
-      {{_seq, _stream, data}, buffer} ->
+      {{_seq, stream, data}, buffer} ->
         cancel(timer)
-        GenServer.reply(from, {:ok, data})
+        GenServer.reply(from, if(which == :tagged, do: {:ok, stream, data}, else: {:ok, data}))
         %{s | readers: readers, buffer: buffer} |> consumed(byte_size(data)) |> serve()
 
       nil when s.outcome != nil ->
@@ -467,7 +495,7 @@ defmodule Corral.Process do
   defp end_of_output({:ok, _result}), do: :eof
   defp end_of_output({:error, _} = error), do: error
 
-  defp take(buffer, :any) do
+  defp take(buffer, which) when which in [:any, :tagged] do
     case :queue.out(buffer) do
       {{:value, chunk}, rest} -> {chunk, rest}
       {:empty, _} -> nil

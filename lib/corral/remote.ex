@@ -1,7 +1,8 @@
 defmodule Corral.Remote do
   @moduledoc false
   # Runs programs on other BEAM nodes, for the `:node` option of
-  # Corral.cmd/3 and Corral.run/3.
+  # Corral.cmd/3, Corral.run/3, Corral.stream!/3, Corral.Process and
+  # Corral.Daemon (whose driver is Corral.Daemon.Remote).
   #
   # The other node runs the program under a Corral.Process, as a local
   # caller would: the helper's window bounds the output buffered there. Its
@@ -16,14 +17,14 @@ defmodule Corral.Remote do
   # Nothing here listens or opens a port: it is :erpc and GenServer calls
   # over the distribution that already connects the nodes.
 
-  alias Corral.Error
   alias Corral.Options
   alias Corral.Process, as: Proc
   alias Corral.Result
+  alias Corral.Runner
 
   # The version of this node-to-node protocol: the messages and calls
-  # below. Bump it whenever they change.
-  @version 1
+  # below. Bump it whenever they change. 2: reads name their stream.
+  @version 2
   @start_timeout 30_000
 
   @typedoc "What each side checks: this module's version and the helper protocol's."
@@ -42,27 +43,6 @@ defmodule Corral.Remote do
     if theirs == version(), do: :ok, else: {:error, {:version_mismatch, node, version(), theirs}}
   end
 
-  @doc "A sentence for the reasons this module returns, or nil."
-  @spec describe(term()) :: String.t() | nil
-  def describe({:nodedown, node}),
-    do: "the connection to node #{node} was lost (or the node is not running)"
-
-  def describe({:version_mismatch, node, {r, p}, {their_r, their_p}}) do
-    "node #{node} speaks Corral remote protocol #{their_r} and helper protocol " <>
-      "#{their_p}, this node #{r} and #{p}: run the same Corral version on every node"
-  end
-
-  def describe({:version_mismatch, node, _ours, theirs}),
-    do: "node #{node} answered with an unknown version #{inspect(theirs)}"
-
-  def describe({:corral_unavailable, node}),
-    do: "node #{node} does not have Corral loaded (or an incompatible version)"
-
-  def describe({:no_node, nodes}),
-    do: "no node runs the :corral application among #{inspect(nodes)}"
-
-  def describe(_reason), do: nil
-
   ## The caller's side
 
   @doc """
@@ -74,27 +54,25 @@ defmodule Corral.Remote do
   @spec run(String.t(), [String.t()], Options.t(), keyword()) ::
           {:ok, Result.t()} | {:error, term()}
   def run(command, args, %Options{} = options, opts) do
-    if options.separate_stderr do
-      raise ArgumentError,
-            "invalid option :separate_stderr with value true: not supported with :node yet"
-    end
-
     with {:ok, node, proxy, p} <- place(command, args, options, opts) do
-      {initial, collector} = Collectable.into(options.into)
+      sinks = Runner.sinks(options)
+      collectors = Map.new(sinks, fn {name, _, fun} -> {name, fun} end)
+      accs = Map.new(sinks, fn {name, initial, _} -> {name, initial} end)
 
       try do
-        collect(node, p, initial, collector)
+        collect(node, p, {options.separate_stderr, collectors}, accs)
       catch
         kind, reason ->
-          collector.(initial, :halt)
+          Runner.halt_sinks(sinks)
           Process.exit(proxy, :kill)
           :erlang.raise(kind, reason, __STACKTRACE__)
       else
-        {:ok, result, acc} ->
-          {:ok, %{result | output: collector.(acc, :done)}}
+        {:ok, result, accs} ->
+          outputs = Map.new(collectors, fn {name, fun} -> {name, fun.(accs[name], :done)} end)
+          {:ok, struct(result, outputs)}
 
         {:error, _} = error ->
-          collector.(initial, :halt)
+          Runner.halt_sinks(sinks)
           Process.exit(proxy, :kill)
           error
       end
@@ -153,33 +131,53 @@ defmodule Corral.Remote do
     with {:ok, _node, _proxy, p} <- place(command, args, options, opts), do: {:ok, p}
   end
 
+  @doc """
+  Starts `command` on `options.node` (or the node `node: :any` picks) as a
+  Corral.Process owned there for the caller, with Corral.Process.start/3's
+  `opts`: `{:ok, node, proxy, process}` or `{:error, reason}`. For drivers
+  that read it themselves (the Daemon with `:node`).
+  """
+  @spec start_owned(String.t(), [String.t()], Options.t(), keyword()) ::
+          {:ok, node(), pid(), pid()} | {:error, term()}
+  def start_owned(command, args, %Options{} = options, opts),
+    do: place(command, args, options, opts)
+
   # Each read is a call to the Corral.Process on `node`, which acks the
-  # chunk to its helper as it replies. The next read goes out before a
+  # chunk to its helper as it replies: stdout and stderr chunks alike, so
+  # both travel under the one window. The next read goes out before a
   # chunk is collected, so the other node never waits a round trip for it:
   # beyond the window, at most two chunks are on their way.
-  defp collect(node, p, acc, collector),
-    do: collect(node, p, Proc.read_request(p), acc, collector)
+  defp collect(node, p, sinks, accs),
+    do: collect(node, p, Proc.read_request(p), sinks, accs)
 
-  defp collect(node, p, request, acc, collector) do
+  defp collect(node, p, request, {separate, collectors} = sinks, accs) do
     case Proc.read_reply(request) do
-      {:ok, data} ->
+      {:ok, stream, data} ->
         next = Proc.read_request(p)
-        collect(node, p, next, collector.(acc, {:cont, data}), collector)
+        name = Runner.sink_name(separate, stream)
+        accs = Map.put(accs, name, Map.fetch!(collectors, name).(accs[name], {:cont, data}))
+        collect(node, p, next, sinks, accs)
 
       :eof ->
         case Proc.await_exit(p) do
-          {:ok, result} -> {:ok, result, acc}
+          {:ok, result} -> {:ok, result, accs}
           {:error, _} = error -> error
         end
 
-      # Gone without a word: its node went away before the call.
       {:error, :not_running} ->
-        if node in Node.list(), do: {:error, :not_running}, else: {:error, {:nodedown, node}}
+        {:error, not_running(node)}
 
       {:error, _} = error ->
         error
     end
   end
+
+  @doc """
+  Why a process on `node` is not there: it went away without a word when
+  its node did, before the call (`{:nodedown, node}`), or it ended.
+  """
+  @spec not_running(node()) :: :not_running | {:nodedown, node()}
+  def not_running(node), do: if(node in Node.list(), do: :not_running, else: {:nodedown, node})
 
   @doc """
   Starts `command` on `node` as a Corral.Process owned by a proxy there
@@ -225,11 +223,6 @@ defmodule Corral.Remote do
         {:error, {:version_mismatch, node, version(), other}}
     end
   end
-
-  @doc "An `Corral.Error` for `reason`, with its sentence as details."
-  @spec error(String.t(), term()) :: Error.t()
-  def error(command, reason),
-    do: %Error{reason: reason, command: command, details: describe(reason)}
 
   ## The other node's side
 

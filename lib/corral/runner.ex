@@ -66,7 +66,7 @@ defmodule Corral.Runner do
   defp collect_all(run, accs, collectors) do
     case next(run) do
       {:output, stream, data, run} ->
-        name = if run.options.separate_stderr, do: stream, else: :output
+        name = sink_name(run.options.separate_stderr, stream)
         acc = collect(run, Map.fetch!(collectors, name), Map.fetch!(accs, name), data)
         collect_all(run, Map.put(accs, name, acc), collectors)
 
@@ -250,21 +250,32 @@ defmodule Corral.Runner do
     :ok
   end
 
+  @doc false
   # {name, initial accumulator, collector} for each output kept: :output,
-  # or :stdout and :stderr apart.
-  defp sinks(%Options{separate_stderr: true, into: into}) do
+  # or :stdout and :stderr apart. Corral.Remote collects into them too.
+  @spec sinks(Options.t()) :: [{atom(), term(), function()}]
+  def sinks(%Options{separate_stderr: true, into: into}) do
     for name <- [:stdout, :stderr] do
       {initial, fun} = Collectable.into(into)
       {name, initial, fun}
     end
   end
 
-  defp sinks(%Options{into: into}) do
+  def sinks(%Options{into: into}) do
     {initial, fun} = Collectable.into(into)
     [{:output, initial, fun}]
   end
 
-  defp halt_sinks(sinks), do: Enum.each(sinks, fn {_, initial, fun} -> fun.(initial, :halt) end)
+  @doc false
+  def halt_sinks(sinks), do: Enum.each(sinks, fn {_, initial, fun} -> fun.(initial, :halt) end)
+
+  @doc false
+  # The sink a chunk of `stream` goes to: stderr joins the output unless it
+  # is kept apart (`separate`); with capture_stderr_only it is the only
+  # stream that arrives.
+  @spec sink_name(boolean(), :stdout | :stderr) :: :output | :stdout | :stderr
+  def sink_name(true, stream), do: stream
+  def sink_name(false, _stream), do: :output
 
   # The caller owns the port but is not linked to it: a port that fails (EPIPE
   # when the helper died) would otherwise send the caller an exit signal. A
@@ -417,15 +428,18 @@ defmodule Corral.Runner do
     events(rest, run)
   end
 
-  # The R frame's write failed (EPIPE): the pooled helper had died while it
-  # waited, before the pool noticed, so it never read R and nothing of the
-  # run happened; a fresh helper runs it. A helper that dies after the write
-  # went through may have started the child already (it sends S just after
-  # the spawn), so that run is never tried again: it fails as any other.
+  # A pooled helper that went away before S: it had died while it waited,
+  # before the pool noticed (the R frame's write fails with EPIPE, or the
+  # port is gone before it is monitored, :noproc, or its exit status comes
+  # first). Nothing of the run happened: the child writes S itself just
+  # before execve, and holds the port's pipe open until then, so a port
+  # that closed without S never ran the program (docs/protocol.md,
+  # "Start"). A fresh helper runs it, once.
   defp events(
-         [{:error, {:helper_closed, :epipe}, _} | _],
+         [{:error, {gone, _}, _} | _],
          %{session: {_, _, _, {:pooled, _}}, started: nil} = run
-       ) do
+       )
+       when gone in [:helper_closed, :helper_exit] do
     close_session(run.session)
 
     with {:ok, session} <- open_fresh(run.program, run.args, run.options, run.command) do

@@ -105,9 +105,17 @@ defmodule Corral.Test.OSProc do
     :ok
   end
 
-  @doc "A fresh temporary path for this test."
+  @doc """
+  A fresh temporary path for this test. The VM's OS pid keeps it apart
+  from the paths of other test VMs running at the same time (unique
+  integers start again in each VM), and a file left there by a VM that
+  had this pid before is removed.
+  """
   def tmp_path(name) do
-    Path.join(System.tmp_dir!(), "corral-test-#{System.unique_integer([:positive])}-#{name}")
+    unique = "#{:os.getpid()}-#{System.unique_integer([:positive])}"
+    path = Path.join(System.tmp_dir!(), "corral-test-#{unique}-#{name}")
+    File.rm_rf!(path)
+    path
   end
 
   @doc """

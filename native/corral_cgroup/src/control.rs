@@ -44,6 +44,17 @@ impl Freezer<'_> {
         .unwrap_or(false)
     }
 
+    /// Waits up to `patience` for the freeze to complete: v2 is woken by
+    /// `cgroup.events` changing, v1 (`FREEZING` to `FROZEN`) is polled.
+    fn wait_frozen(self, patience: Duration) -> bool {
+        match self {
+            Freezer::V2(d) => {
+                fs::poll_watching(&d.join("cgroup.events"), patience, || self.is_frozen())
+            }
+            Freezer::V1(_) => fs::poll(patience, || self.is_frozen()),
+        }
+    }
+
     fn dir(self) -> PathBuf {
         match self {
             Freezer::V2(d) | Freezer::V1(d) => d.to_path_buf(),
@@ -79,7 +90,7 @@ impl Group {
     pub fn freeze(&self) -> Result<()> {
         let f = self.freezer()?;
         f.set(true)?;
-        if fs::poll(FREEZE_PATIENCE, || f.is_frozen()) {
+        if f.wait_frozen(FREEZE_PATIENCE) {
             return Ok(());
         }
         Err(Error::Timeout {
@@ -191,7 +202,7 @@ impl teardown::Members for GroupMembers<'_> {
             self.frozen = f.set(true).is_ok();
             if self.frozen {
                 // Kill anyway if it takes longer: a v1 freezer can hang.
-                fs::poll(KILL_FREEZE_PATIENCE, || f.is_frozen());
+                f.wait_frozen(KILL_FREEZE_PATIENCE);
             }
         }
         let me = self.me;

@@ -96,6 +96,72 @@ pub(crate) fn poll(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// [`poll`], waking as soon as the kernfs file `watch` changes instead of
+/// at the end of each pause: cgroupfs notifies a change of
+/// `cgroup.events` to poll(2) as `POLLPRI` (cgroup-v2.rst, "a file
+/// modified event is generated"), so a freeze is seen the moment it
+/// completes rather than after a sleep of 50 µs or more (the timer slack
+/// makes it 100+). On a file that never notifies (fixture trees) each wait
+/// lasts the pause, as in [`poll`].
+pub(crate) fn poll_watching(
+    watch: &Path,
+    patience: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let Ok(mut file) = fs::File::open(watch) else {
+        return poll(patience, done);
+    };
+    // A read brings this descriptor's view of the file up to date: poll
+    // reports only changes after the last read.
+    let mut text = String::new();
+    let mut catch_up = |file: &mut fs::File| {
+        use io::{Read, Seek};
+        text.clear();
+        let _ = file.seek(io::SeekFrom::Start(0));
+        let _ = file.read_to_string(&mut text);
+    };
+    catch_up(&mut file);
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if done() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        wait_changed(&file, pause.min(deadline - now));
+        catch_up(&mut file);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `pause` for `POLLPRI` on `file` (`ppoll(2)`: poll(2)
+/// counts whole milliseconds).
+fn wait_changed(file: &fs::File, pause: Duration) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: pause.as_secs() as libc::time_t,
+            tv_nsec: pause.subsec_nanos().into(),
+        };
+        // SAFETY: one valid pollfd and a valid timespec, no signal mask.
+        unsafe { libc::ppoll(&mut fd, 1, &ts, std::ptr::null()) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        thread::sleep(pause);
+    }
+}
+
 /// The directories from the hierarchy root down to `root/rel`, inclusive.
 pub(crate) fn chain(root: &Path, rel: &str) -> Vec<PathBuf> {
     let mut out = vec![root.to_path_buf()];
@@ -189,5 +255,27 @@ mod tests {
     fn rmdir_of_missing_dir_is_ok() {
         let dir = tempfile::tempdir().unwrap();
         rmdir(&dir.path().join("gone"), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn poll_watching_checks_until_done_and_gives_up_after_patience() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("cgroup.events");
+        std::fs::write(&events, "populated 1\nfrozen 0\n").unwrap();
+        // A regular file never notifies: each wait is the pause.
+        let mut checks = 0;
+        assert!(poll_watching(&events, Duration::from_secs(5), || {
+            checks += 1;
+            checks == 3
+        }));
+        assert_eq!(checks, 3);
+        assert!(!poll_watching(&events, Duration::from_millis(2), || false));
+        // No file to watch: the plain backoff.
+        let missing = dir.path().join("missing");
+        let mut checks = 0;
+        assert!(poll_watching(&missing, Duration::from_secs(5), || {
+            checks += 1;
+            checks == 2
+        }));
     }
 }
