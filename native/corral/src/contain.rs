@@ -1,22 +1,16 @@
 //! Choosing the child's cgroup from the command line, or none.
 
 use crate::args::Args;
+use crate::error::Error;
+use crate::spawn::Stage;
 use corral_cgroup::{Group, Key, Layout, Limits, Max, Placement, RawSet, System};
+use nix::errno::Errno;
 
-/// Why containment could not be set up as asked.
-#[derive(Debug)]
-pub struct Error {
-    /// The OS error behind it, when there is one.
-    pub errno: i32,
-    /// For people: what was asked and what to do about it.
-    pub message: String,
-}
-
+/// Why containment could not be set up as asked: stage `cgroup`, the OS
+/// error behind it (EINVAL for what was asked wrong) and, for people,
+/// what was asked and what to do about it.
 fn invalid(message: String) -> Error {
-    Error {
-        errno: libc::EINVAL,
-        message,
-    }
+    Error::plain(Stage::Cgroup, Errno::EINVAL, message)
 }
 
 /// The typed limits and raw writes asked for.
@@ -107,16 +101,17 @@ pub fn group(args: &Args, detected: Option<&Detected>) -> Result<Contained, Erro
         // No cgroups here: the process group holds the tree, and an option
         // that needs a cgroup is refused before anything runs.
         return if needs_cgroup {
-            Err(Error {
-                errno: libc::ENOSYS,
-                message: format!(
+            Err(Error::plain(
+                Stage::Cgroup,
+                Errno::ENOSYS,
+                format!(
                     "cgroups are not available on {}, where Corral holds the command's \
                      tree by its process group only: the cgroup options (:cgroup, \
                      :cgroup_path, :cgroup_base, :cgroup_controllers, :cgroup_sets; \
                      --cgroup-*, --cpu-limit) cannot be honoured",
                     crate::sys::platform()
                 ),
-            })
+            ))
         } else {
             Ok(Contained::default())
         };
@@ -215,8 +210,9 @@ pub struct Contained {
 }
 
 fn from_cgroup(e: &corral_cgroup::Error) -> Error {
-    Error {
-        errno: e.errno().unwrap_or(libc::EINVAL),
-        message: e.to_string(),
-    }
+    Error::plain(
+        Stage::Cgroup,
+        Errno::from_raw(e.errno().unwrap_or(libc::EINVAL)),
+        e.to_string(),
+    )
 }

@@ -8,6 +8,7 @@ mod args;
 mod channel;
 mod cli;
 mod contain;
+mod error;
 mod exit_code;
 #[cfg(target_os = "linux")]
 mod forks;

@@ -4,13 +4,14 @@ use crate::args::{Args, Stdio};
 use crate::channel::Base;
 use crate::cli;
 use crate::contain;
+use crate::error::Error;
 use crate::exit_code;
 use crate::limits;
 use crate::session::{Config, Outcome, Session};
-use crate::spawn::{self, Spec, Stage};
+use crate::spawn::{self, Spec};
 use crate::stdio::Sink;
 use crate::tree::Tree;
-use corral_proto::{key, CgroupKind, Containment, Fields, Up, VERSION};
+use corral_proto::{CgroupKind, Containment, Up, VERSION};
 use nix::errno::Errno;
 use std::path::Path;
 use std::time::Instant;
@@ -103,11 +104,6 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let contained = match contain::group(&args, ready.system.as_ref()) {
         Ok(c) => c,
         Err(e) => {
-            let e = spawn::Error {
-                stage: Stage::Cgroup,
-                errno: Errno::from_raw(e.errno),
-                message: e.message,
-            };
             return failed(&args, ready, &e);
         }
     };
@@ -257,22 +253,13 @@ fn tell_person(args: &Args, report: &crate::report::Report) {
 }
 
 /// Tells the BEAM (or the person) that the child never ran.
-fn failed(args: &Args, ready: &mut Ready, e: &spawn::Error) -> (i32, bool) {
-    let code = match (e.stage, e.errno) {
-        (Stage::Exec, Errno::ENOENT) => exit_code::NOT_FOUND,
-        (Stage::Cgroup, _) => exit_code::USAGE_ERROR,
-        _ => exit_code::CANNOT_EXECUTE,
-    };
+fn failed(args: &Args, ready: &mut Ready, e: &Error) -> (i32, bool) {
+    let code = e.exit_code();
     if args.port {
-        let fields = Fields::default()
-            .int(key::ERRNO, e.errno as i32 as u64)
-            .text(key::ERRNO_NAME, &errno_name(e.errno))
-            .text(key::STAGE, e.stage.name())
-            .text(key::MESSAGE, &e.message);
         let base = &mut ready.base;
         base.sink().send_up(&Up::Failed {
             version: VERSION,
-            fields,
+            fields: e.fields(),
         });
         if ready.pooled {
             // Back to waiting; the BEAM closes the port (or sends R).
@@ -280,12 +267,7 @@ fn failed(args: &Args, ready: &mut Ready, e: &spawn::Error) -> (i32, bool) {
         }
         base.await_close();
     } else {
-        eprintln!("corral: {}: {}", e.stage, e.message);
+        eprintln!("corral: {e}");
     }
     (code, false)
-}
-
-/// `ENOENT` → `"enoent"`, the spelling of Elixir's `File.posix()` atoms.
-fn errno_name(e: Errno) -> String {
-    format!("{e:?}").to_ascii_lowercase()
 }

@@ -5,22 +5,26 @@
 //! in `epoll_wait` with no timeout until a pipe, a signal or the BEAM has
 //! something. Only while the tree is being ended does it tick (every
 //! [`TEARDOWN_TICK`]) to see whether the last member has gone.
+//!
+//! This file holds the loop, the limits and the teardown's steps;
+//! `beam.rs` the control channel's frames, stdin and output; `finish.rs`
+//! the reaping, the report and the `X` frame. Where the run is and what
+//! is known of its end lives in [`Phase`].
+
+mod beam;
+mod finish;
 
 use crate::channel::{Base, CONTROL, SIGNALS};
 use crate::limits::{Limits, Watch};
 pub use crate::phase::Outcome;
 use crate::phase::{Phase, Step};
-use crate::report::{Report, Seen, Status};
 use crate::stdio::{self, Input, Output};
 use crate::sys::Forks;
 use crate::tree::Tree;
 use corral_cgroup::{OomSignal, OomWatch};
-use corral_proto::{Down, Reason, Window};
+use corral_proto::{Reason, Window};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
-use nix::errno::Errno;
-use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::SIGCHLD;
 use std::os::fd::AsRawFd;
@@ -316,32 +320,6 @@ impl<'b> Session<'b> {
             .finished(self.outputs.iter().flatten().all(|o| o.eof))
     }
 
-    /// Reaps every exited child; the main child's status is kept.
-    fn reap(&mut self) {
-        self.reap_with(Some(WaitPidFlag::WNOHANG));
-    }
-
-    /// Waits for every remaining child to be reaped.
-    fn reap_blocking(&mut self) {
-        self.reap_with(None);
-    }
-
-    fn reap_with(&mut self, flags: Option<WaitPidFlag>) {
-        loop {
-            match self.tree.reap_one(flags) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.child => {
-                    self.phase.child_ended(Status::Exited(code));
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.child => {
-                    self.phase.child_ended(Status::Signaled(sig));
-                }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        }
-    }
-
     fn take_signals(&mut self) {
         let pending: Vec<i32> = self.base.signals.pending().collect();
         for sig in pending {
@@ -349,260 +327,5 @@ impl<'b> Session<'b> {
                 self.end(Reason::Stopped);
             }
         }
-    }
-
-    fn read_control(&mut self) {
-        // Read in bounded pieces, handling the frames of each before the
-        // next: what waits in the deframer stays below a frame and a read.
-        let mut closed = false;
-        while !closed {
-            let Some(control) = self.base.open_control() else {
-                return;
-            };
-            let read = control.read();
-            closed = read.eof;
-            loop {
-                match self.base.buffered_frame() {
-                    Ok(Some(frame)) => self.handle(frame),
-                    Ok(None) => break,
-                    Err(e) => self.phase.break_protocol(e),
-                }
-                if self.phase.protocol_broken() {
-                    // A protocol error ends the run as a closed channel
-                    // does, and nothing more is read.
-                    closed = true;
-                    break;
-                }
-            }
-            if read.drained {
-                break;
-            }
-        }
-        if closed {
-            self.base.close_control();
-            self.orphan();
-        }
-    }
-
-    /// The BEAM is gone: end the tree and stop sending.
-    fn orphan(&mut self) {
-        self.phase.orphan();
-        self.base.sink.open = false;
-        self.end(Reason::Stopped);
-    }
-
-    fn handle(&mut self, frame: Down) {
-        match frame {
-            Down::Ack(n) => self.window.acked(n),
-            Down::Stdin(data) => {
-                if let Some(input) = self.input.as_mut() {
-                    // The BEAM sends I only while less than a window is
-                    // unconfirmed (docs/protocol.md, "Flow control"), so the
-                    // helper never holds more than a window and a frame.
-                    // Past that it is not the protocol, and the input would
-                    // grow without bound in a child that does not read.
-                    if !input.admits_more() {
-                        self.phase.break_protocol(format!(
-                            "an I frame of {} bytes with {} bytes of input \
-                             unconfirmed, a full window of {}",
-                            data.len(),
-                            input.outstanding(),
-                            input.credit.window()
-                        ));
-                        return;
-                    }
-                    input.push(data);
-                    self.write_input(false);
-                }
-            }
-            Down::CloseStdin => {
-                if let Some(input) = self.input.as_mut() {
-                    input.closing = true;
-                    self.write_input(false);
-                }
-            }
-            Down::Signal(name) => {
-                let name = if name.starts_with("SIG") {
-                    name
-                } else {
-                    format!("SIG{name}")
-                };
-                if let Ok(sig) = name.parse::<Signal>() {
-                    let _ = nix::sys::signal::kill(self.child, sig);
-                }
-            }
-            Down::Stop => self.end(Reason::Stopped),
-            Down::Run(_) => {
-                self.phase
-                    .break_protocol("R after the child started".into());
-            }
-        }
-    }
-
-    fn write_input(&mut self, now_writable: bool) {
-        let Some(input) = self.input.as_mut() else {
-            return;
-        };
-        if now_writable {
-            input.writable = true;
-        }
-        let open = input.flush();
-        if !self.phase.orphaned() {
-            if let Some(n) = input.credit.confirm(input.is_drained() || !open) {
-                self.base.sink.send_up(&corral_proto::Up::Written(n));
-            }
-        }
-        if !open {
-            let _ = self
-                .base
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&input.fd.as_raw_fd()));
-            self.input = None;
-        }
-    }
-
-    fn pump(&mut self) {
-        if !self.base.sink.open && !self.phase.orphaned() {
-            // A write to the BEAM failed: it is gone.
-            self.orphan();
-        }
-        if self.phase.orphaned() {
-            for out in self.outputs.iter_mut().flatten() {
-                out.discard(&mut self.base.buf);
-            }
-            return;
-        }
-        if stdio::pump(
-            &mut self.outputs,
-            &mut self.window,
-            &mut self.base.buf,
-            &mut self.base.sink,
-        ) {
-            self.watch.output_seen(Instant::now());
-        }
-    }
-
-    /// Takes the output pipes out of the event loop while the window is
-    /// full, and puts them back once an ack makes room. Otherwise every
-    /// write of the child wakes the helper for nothing: 1 GB of `head`
-    /// behind a slow BEAM made 100,000 context switches, 9 per frame.
-    /// Registering again reports a pipe that filled meanwhile (epoll checks
-    /// readiness on `EPOLL_CTL_ADD`), so nothing is missed.
-    fn park_outputs(&mut self) {
-        let full = self.window.room() == 0;
-        if full == self.parked {
-            return;
-        }
-        let registry = self.base.poll.registry();
-        for (i, out) in self.outputs.iter_mut().enumerate() {
-            let Some(out) = out.as_mut().filter(|o| !o.eof) else {
-                continue;
-            };
-            let mut fd = SourceFd(&out.fd.as_raw_fd());
-            if full {
-                let _ = registry.deregister(&mut fd);
-            } else if registry
-                .register(&mut fd, OUTPUT[i], Interest::READABLE)
-                .is_ok()
-            {
-                out.readable = true;
-            }
-        }
-        self.parked = full;
-    }
-
-    /// The end of the run, in order: reap the whole tree, assemble the
-    /// report, remove the cgroup, send `X`, and hand the [`Base`] back
-    /// for another run if this helper serves one.
-    fn finish(mut self) -> (Outcome, bool) {
-        self.reap_all();
-        let report = self.report();
-        // The tree is empty. The directories go before the report, so a
-        // caller that has it can reuse a :cgroup_path or remove its base.
-        if let Err(e) = self.tree.remove_group() {
-            eprintln!("corral: {e}");
-        }
-        match self.phase.outcome(report) {
-            Outcome::Finished(report) => {
-                let again = self.cfg.control && self.send_exit(&report);
-                (Outcome::Finished(report), again)
-            }
-            other => (other, false),
-        }
-    }
-
-    /// Every tree member is dead or dying; reaps them all, waiting for the
-    /// ones still exiting, so their CPU time is in `tree.reaped` before it
-    /// is read. Everything left is our own child (the subreaper adopted
-    /// it), so this ends at ECHILD.
-    fn reap_all(&mut self) {
-        self.reap();
-        self.reap_blocking();
-    }
-
-    /// What the helper saw of the run, with the cgroup's statistics.
-    fn report(&self) -> Report {
-        let (reaped_user, reaped_system, reaped_peak_rss) = self.tree.reaped.totals();
-        let stats = self
-            .tree
-            .group
-            .as_ref()
-            .map(|g| g.stats())
-            .unwrap_or_default();
-        let seen = Seen {
-            started: self.started,
-            status: self.phase.status(),
-            reason: self.phase.reason(),
-            reaped_user,
-            reaped_system,
-            reaped_peak_rss,
-            polled_memory: self.watch.peak.memory,
-            polled_processes: self
-                .watch
-                .peak
-                .processes
-                .max(self.forks.as_ref().map_or(0, |f| f.peak)),
-            cgroup_pids: self.cfg.cgroup_pids,
-            containment: self.cfg.containment,
-        };
-        Report::assemble(&seen, &stats)
-    }
-
-    /// Sends `X` once the run's descriptors (pipes, OOM watch, fork
-    /// events) are closed: once the BEAM has `X`, nothing of the run is
-    /// open in the helper. Returns true when [`Config::serve_again`] asks
-    /// for another run and the BEAM is there; else waits for the BEAM to
-    /// close the channel.
-    fn send_exit(mut self, report: &Report) -> bool {
-        self.close_run();
-        let base = self.base;
-        base.sink.send_up(&corral_proto::Up::Exit {
-            reason: report.reason,
-            fields: report.fields(),
-        });
-        if self.cfg.serve_again && base.sink.open {
-            return true;
-        }
-        if base.sink.open {
-            base.await_close();
-        }
-        false
-    }
-
-    /// Takes the child's pipes out of the event loop and closes them, with
-    /// the OOM watch and the fork events: what the next run must not see.
-    fn close_run(&mut self) {
-        let registry = self.base.poll.registry();
-        for out in self.outputs.iter().flatten() {
-            let _ = registry.deregister(&mut SourceFd(&out.fd.as_raw_fd()));
-        }
-        if let Some(input) = &self.input {
-            let _ = registry.deregister(&mut SourceFd(&input.fd.as_raw_fd()));
-        }
-        self.outputs = [None, None];
-        self.input = None;
-        self.oom = None;
-        self.forks = None;
     }
 }

@@ -29,6 +29,7 @@ mod creds;
 mod prepare;
 mod stage;
 
+pub use crate::error::Error;
 use child::{child_after_fork, ChildSetup};
 use prepare::Prepared;
 pub use stage::Stage;
@@ -83,38 +84,6 @@ pub struct Child {
     pub stdout: Option<OwnedFd>,
     /// The read end of its stderr pipe.
     pub stderr: Option<OwnedFd>,
-}
-
-/// Why the child could not be started.
-#[derive(Debug)]
-pub struct Error {
-    /// What failed.
-    pub stage: Stage,
-    /// The OS error.
-    pub errno: Errno,
-    /// For people.
-    pub message: String,
-}
-
-impl Error {
-    fn new(stage: Stage, errno: Errno, what: impl std::fmt::Display) -> Error {
-        Error {
-            stage,
-            errno,
-            message: format!("{what}: {}", errno.desc()),
-        }
-    }
-
-    /// A user or group that the user database does not have: no system
-    /// call failed, so the message is `what` alone (EINVAL is only the
-    /// errno the F frame must carry).
-    fn lookup(what: String) -> Error {
-        Error {
-            stage: Stage::User,
-            errno: Errno::EINVAL,
-            message: what,
-        }
-    }
 }
 
 /// Starts the child.

@@ -6,19 +6,18 @@
 //! re-parent to it instead of escaping to init), plus the members of its
 //! cgroup when it has one. The portable backend (`crate::sys`) has only
 //! the process group, found by a full scan of the process table; the kill
-//! sequence below is the same for both.
+//! sequence (`kill.rs`) is the same for both.
 
-use corral_cgroup::{teardown, Group};
+mod kill;
+
+pub use kill::remember_ancestors;
+
+use corral_cgroup::Group;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
 
 use crate::sys::{descendants, has_live_threads, scan_all, stat_of};
-
-/// How long [`Tree::kill_all`] keeps sending SIGKILL rounds before it
-/// gives up on members that outlast every signal (uninterruptible sleep).
-const KILL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One process as read from `/proc/<pid>/stat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,39 +222,6 @@ impl Tree {
         empty
     }
 
-    /// The polite half of ending the tree: stop everyone, SIGTERM everyone,
-    /// then SIGCONT and thaw so stopped processes can act on the SIGTERM
-    /// (one round of [`teardown::signal_stopped`]).
-    pub fn terminate(&mut self) {
-        let _ = teardown::signal_stopped(self, Signal::SIGTERM);
-    }
-
-    /// SIGKILL every member: rounds of stop, SIGKILL (with `cgroup.kill`
-    /// and `killpg(2)` too) and let go, until a scan finds nobody
-    /// ([`teardown::kill`]). Zombies are left for the caller to reap.
-    pub fn kill_all(&mut self) {
-        if let Ok(left) = teardown::kill(self, KILL_PATIENCE) {
-            self.armed = !left.is_empty();
-        }
-    }
-
-    /// Signals the child's process group with one `killpg(2)`. The kernel
-    /// delivers it to every member under one lock, and a fork racing with
-    /// it fails (`copy_process` checks for a pending group signal), so a
-    /// fork bomb that stays in its group cannot outrun it, as it can
-    /// outrun a `/proc` scan. Only while the group is provably ours: its
-    /// leader, our own child, is still there (alive or not yet reaped), so
-    /// the id cannot have been reused.
-    fn signal_group(&self, sig: Signal) {
-        let Some(g) = self.pgrp else {
-            return;
-        };
-        let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
-        if ours && may_signal(g) && g != nix::unistd::getpgrp().as_raw() {
-            let _ = nix::sys::signal::killpg(Pid::from_raw(g), sig);
-        }
-    }
-
     /// Removes the cgroup directories this run created; the tree must be empty.
     pub fn remove_group(&mut self) -> Result<(), corral_cgroup::Error> {
         match self.group.take() {
@@ -265,113 +231,11 @@ impl Tree {
     }
 }
 
-/// The tree as [`teardown::Members`]: its cgroup, its process group and
-/// every member a scan finds.
-impl teardown::Members for Tree {
-    /// Freezes the cgroup and SIGSTOPs the process group and every member,
-    /// rescanning until no new member appears, so nothing can fork behind
-    /// the signal. Returns the pids stopped.
-    fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
-        if let Some(g) = &self.group {
-            let _ = g.freeze();
-        }
-        self.signal_group(Signal::SIGSTOP);
-        let mut stopped = HashSet::new();
-        for _ in 0..100 {
-            let fresh: Vec<i32> = self
-                .members()
-                .iter()
-                .map(|p| p.pid)
-                .filter(|p| !stopped.contains(p) && may_signal(*p))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for pid in fresh {
-                signal(pid, Signal::SIGSTOP);
-                stopped.insert(pid);
-            }
-        }
-        Ok(stopped.into_iter().collect())
-    }
-
-    /// The cgroup's own kill first (`cgroup.kill`), then the process group
-    /// (only now: without the subreaper, a member that left the group is
-    /// found through its parent, which the group's SIGKILL would end
-    /// first, orphaning it out of reach), then every member found.
-    fn signal(&mut self, found: &[i32], sig: Signal) -> corral_cgroup::Result<()> {
-        if let Some(g) = self.group.as_ref().filter(|_| sig == Signal::SIGKILL) {
-            let _ = g.kill_at_once();
-        }
-        self.signal_group(sig);
-        for &pid in found {
-            signal(pid, sig);
-        }
-        Ok(())
-    }
-
-    fn resume(&mut self, found: &[i32]) -> corral_cgroup::Result<()> {
-        self.signal_group(Signal::SIGCONT);
-        for &pid in found {
-            signal(pid, Signal::SIGCONT);
-        }
-        if let Some(g) = &self.group {
-            let _ = g.thaw();
-        }
-        Ok(())
-    }
-
-    /// The next round's scan tells; let the dying run first.
-    fn settle(&mut self, _: std::time::Duration) -> bool {
-        std::thread::yield_now();
-        false
-    }
-}
-
 impl Drop for Tree {
     fn drop(&mut self) {
         if self.armed {
             self.kill_all();
         }
-    }
-}
-
-/// The processes no teardown may touch, whatever a scan or a cgroup says:
-/// PID 1, the helper itself and every ancestor of it (the VM that started
-/// it, and what started the VM). Read once; ancestors do not change while
-/// they live, and a helper whose parent died was re-parented to one of
-/// them or to PID 1.
-fn protected() -> &'static HashSet<i32> {
-    static PROTECTED: std::sync::OnceLock<HashSet<i32>> = std::sync::OnceLock::new();
-    PROTECTED.get_or_init(|| {
-        let mut set = HashSet::from([1, std::process::id() as i32]);
-        let mut pid = nix::unistd::getppid().as_raw();
-        while pid > 1 && set.insert(pid) {
-            pid = stat_of(pid).map_or(0, |st| st.ppid);
-        }
-        set
-    })
-}
-
-/// Reads [`protected`] now, at the helper's start, so a teardown does not
-/// spend its first milliseconds walking the ancestors.
-pub fn remember_ancestors() {
-    protected();
-}
-
-/// Whether teardown may signal `pid`: a real process id (not 0 or
-/// negative, which `kill(2)` reads as process groups or everyone) outside
-/// [`protected`].
-pub fn may_signal(pid: i32) -> bool {
-    pid > 1 && !protected().contains(&pid)
-}
-
-/// Sends `sig`; a member that is already gone (`ESRCH`) or any other
-/// refusal is left to the next scan. The one place teardown signals, so
-/// the one place [`may_signal`] is checked.
-fn signal(pid: i32, sig: Signal) {
-    if may_signal(pid) {
-        let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 
@@ -411,27 +275,5 @@ mod tests {
             .collect();
         got.sort();
         assert_eq!(got, vec![11, 12, 13, 15]);
-    }
-
-    #[test]
-    fn teardown_never_signals_init_the_helper_or_its_ancestors() {
-        let me = std::process::id() as i32;
-        let parent = nix::unistd::getppid().as_raw();
-        for pid in [-1, 0, 1, me, parent] {
-            assert!(!may_signal(pid), "{pid} may be signalled");
-        }
-        let mut pid = parent;
-        while let Some(st) = stat_of(pid).filter(|_| pid > 1) {
-            assert!(!may_signal(pid), "ancestor {pid} may be signalled");
-            pid = st.ppid;
-        }
-        let mut child = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .expect("spawn sleep");
-        let pid = child.id() as i32;
-        assert!(may_signal(pid), "a child of ours must be signallable");
-        signal(pid, Signal::SIGKILL);
-        child.wait().expect("reaped");
     }
 }

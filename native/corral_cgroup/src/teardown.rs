@@ -1,6 +1,6 @@
 //! Ending a set of processes that may fork while it is being ended: the
 //! one freeze-then-kill routine, for a cgroup ([`crate::Group::kill`]) and
-//! for the helper's whole tree (`corral`'s `tree.rs`, which adds the
+//! for the helper's whole tree (`corral`'s `tree/kill.rs`, which adds the
 //! process group and the processes the subreaper adopted).
 //!
 //! A round stops every member before any is signalled, so nothing forks

@@ -2,6 +2,7 @@
 //! user database may take locks and allocate, which the child must not.
 
 use super::{Error, Spec, Stage};
+use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid, User};
 
 /// Credentials resolved before fork.
@@ -11,13 +12,20 @@ pub(super) struct Creds {
     pub(super) groups: Option<Vec<Gid>>,
 }
 
+/// A user or group that the user database does not have: no system
+/// call failed, so the message is `what` alone (EINVAL is only the errno
+/// the F frame must carry).
+fn lookup(what: String) -> Error {
+    Error::plain(Stage::User, Errno::EINVAL, what)
+}
+
 /// The user's id and primary group. A number is looked up too: dropping
 /// to a uid must also drop root's group, and the passwd entry says which
 /// group to take. A number without an entry has no primary group, so it
 /// needs `--gid` (`have_gid`); without one it is refused rather than left
 /// in GID 0.
 fn resolve_user(name: &str, have_gid: bool) -> Result<(Uid, Option<Gid>), Error> {
-    let not_found = Error::lookup;
+    let not_found = lookup;
     if let Ok(n) = name.parse::<u32>() {
         let uid = Uid::from_raw(n);
         return match User::from_uid(uid) {
@@ -46,7 +54,7 @@ fn resolve_group(name: &str) -> Result<Gid, Error> {
     }
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid),
-        Ok(None) => Err(Error::lookup(format!("no such group {name:?}"))),
+        Ok(None) => Err(lookup(format!("no such group {name:?}"))),
         Err(e) => Err(Error::new(
             Stage::User,
             e,
