@@ -89,7 +89,12 @@ per = fn us -> "#{round(us / runs)} µs" end
 
 cells =
   for {callers, [ws, wc | wm]} <- rows do
-    [Integer.to_string(callers), "#{ms.(ws)} (#{per.(ws)})", "#{ms.(wc)} (#{per.(wc)})", x.(wc, ws)] ++
+    [
+      Integer.to_string(callers),
+      "#{ms.(ws)} (#{per.(ws)})",
+      "#{ms.(wc)} (#{per.(wc)})",
+      x.(wc, ws)
+    ] ++
       Enum.flat_map(wm, fn m -> ["#{ms.(m)} (#{per.(m)})", x.(wc, m)] end)
   end
 

@@ -145,7 +145,9 @@ rows =
     {measured, us} =
       if survivors == 0 and n > 1,
         do: {"whole tree", Enum.map(results, &elem(&1, 1))},
-        else: {if(n > 1, do: "direct child only", else: "direct child"), Enum.map(results, &elem(&1, 0))}
+        else:
+          {if(n > 1, do: "direct child only", else: "direct child"),
+           Enum.map(results, &elem(&1, 0))}
 
     {med, p99, max} = Teardown.stats(us)
     {name, tool, mode, runs, measured, med, p99, max, survivors, runs * n}
@@ -166,7 +168,18 @@ Bench.Results.table(
 Bench.Results.csv(
   "teardown",
   context,
-  ["case", "tool", "containment", "runs", "dead", "median_ms", "p99_ms", "max_ms", "survivors", "processes"],
+  [
+    "case",
+    "tool",
+    "containment",
+    "runs",
+    "dead",
+    "median_ms",
+    "p99_ms",
+    "max_ms",
+    "survivors",
+    "processes"
+  ],
   for {name, tool, mode, r, measured, med, p99, max, surv, of} <- rows do
     [name, tool, mode, r, measured, med / 1000, p99 / 1000, max / 1000, surv, of]
   end

@@ -135,9 +135,13 @@ rows =
 
     samples =
       Enum.reduce(1..runs, List.duplicate([], length(runners)), fn _, acc ->
-        Enum.zip_with([{sys, false}, {cor, false}, {mt, true}] |> Enum.take(length(runners)), acc, fn
-          {run, may_lose}, l -> [mbs.(run, may_lose) | l]
-        end)
+        Enum.zip_with(
+          [{sys, false}, {cor, false}, {mt, true}] |> Enum.take(length(runners)),
+          acc,
+          fn
+            {run, may_lose}, l -> [mbs.(run, may_lose) | l]
+          end
+        )
       end)
 
     [s, c | m] = Enum.map(samples, fn l -> l |> Enum.map(&elem(&1, 0)) |> median.() end)
@@ -155,11 +159,27 @@ x = fn a, b -> "#{Float.round(a / b, 2)}x" end
 
 {header, cells} =
   if muontrap do
-    {["consumer", "System.cmd", "Corral", "ratio", "Corral / raw pipe", "MuonTrap",
-      "Corral / MuonTrap", "MuonTrap lost bytes (max)"],
+    {[
+       "consumer",
+       "System.cmd",
+       "Corral",
+       "ratio",
+       "Corral / raw pipe",
+       "MuonTrap",
+       "Corral / MuonTrap",
+       "MuonTrap lost bytes (max)"
+     ],
      for {name, s, c, m, lost} <- rows do
-       [name, "#{round(s)}", "#{round(c)}", x.(c, s), "#{round(100 * c / raw)}%", "#{round(m)}",
-        x.(c, m), "#{lost}"]
+       [
+         name,
+         "#{round(s)}",
+         "#{round(c)}",
+         x.(c, s),
+         "#{round(100 * c / raw)}%",
+         "#{round(m)}",
+         x.(c, m),
+         "#{lost}"
+       ]
      end}
   else
     {["consumer", "System.cmd", "Corral", "ratio", "Corral / raw pipe"],
@@ -173,7 +193,15 @@ Bench.Results.table("throughput", title, header, cells)
 Bench.Results.csv(
   "throughput",
   context,
-  ["consumer", "bytes", "runs", "raw_pipe_mbs", "system_cmd_mbs", "corral_mbs", "muontrap_mbs",
-   "muontrap_lost_bytes_max"],
+  [
+    "consumer",
+    "bytes",
+    "runs",
+    "raw_pipe_mbs",
+    "system_cmd_mbs",
+    "corral_mbs",
+    "muontrap_mbs",
+    "muontrap_lost_bytes_max"
+  ],
   for({name, s, c, m, lost} <- rows, do: [name, bytes, runs, raw, s, c, m, lost])
 )

@@ -82,7 +82,10 @@ defmodule Bench.Results do
       [columns ++ ["date", "machine", "load1"]] ++
         Enum.map(rows, fn r -> r ++ [context.date, context.machine, context.load1] end)
 
-    write(name <> ".csv", Enum.map_join(lines, "", &(Enum.map_join(&1, ",", fn c -> cell(c) end) <> "\n")))
+    write(
+      name <> ".csv",
+      Enum.map_join(lines, "", &(Enum.map_join(&1, ",", fn c -> cell(c) end) <> "\n"))
+    )
   end
 
   defp cell(nil), do: ""
@@ -102,7 +105,9 @@ defmodule Bench.Results do
 
   @doc "Parses a CSV written by csv/4 into a list of maps (column => string)."
   def read_csv(path) do
-    [header | rows] = path |> File.read!() |> String.split("\n", trim: true) |> Enum.map(&parse_line/1)
+    [header | rows] =
+      path |> File.read!() |> String.split("\n", trim: true) |> Enum.map(&parse_line/1)
+
     Enum.map(rows, fn r -> Map.new(Enum.zip(header, r)) end)
   end
 
@@ -111,7 +116,9 @@ defmodule Bench.Results do
   defp parse_line("", cur, acc), do: Enum.reverse([cur | acc])
   defp parse_line("," <> rest, cur, acc), do: parse_line(rest, "", [cur | acc])
   defp parse_line("\"" <> rest, "", acc), do: quoted(rest, "", acc)
-  defp parse_line(<<c::utf8, rest::binary>>, cur, acc), do: parse_line(rest, cur <> <<c::utf8>>, acc)
+
+  defp parse_line(<<c::utf8, rest::binary>>, cur, acc),
+    do: parse_line(rest, cur <> <<c::utf8>>, acc)
 
   defp quoted("\"\"" <> rest, cur, acc), do: quoted(rest, cur <> "\"", acc)
   defp quoted("\"" <> rest, cur, acc), do: parse_line(rest, cur, acc)
