@@ -124,3 +124,29 @@ defmodule Bench.Results do
   defp quoted("\"" <> rest, cur, acc), do: parse_line(rest, cur, acc)
   defp quoted(<<c::utf8, rest::binary>>, cur, acc), do: quoted(rest, cur <> <<c::utf8>>, acc)
 end
+
+defmodule Bench.Results.Readme do
+  @moduledoc false
+  # The README's measurement tables are the bench scripts' own: between
+  # `<!-- bench/results/NAME.md -->` and `<!-- end bench/results/NAME.md -->`
+  # the README holds a copy of that file, refreshed by bench/plot.exs.
+
+  def splice(readme, results_dir) do
+    text = File.read!(readme)
+
+    new =
+      Regex.replace(
+        ~r/(<!-- bench\/results\/(\w+)\.md -->\n)(.*?)(<!-- end bench\/results\/\2\.md -->)/s,
+        text,
+        fn whole, open, name, _old, close ->
+          case File.read(Path.join(results_dir, name <> ".md")) do
+            {:ok, table} -> open <> "\n" <> table <> "\n" <> close
+            _ -> whole
+          end
+        end
+      )
+
+    if new != text, do: File.write!(readme, new)
+    new != text
+  end
+end

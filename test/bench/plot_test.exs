@@ -170,4 +170,24 @@ defmodule Bench.PlotTest do
     assert "MuonTrap (no cgroup)" in t
     assert Enum.any?(t, &String.contains?(&1, "40 of 60 processes were left running"))
   end
+
+  test "the README's copy of a results table is replaced between its markers", %{dir: dir} do
+    File.mkdir_p!(dir)
+    File.write!(Path.join(dir, "spawn.md"), "new title\n\n| a |\n| --- |\n| 1 |\n")
+    readme = Path.join(dir, "README.md")
+
+    before =
+      "# x\n<!-- bench/results/spawn.md -->\nold\n<!-- end bench/results/spawn.md -->\n" <>
+        "<!-- bench/results/teardown.md -->\nkept\n<!-- end bench/results/teardown.md -->\n"
+
+    File.write!(readme, before)
+    assert Bench.Results.Readme.splice(readme, dir)
+
+    assert File.read!(readme) ==
+             "# x\n<!-- bench/results/spawn.md -->\n\nnew title\n\n| a |\n| --- |\n| 1 |\n\n" <>
+               "<!-- end bench/results/spawn.md -->\n" <>
+               "<!-- bench/results/teardown.md -->\nkept\n<!-- end bench/results/teardown.md -->\n"
+
+    refute Bench.Results.Readme.splice(readme, dir)
+  end
 end
