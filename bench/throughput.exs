@@ -131,17 +131,11 @@ title =
 
 rows =
   for {name, sys, cor, mt} <- consumers do
-    runners = if muontrap, do: [sys, cor, mt], else: [sys, cor]
+    runners = [{sys, false}, {cor, false}] ++ if(muontrap, do: [{mt, true}], else: [])
 
     samples =
-      Enum.reduce(1..runs, List.duplicate([], length(runners)), fn _, acc ->
-        Enum.zip_with(
-          [{sys, false}, {cor, false}, {mt, true}] |> Enum.take(length(runners)),
-          acc,
-          fn
-            {run, may_lose}, l -> [mbs.(run, may_lose) | l]
-          end
-        )
+      Enum.reduce(1..runs, Enum.map(runners, fn _ -> [] end), fn _, acc ->
+        Enum.zip_with(runners, acc, fn {run, may_lose}, l -> [mbs.(run, may_lose) | l] end)
       end)
 
     [s, c | m] = Enum.map(samples, fn l -> l |> Enum.map(&elem(&1, 0)) |> median.() end)
