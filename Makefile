@@ -48,12 +48,18 @@ check: deps
 	mix format --check-formatted
 	CORRAL_SKIP_CARGO=1 mix compile --force --warnings-as-errors
 
+# Side-by-side measurements (README, "Measurements"). throughput, spawn and
+# teardown write bench/results/<name>.{md,csv}; plot.exs draws their SVGs.
+# MuonTrap joins them when MUONTRAP_PATH names a `muontrap` built by
+# bench/muontrap-build, and is skipped (said so) otherwise.
 bench: export MIX_ENV = dev
 bench: build
 	mix run bench/throughput.exs
 	mix run bench/spawn.exs
+	mix run bench/teardown.exs
 	mix run bench/cpu_overshoot.exs
 	mix run bench/daemons.exs
+	mix run bench/plot.exs
 
 # Adversarial runs, not part of `make test`: every bench/stress/*.exs prints
 # its rows of one table (case, runs, survivors, leftover cgroups, lost bytes,

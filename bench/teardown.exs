@@ -5,11 +5,25 @@
 # its last instruction (reaping is the helper's business). This script
 # polls /proc in a tight loop, so its own resolution is some microseconds.
 #
-# Usage: MIX_ENV=dev mix run bench/teardown.exs [runs]
+# MuonTrap, when MUONTRAP_PATH names a built `muontrap` (bench/muontrap-build),
+# is measured the same way, driven as MuonTrap.cmd/3 drives it
+# (bench/support/muontrap.exs): the owner runs the command through the port
+# and is killed; the port closes, muontrap sees its stdin hang up, SIGTERMs
+# its direct child and exits once that child is reaped. Only its cgroup-less
+# mode runs here (its --group needs cgroup v2 mounted at /sys/fs/cgroup;
+# this machine is hybrid, v2 at /sys/fs/cgroup/unified), and in that mode it
+# signals the direct child alone: in the 3-process tree its time is the
+# direct child's (the `sh`), and the background `sleep` and the setsid
+# `sleep` stay alive. They are counted as survivors (still alive 1 s after
+# the owner's death) and then killed by pid here. Its tree case runs at
+# most 20 times, since each run waits out that second.
 #
-# MuonTrap's figure is not measured here (no copy of it on this machine);
-# the issue's measurement of MuonTrap 2.0-rc.1 on the same machine was a
-# 0.56 ms median for the direct child.
+# Writes bench/results/teardown.{md,csv} (bench/support/results.exs).
+#
+# Usage: MIX_ENV=dev mix run bench/teardown.exs [runs]
+
+Code.require_file("support/results.exs", __DIR__)
+Code.require_file("support/muontrap.exs", __DIR__)
 
 runs =
   case System.argv() do
@@ -20,6 +34,10 @@ runs =
 defmodule Bench.Teardown do
   @tmp Path.join(System.tmp_dir!(), "corral-teardown-#{System.pid()}")
   def tmp, do: @tmp
+
+  # How long the rest of a tree may take after the owner's death before
+  # what is left counts as a survivor.
+  @rest_deadline_us 1_000_000
 
   def dead?(pid) do
     case File.read("/proc/#{pid}/stat") do
@@ -39,23 +57,45 @@ defmodule Bench.Teardown do
     end
   end
 
-  # Microseconds from the owner's kill until every pid is dead.
-  def once(script, n, opts) do
+  @doc """
+  One run: `start` runs `sh -c script` in a fresh owner process, which is
+  killed once the script's `n` pids are written (the direct child's last).
+  Returns {µs until the direct child is dead, µs until all are dead or nil,
+  survivors}; survivors are killed by pid before it returns.
+  """
+  def once(start, script, n) do
     file = Path.join(@tmp, "run-#{System.unique_integer([:positive])}")
-    owner = spawn(fn -> Corral.run("sh", ["-c", script.(file)], opts) end)
+    owner = spawn(fn -> start.(["-c", script.(file)]) end)
     pids = pids(file, n)
+    direct = List.last(pids)
     # Let the shell reach `wait`/`exec` so the tree is at rest.
     Process.sleep(5)
     t0 = System.monotonic_time(:microsecond)
     Process.exit(owner, :kill)
-    wait_dead(pids)
-    System.monotonic_time(:microsecond) - t0
+    :ok = wait_dead([direct], t0 + 10 * @rest_deadline_us)
+    t_direct = System.monotonic_time(:microsecond) - t0
+    rest = pids -- [direct]
+
+    case wait_dead(rest, t0 + @rest_deadline_us) do
+      :ok ->
+        {t_direct, max(t_direct, System.monotonic_time(:microsecond) - t0), 0}
+
+      :timeout ->
+        survivors = Enum.reject(rest, &dead?/1)
+        {_, 0} = System.cmd("kill", ["-KILL" | Enum.map(survivors, &Integer.to_string/1)])
+        :ok = wait_dead(survivors, System.monotonic_time(:microsecond) + 10 * @rest_deadline_us)
+        {t_direct, nil, length(survivors)}
+    end
   end
 
-  defp wait_dead([]), do: :ok
+  defp wait_dead([], _deadline), do: :ok
 
-  defp wait_dead([p | rest] = pids) do
-    if dead?(p), do: wait_dead(rest), else: wait_dead(pids)
+  defp wait_dead([p | rest] = pids, deadline) do
+    cond do
+      dead?(p) -> wait_dead(rest, deadline)
+      System.monotonic_time(:microsecond) > deadline -> :timeout
+      true -> wait_dead(pids, deadline)
+    end
   end
 
   def stats(us) do
@@ -68,6 +108,9 @@ end
 alias Bench.Teardown
 File.mkdir_p!(Teardown.tmp())
 
+context = Bench.Results.context()
+muontrap = Bench.MuonTrap.path()
+
 direct = fn f -> "echo $$ > #{f}; exec sleep 1000" end
 
 tree = fn f ->
@@ -79,24 +122,67 @@ cases = [
   {"3-process tree, setsid grandchild", tree, 3}
 ]
 
-modes = [{"cgroup", []}, {"no cgroup", [no_cgroup: true]}]
+corral = fn opts -> fn args -> Corral.run("sh", args, opts) end end
+
+# {tool, containment, start}
+tools =
+  [{"Corral", "cgroup", corral.([])}, {"Corral", "no cgroup", corral.(no_cgroup: true)}] ++
+    if muontrap,
+      do: [{"MuonTrap", "no cgroup", fn args -> Bench.MuonTrap.cmd(muontrap, "sh", args) end}],
+      else: []
 
 # Warm up: pool, code loading.
-for _ <- 1..10, do: Teardown.once(direct, 1, [])
+for _ <- 1..10, {_, _, start} <- tools, do: Teardown.once(start, direct, 1)
 
-IO.puts(
+rows =
+  for {name, script, n} <- cases, {tool, mode, start} <- tools do
+    runs = if tool == "MuonTrap" and n > 1, do: min(runs, 20), else: runs
+    results = for _ <- 1..runs, do: Teardown.once(start, script, n)
+    survivors = results |> Enum.map(&elem(&1, 2)) |> Enum.sum()
+
+    # The whole tree's time when every run ended the whole tree, else the
+    # direct child's.
+    {measured, us} =
+      if survivors == 0 and n > 1,
+        do: {"whole tree", Enum.map(results, &elem(&1, 1))},
+        else:
+          {if(n > 1, do: "direct child only", else: "direct child"),
+           Enum.map(results, &elem(&1, 0))}
+
+    {med, p99, max} = Teardown.stats(us)
+    {name, tool, mode, runs, measured, med, p99, max, survivors, runs * n}
+  end
+
+ms = fn v -> :erlang.float_to_binary(v / 1000, decimals: 2) <> " ms" end
+
+Bench.Results.table(
+  "teardown",
   "teardown: owner killed until the program is dead, #{runs} runs each " <>
-    "(#{:erlang.system_info(:logical_processors)} CPUs, #{Date.utc_today()})"
+    "(#{context.machine}, load #{context.load1}, #{context.date})",
+  ["case", "tool", "containment", "runs", "dead", "median", "p99", "max", "survivors"],
+  for {name, tool, mode, r, measured, med, p99, max, surv, of} <- rows do
+    [name, tool, mode, "#{r}", measured, ms.(med), ms.(p99), ms.(max), "#{surv} of #{of}"]
+  end
 )
 
-IO.puts("| case | containment | median | p99 | max |")
-IO.puts("|---|---|---|---|---|")
-
-for {name, script, n} <- cases, {mode, opts} <- modes do
-  us = for _ <- 1..runs, do: Teardown.once(script, n, opts)
-  {med, p99, max} = Teardown.stats(us)
-  ms = fn v -> :erlang.float_to_binary(v / 1000, decimals: 2) <> " ms" end
-  IO.puts("| #{name} | #{mode} | #{ms.(med)} | #{ms.(p99)} | #{ms.(max)} |")
-end
+Bench.Results.csv(
+  "teardown",
+  context,
+  [
+    "case",
+    "tool",
+    "containment",
+    "runs",
+    "dead",
+    "median_ms",
+    "p99_ms",
+    "max_ms",
+    "survivors",
+    "processes"
+  ],
+  for {name, tool, mode, r, measured, med, p99, max, surv, of} <- rows do
+    [name, tool, mode, r, measured, med / 1000, p99 / 1000, max / 1000, surv, of]
+  end
+)
 
 File.rm_rf!(Teardown.tmp())
