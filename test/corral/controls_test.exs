@@ -1,0 +1,171 @@
+defmodule Corral.ControlsTest do
+  # erlexec's controls: :pty (and Corral.Process.resize/3), :nice,
+  # :kill_signal and :clear_env, on real processes. Each runs on a pooled
+  # helper (the R frame) and on a fresh one (`parallelism: true`).
+  use ExUnit.Case, async: true
+
+  alias Corral.Result
+
+  @helpers [pooled: [], fresh: [parallelism: true]]
+
+  @isatty ["-c", "import sys; print(sys.stdout.isatty())"]
+
+  # Traps INT, TERM, HUP and QUIT, prints each it gets (and "ready"), and
+  # exits 7 on INT. SIGKILL cannot be caught: exit status 7 proves it never
+  # came.
+  @traps """
+  import signal, sys, time
+  def got(sig, frame):
+      print(signal.Signals(sig).name, flush=True)
+      if sig == signal.SIGINT:
+          sys.exit(7)
+  for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+      signal.signal(s, got)
+  print("ready", flush=True)
+  while True:
+      time.sleep(1)
+  """
+
+  for {helper, extra} <- @helpers do
+    describe "#{helper} helper" do
+      test "pty: true gives the program a terminal, and its output as the terminal made it" do
+        opts = [pty: true] ++ unquote(extra)
+
+        assert {:ok, %Result{output: "True\r\n", exit_status: 0}} =
+                 Corral.run("python3", @isatty, opts)
+
+        assert {:ok, %Result{output: "False\n"}} = Corral.run("python3", @isatty, unquote(extra))
+      end
+
+      test "pty: {cols, rows} sets the window size" do
+        opts = [pty: {100, 40}] ++ unquote(extra)
+        assert Corral.cmd("stty", ["size"], opts) == {"40 100\r\n", 0}
+      end
+
+      test "pty: input goes to the terminal, and its end is the terminal's EOF" do
+        opts = [pty: true, input: "abc"] ++ unquote(extra)
+        # The terminal echoes the input, then cat writes it back and exits
+        # at the end of file.
+        assert Corral.cmd("cat", [], opts) == {"abcabc", 0}
+      end
+
+      test "nice: 10 lowers the program's priority" do
+        opts = [nice: 10] ++ unquote(extra)
+        {stat, 0} = Corral.cmd("cat", ["/proc/self/stat"], opts)
+        # Field 19 (after the parenthesised command name, field 17).
+        [_, rest] = String.split(stat, ") ", parts: 2)
+        assert rest |> String.split(" ") |> Enum.at(16) == "10"
+      end
+
+      test "kill_signal: :sigint ends the tree with SIGINT first, and no SIGKILL follows" do
+        # A timeout ends the tree. The grace is far longer than the test:
+        # SIGKILL would make the status 137, and SIGTERM would print.
+        opts = [timeout: 500, kill_signal: :sigint, delay_to_sigkill: 60_000] ++ unquote(extra)
+
+        assert {:ok, %Result{output: "ready\nSIGINT\n", exit_status: 7, reason: :timeout}} =
+                 Corral.run("python3", ["-c", @traps], opts)
+      end
+
+      test "without kill_signal the teardown starts with SIGTERM" do
+        opts = [timeout: 500, delay_to_sigkill: 100] ++ unquote(extra)
+
+        assert {:ok, %Result{output: "ready\nSIGTERM\n", exit_status: 137, reason: :timeout}} =
+                 Corral.run("python3", ["-c", @traps], opts)
+      end
+
+      test "clear_env: true passes nothing but :env" do
+        opts = [clear_env: true, env: [{"A", "1"}]] ++ unquote(extra)
+        assert Corral.cmd("/usr/bin/env", [], opts) == {"A=1\n", 0}
+      end
+    end
+  end
+
+  test "raising the priority without privilege is a start failure" do
+    # The helper runs as the VM's user; only an unprivileged one is refused.
+    if System.cmd("id", ["-u"]) == {"0\n", 0} do
+      assert {:ok, %Result{output: "-5\n"}} =
+               Corral.run("sh", ["-c", "cut -d' ' -f19 /proc/$$/stat"], nice: -5)
+    else
+      assert {:error, {:spawn_failed, :eacces, "nice"}} = Corral.run("true", [], nice: -5)
+    end
+  end
+
+  test "Corral.Process.resize/3 changes a running terminal's size" do
+    script = "stty size; read line; stty size"
+    {:ok, p} = Corral.Process.start("sh", ["-c", script], pty: {100, 40})
+    assert read_until(p, "40 100\r\n", "") =~ "40 100\r\n"
+    assert :ok = Corral.Process.resize(p, 120, 50)
+    :ok = Corral.Process.write(p, "\n")
+    assert read_until(p, "50 120\r\n", "") =~ "50 120\r\n"
+    assert {:ok, %Result{exit_status: 0}} = Corral.Process.await_exit(p)
+
+    {:ok, p} = Corral.Process.start("cat", [])
+    assert Corral.Process.resize(p, 80, 24) == {:error, :no_pty}
+    assert_raise ArgumentError, fn -> Corral.Process.resize(p, 0, 24) end
+    :ok = Corral.Process.stop(p)
+  end
+
+  defp read_until(p, want, acc) do
+    if String.contains?(acc, want) do
+      acc
+    else
+      case Corral.Process.read(p, timeout: 10_000) do
+        {:ok, data} -> read_until(p, want, acc <> data)
+        other -> flunk("#{inspect(want)} never came: #{inspect(other)} after #{inspect(acc)}")
+      end
+    end
+  end
+
+  describe "validation" do
+    test "bad values name the option and what it takes" do
+      for opt <- [
+            pty: {0, 24},
+            pty: {80, 65_536},
+            pty: :yes,
+            nice: 20,
+            nice: -21,
+            nice: "5",
+            kill_signal: :sigstop,
+            kill_signal: :sigcont,
+            kill_signal: :nope,
+            kill_signal: 2,
+            clear_env: 1
+          ] do
+        {key, _} = opt
+        error = assert_raise ArgumentError, fn -> Corral.Options.new!([opt]) end
+        assert error.message =~ "invalid option #{inspect(key)}"
+      end
+    end
+
+    test "a terminal has no stderr apart" do
+      for other <- [separate_stderr: true, capture_stderr_only: true] do
+        assert_raise ArgumentError, ~r/exclude each other/, fn ->
+          Corral.Options.new!([{:pty, true}, other])
+        end
+      end
+    end
+
+    test "good values reach the helper's command line" do
+      o =
+        Corral.Options.new!(
+          pty: {100, 40},
+          nice: -3,
+          kill_signal: "quit",
+          clear_env: true
+        )
+
+      argv = Corral.Helper.argv("/bin/true", [], o)
+
+      for flag <- ["--pty=100x40", "--nice=-3", "--kill-signal=SIGQUIT", "--clear-env"],
+          do: assert(flag in argv)
+
+      assert Corral.Options.new!(pty: true).pty == {80, 24}
+      assert Corral.Options.new!(kill_signal: :int).kill_signal == "SIGINT"
+    end
+
+    test "the Daemon takes them" do
+      o = Corral.Daemon.Options.new!("cat", pty: true, nice: 5, kill_signal: :sighup)
+      assert %{pty: {80, 24}, nice: 5, kill_signal: "SIGHUP"} = o.common
+    end
+  end
+end
