@@ -198,18 +198,18 @@ fn the_command_line_says_what_is_not_contained() {
 fn pty_nice_and_kill_signal_on_the_fork_path() {
     portable();
     let mut h = Helper::port(
-        &["--pty=100x40", "--nice=5", "--stdin=pipe"],
+        &["--pty=100x40", "--nice=19", "--stdin=pipe"],
         &["sh", "-c", "stty size; cut -d' ' -f19 /proc/$$/stat; cat"],
     );
     h.started();
     h.until("the size and the nice value", SOON, |h| {
-        h.out_text().contains("40 100\r\n5\r\n")
+        h.out_text().contains("40 100\r\n19\r\n")
     });
     h.send(&Down::Stdin(b"x\n".to_vec()));
     h.send(&Down::CloseStdin);
     let (_, fields) = h.finish(SOON);
     assert_eq!(int(&fields, key::EXIT_STATUS), 0, "{:?}", h.stderr());
-    assert_eq!(h.out_text(), "40 100\r\n5\r\nx\r\nx\r\n");
+    assert_eq!(h.out_text(), "40 100\r\n19\r\nx\r\nx\r\n");
 
     // The child leads its own session there too, so the teardown's
     // killpg reaches it with the chosen first signal.
