@@ -169,4 +169,19 @@ defmodule Corral.ControlsTest do
       assert %{pty: {80, 24}, nice: 5, kill_signal: "SIGHUP"} = o.common
     end
   end
+
+  test "a Daemon runs its program on a terminal" do
+    me = self()
+    script = "stty size; python3 -c 'import sys; print(sys.stdout.isatty())'; exec sleep 1000"
+
+    Corral.Test.DaemonStart.start!("sh", ["-c", script],
+      pty: {100, 40},
+      logger_fun: fn line -> send(me, {:line, line}) end
+    )
+
+    assert_receive {:line, size}, 10_000
+    assert size =~ ~r/^40 100\r?$/
+    assert_receive {:line, tty}, 10_000
+    assert tty =~ ~r/^True\r?$/
+  end
 end
