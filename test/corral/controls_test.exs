@@ -10,13 +10,15 @@ defmodule Corral.ControlsTest do
 
   @isatty ["-c", "import sys; print(sys.stdout.isatty())"]
 
-  # Traps INT, TERM, HUP and QUIT, prints each it gets (and "ready"), and
-  # exits 7 on INT. SIGKILL cannot be caught: exit status 7 proves it never
-  # came.
+  # Traps INT, TERM, HUP and QUIT, appends the name of each it gets to the
+  # file named by its first argument, and exits 7 on INT; prints "ready"
+  # once the handlers are in place. SIGKILL cannot be caught: exit status
+  # 7 proves it never came.
   @traps """
   import signal, sys, time
   def got(sig, frame):
-      print(signal.Signals(sig).name, flush=True)
+      with open(sys.argv[1], "a") as log:
+          log.write(signal.Signals(sig).name + "\\n")
       if sig == signal.SIGINT:
           sys.exit(7)
   for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
@@ -60,22 +62,6 @@ defmodule Corral.ControlsTest do
         assert rest |> String.split(" ") |> Enum.at(16) == Integer.to_string(n)
       end
 
-      test "kill_signal: :sigint ends the tree with SIGINT first, and no SIGKILL follows" do
-        # A timeout ends the tree. The grace is far longer than the test:
-        # SIGKILL would make the status 137, and SIGTERM would print.
-        opts = [timeout: 500, kill_signal: :sigint, delay_to_sigkill: 60_000] ++ unquote(extra)
-
-        assert {:ok, %Result{output: "ready\nSIGINT\n", exit_status: 7, reason: :timeout}} =
-                 Corral.run("python3", ["-c", @traps], opts)
-      end
-
-      test "without kill_signal the teardown starts with SIGTERM" do
-        opts = [timeout: 500, delay_to_sigkill: 100] ++ unquote(extra)
-
-        assert {:ok, %Result{output: "ready\nSIGTERM\n", exit_status: 137, reason: :timeout}} =
-                 Corral.run("python3", ["-c", @traps], opts)
-      end
-
       test "clear_env: true passes nothing but :env" do
         opts = [clear_env: true, env: [{"A", "1"}]] ++ unquote(extra)
         assert Corral.cmd("/usr/bin/env", [], opts) == {"A=1\n", 0}
@@ -89,6 +75,41 @@ defmodule Corral.ControlsTest do
       assert {:ok, %Result{output: "-5\n"}} =
                Corral.run("sh", ["-c", "cut -d' ' -f19 /proc/$$/stat"], nice: -5)
     end
+  end
+
+  # Ends the tree of @traps once it is ready (Corral.Process.stop/2) and
+  # returns what it logged and how it ended (await_exit/2, waiting beside
+  # the stop).
+  defp teardown(opts) do
+    log = Corral.Test.OSProc.tmp_path("signals")
+    on_exit(fn -> File.rm(log) end)
+    {:ok, p} = Corral.Process.start("python3", ["-c", @traps, log], opts)
+    assert {:ok, "ready\n"} = Corral.Process.read(p, timeout: 30_000)
+    waiter = Task.async(fn -> Corral.Process.await_exit(p) end)
+
+    Corral.Test.OSProc.wait_until(
+      fn -> :sys.get_state(p).waiters != [] end,
+      5000
+    )
+
+    :ok = Corral.Process.stop(p, :infinity)
+    {:ok, result} = Task.await(waiter, :infinity)
+    {File.read!(log), result}
+  end
+
+  test "kill_signal: :sigint ends the tree with SIGINT first, and no SIGKILL follows" do
+    # The grace is far longer than the test: SIGKILL would make the status
+    # 137, and SIGTERM would be logged.
+    {log, result} = teardown(kill_signal: :sigint, delay_to_sigkill: 3_600_000)
+    assert log == "SIGINT\n"
+    assert %Result{exit_status: 7, reason: :stopped} = result
+  end
+
+  test "without kill_signal the teardown starts with SIGTERM" do
+    # The trap logs SIGTERM and carries on; SIGKILL follows the grace.
+    {log, result} = teardown(delay_to_sigkill: 100)
+    assert log == "SIGTERM\n"
+    assert %Result{exit_status: 137, reason: :stopped} = result
   end
 
   test "Corral.Process.resize/3 changes a running terminal's size" do

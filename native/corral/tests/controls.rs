@@ -278,21 +278,25 @@ fn for_people_nice_and_kill_signal() {
         "cut -d' ' -f19 /proc/$$/stat",
     ]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{n}\n"));
-    // A timeout ends the tree with the kill signal: the trap exits 7.
-    let o = person(&[
-        "-q",
-        "--kill-signal",
-        "INT",
-        "--grace",
-        "1h",
-        "-t",
-        "1s",
-        "--",
-        "python3",
-        "-c",
-        TRAPS,
-    ]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "ready\nSIGINT\n");
+    // SIGTERM to corral, as a person's `kill`, ends the tree with the
+    // kill signal once the command is ready: the trap exits 7.
+    let mut corral = Command::new(CORRAL)
+        .args(["-q", "--kill-signal", "INT", "--grace", "1h", "--"])
+        .args(["python3", "-c", TRAPS])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("corral runs");
+    let mut out = std::io::BufReader::new(corral.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("a line");
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the corral we started.
+    unsafe { libc::kill(corral.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("the rest");
+    assert_eq!(rest, "SIGINT\n");
+    assert_eq!(corral.wait().expect("exits").code(), Some(7));
     if is_root() {
         let o = as_nobody(&["-q", "--nice=-5", "--", "true"])
             .output()
