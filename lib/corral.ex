@@ -157,6 +157,27 @@ defmodule Corral do
 
   Corral's own:
 
+    * `:clear_env` - `true` starts the child with an empty environment, to
+      which `:env` adds: `env` then prints only what `:env` set. A boolean
+      next to `:env` rather than an `env: :clear`, so that `:env` keeps
+      `System.cmd/3`'s shape and clearing and setting compose.
+    * `:pty` - `true` or `{cols, rows}` (each 1 to 65535; `true` is
+      `{80, 24}`): the child runs on a pseudo-terminal of its own, its
+      controlling terminal, which is its stdin, stdout and stderr. The
+      output is what the terminal produced (`"\r\n"` line ends, echoed
+      input), under the same `:stdio_window`; `:input` is typed into the
+      terminal and its end is the terminal's end-of-file character
+      (Ctrl-D); without `:input` the terminal is at end of file from the
+      start. `Corral.Process.resize/3` changes the size. Excludes
+      `:separate_stderr` and `:capture_stderr_only`.
+    * `:nice` - the child's nice value, -20 (highest priority) to 19.
+      Lower than the VM's needs privilege (`CAP_SYS_NICE`); a refusal is
+      `{:error, {:spawn_failed, :eacces, "nice"}}`, and nothing runs.
+    * `:kill_signal` - the first signal sent when the tree is ended
+      (`:sigint`, `:sigquit`, `:sighup`, `:sigusr1`...; any signal whose
+      default action ends a process), instead of SIGTERM; SIGKILL still
+      follows after `:delay_to_sigkill`. A child that exits on it is never
+      sent SIGKILL.
     * `:no_cgroup` - `true` keeps the child out of cgroups: process group
       and subreaper containment only, and polled limits. Excludes every
       cgroup option below. Defaults to `false`.
@@ -359,7 +380,8 @@ defmodule Corral do
     * `{:spawn_failed, errno, stage}` - the child could not be started:
       `errno` is a `t:File.posix/0` atom (a string for an errno the VM has
       no name for), `stage` the step that failed: `"exec"`, `"chdir"`,
-      `"setgroups"`, `"setgid"`, `"setuid"`, `"user"` or `"spawn"`. For
+      `"setgroups"`, `"setgid"`, `"setuid"`, `"user"`, `"nice"`, `"pty"`
+      or `"spawn"`. For
       example `{:spawn_failed, :eacces, "exec"}` for a file that is not
       executable, and `{:spawn_failed, :e2big, "exec"}` for arguments and
       environment execve(2) would refuse (checked before any helper

@@ -10,7 +10,7 @@ defmodule Corral.Error do
       child. `errno` is a `t:File.posix/0` atom (or the helper's name for it
       as a string when the VM knows no such atom); `stage` says which step
       failed: `"exec"`, `"chdir"`, `"setgroups"`, `"setgid"`, `"setuid"`,
-      `"user"` or `"spawn"`. A program that is not found at the `"exec"`
+      `"user"`, `"nice"` (`:nice` refused), `"pty"` (`:pty`) or `"spawn"`. A program that is not found at the `"exec"`
       stage raises `ErlangError` with `:enoent` instead, as `System.cmd/3`
       does; the `"cgroup"` stage raises `{:cgroup, errno, message}`.
     * `{:cgroup, errno, message}` - a cgroup was asked for (a path, a base,

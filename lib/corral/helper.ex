@@ -167,6 +167,7 @@ defmodule Corral.Helper do
         {key, nil} -> opt("unset", key)
         {key, value} -> opt("env", key <> "=" <> value)
       end),
+      if(o.clear_env, do: ["--clear-env"], else: []),
       if(o.arg0, do: opt("arg0", o.arg0), else: []),
       if(o.uid, do: opt("uid", id_arg(o.uid)), else: []),
       if(o.gid, do: opt("gid", id_arg(o.gid)), else: []),
@@ -176,6 +177,9 @@ defmodule Corral.Helper do
       opt("stderr", Atom.to_string(stderr)),
       opt("stdio-window", Integer.to_string(o.stdio_window)),
       opt("grace", ms(o.delay_to_sigkill)),
+      if(o.kill_signal, do: opt("kill-signal", o.kill_signal), else: []),
+      if(o.nice, do: opt("nice", Integer.to_string(o.nice)), else: []),
+      pty_argv(o.pty),
       limit_argv("timeout", o.timeout, &ms/1),
       limit_argv("cpu-time", o.cpu_time, &ms/1),
       limit_argv("memory-limit", o.memory, &Integer.to_string/1),
@@ -187,6 +191,9 @@ defmodule Corral.Helper do
   end
 
   defp opt(name, value), do: "--" <> name <> "=" <> value
+
+  defp pty_argv(nil), do: []
+  defp pty_argv({cols, rows}), do: opt("pty", "#{cols}x#{rows}")
 
   # No flag at all is no limit: the helper then does not poll.
   defp limit_argv(_name, :infinity, _format), do: []
@@ -292,15 +299,18 @@ defmodule Corral.Helper do
   `ArgumentError`.
   """
   @spec signal_name!(atom() | String.t()) :: String.t()
-  def signal_name!(signal) when is_atom(signal) or is_binary(signal) do
-    name = signal |> to_string() |> String.upcase() |> String.replace_prefix("SIG", "")
-
-    if name in @signals,
-      do: "SIG" <> name,
-      else: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+  def signal_name!(signal) do
+    signal_name(signal) || raise(ArgumentError, "unknown signal #{inspect(signal)}")
   end
 
-  def signal_name!(signal), do: raise(ArgumentError, "unknown signal #{inspect(signal)}")
+  @doc "As `signal_name!/1`, with nil for a name that is no signal."
+  @spec signal_name(term()) :: String.t() | nil
+  def signal_name(signal) when is_atom(signal) or is_binary(signal) do
+    name = signal |> to_string() |> String.upcase() |> String.replace_prefix("SIG", "")
+    if name in @signals, do: "SIG" <> name
+  end
+
+  def signal_name(_signal), do: nil
 
   @doc """
   Asks the helper to send signal `name` (as `signal_name!/1` gives it) to

@@ -51,7 +51,9 @@ defmodule Corral.Options do
     # uid_t and gid_t; -1 (2^32 - 1) means "unchanged" to setuid(2).
     uid: {0, @max_u32 - 1, "a user id"},
     gid: {0, @max_u32 - 1, "a group id"},
-    groups: {1, @max_u32 - 1, "a group id"}
+    groups: {1, @max_u32 - 1, "a group id"},
+    # setpriority(2)'s range; below the current value needs CAP_SYS_NICE.
+    nice: {-20, 19, "a nice value; lower is a higher priority, which needs privilege"}
   }
 
   # What each option takes, for the message of a value of the wrong type.
@@ -66,6 +68,13 @@ defmodule Corral.Options do
     capture_stderr_only: "a boolean",
     separate_stderr: "a boolean",
     no_cgroup: "a boolean",
+    clear_env: "a boolean",
+    pty:
+      "true, false or {cols, rows} with each an integer from 1 to 65535 " <>
+        "(the terminal's window size; true is {80, 24})",
+    kill_signal:
+      "a signal whose default action ends a process, such as :sigint, :sigquit, " <>
+        ":sighup, :sigterm or :sigusr1",
     uid: "a user name (a non-empty binary) or a user id from 0 to 4294967294",
     gid: "a group name (a non-empty binary) or a group id from 0 to 4294967294",
     groups:
@@ -117,6 +126,10 @@ defmodule Corral.Options do
             cgroup_controllers: [],
             cgroup_sets: [],
             no_cgroup: false,
+            clear_env: false,
+            pty: nil,
+            nice: nil,
+            kill_signal: nil,
             node: nil,
             nodes: nil,
             lines: nil
@@ -170,6 +183,10 @@ defmodule Corral.Options do
           cgroup_controllers: [String.t()],
           cgroup_sets: [{String.t(), String.t(), String.t()}],
           no_cgroup: boolean(),
+          clear_env: boolean(),
+          pty: {1..65_535, 1..65_535} | nil,
+          nice: -20..19 | nil,
+          kill_signal: String.t() | nil,
           lines: pos_integer() | nil
         }
 
@@ -356,6 +373,25 @@ defmodule Corral.Options do
     do: %{o | cgroup_sets: cgroup_sets!(list)}
 
   defp put({:no_cgroup, bool}, o) when is_boolean(bool), do: %{o | no_cgroup: bool}
+  # Start from an empty environment; :env then sets what the program gets.
+  defp put({:clear_env, bool}, o) when is_boolean(bool), do: %{o | clear_env: bool}
+  # A pseudo-terminal for the program, {cols, rows}; true is the VT100's 80x24.
+  defp put({:pty, false}, o), do: %{o | pty: nil}
+  defp put({:pty, true}, o), do: %{o | pty: {80, 24}}
+
+  defp put({:pty, {cols, rows}}, o)
+       when cols in 1..65_535 and rows in 1..65_535,
+       do: %{o | pty: {cols, rows}}
+
+  defp put({:nice, n}, o) when is_integer(n), do: %{o | nice: in_range!(:nice, n)}
+
+  defp put({:kill_signal, sig} = option, o) when is_atom(sig) or is_binary(sig) do
+    case kill_signal(sig) do
+      nil -> invalid!(option)
+      name -> %{o | kill_signal: name}
+    end
+  end
+
   # System.cmd/3's (Elixir 1.15): the output by lines, without "\n".
   # System.cmd/3 buffers at most that many bytes of a line in the port;
   # Corral's lines come whole from its own buffer, so the number is checked
@@ -372,6 +408,17 @@ defmodule Corral.Options do
     do: if(Enum.all?(ns, &is_atom/1), do: %{o | nodes: ns}, else: invalid!(opt))
 
   defp put(option, _o), do: invalid!(option)
+
+  # The signals whose default action ends a process (signal(7)), the ones
+  # the helper takes as --kill-signal: stopping, continuing and ignored
+  # ones would end nothing.
+  @kill_signals ~w(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
+                   STKFLT XCPU XFSZ VTALRM PROF IO PWR SYS)
+
+  defp kill_signal(sig) do
+    name = Corral.Helper.signal_name(sig)
+    if name != nil and String.replace_prefix(name, "SIG", "") in @kill_signals, do: name
+  end
 
   # `value` is the option's whole value, when `n` is one of its elements.
   defp in_range!(key, n, value \\ nil) do
@@ -462,6 +509,9 @@ defmodule Corral.Options do
     {:separate_stderr, :stderr_to_stdout},
     {:separate_stderr, :capture_stderr_only},
     {:cgroup_path, :cgroup_base},
+    # The terminal is the program's stderr too: there is no stderr apart.
+    {:pty, :separate_stderr},
+    {:pty, :capture_stderr_only},
     {:no_cgroup, :cgroup_path},
     {:no_cgroup, :cgroup_base},
     {:no_cgroup, :cgroup},

@@ -196,6 +196,25 @@ defmodule Corral.Process do
   @spec signal(t(), atom() | String.t()) :: :ok | {:error, :not_running}
   def signal(process, signal), do: call(process, {:signal, Helper.signal_name!(signal)})
 
+  @doc """
+  Sets the window size of the program's terminal, for a process started
+  with `:pty`: `cols` columns by `rows` rows, each from 1 to 65535. The
+  kernel then sends `SIGWINCH` to the terminal's foreground process group,
+  as a terminal emulator's window does when a person resizes it.
+
+  `{:error, :no_pty}` for a process started without `:pty`. Sizes out of
+  range raise `ArgumentError`.
+  """
+  @spec resize(t(), 1..65_535, 1..65_535) :: :ok | {:error, :no_pty | :not_running}
+  def resize(process, cols, rows)
+      when is_integer(cols) and cols in 1..65_535 and is_integer(rows) and rows in 1..65_535,
+      do: call(process, {:resize, cols, rows})
+
+  def resize(_process, cols, rows) do
+    raise ArgumentError,
+          "expected a terminal size of 1 to 65535 columns and rows, got: #{inspect({cols, rows})}"
+  end
+
   @doc "The program's OS pid."
   @spec os_pid(t()) :: pos_integer() | {:error, :not_running}
   def os_pid(process), do: call(process, :os_pid)
@@ -324,6 +343,15 @@ defmodule Corral.Process do
     do: s.client |> Client.close_input(from) |> events(s) |> noreply()
 
   def handle_call({:signal, name}, _from, s), do: {:reply, Helper.signal(s.port, name), s}
+
+  def handle_call({:resize, _cols, _rows}, _from, %{options: %{pty: nil}} = s),
+    do: {:reply, {:error, :no_pty}, s}
+
+  def handle_call({:resize, _cols, _rows}, _from, %{port: nil} = s),
+    do: {:reply, {:error, :not_running}, s}
+
+  def handle_call({:resize, cols, rows}, _from, s),
+    do: {:reply, Helper.send_frame(s.port, {:resize, cols, rows}), s}
 
   def handle_call({:read, which, timeout}, from, s) do
     timer =

@@ -70,6 +70,7 @@ defmodule Corral.Protocol do
           | {:signal, String.t()}
           | :stop
           | {:run, [String.t()]}
+          | {:resize, 0..65_535, 0..65_535}
 
   @type containment ::
           :none
@@ -126,6 +127,9 @@ defmodule Corral.Protocol do
   def encode({:signal, name}) when is_binary(name), do: [?K, name]
   def encode(:stop), do: "Q"
   def encode({:run, args}) when is_list(args), do: [?R, Enum.intersperse(args, <<0>>)]
+
+  def encode({:resize, cols, rows}) when cols in 0..0xFFFF and rows in 0..0xFFFF,
+    do: <<?T, cols::16, rows::16>>
 
   def encode({:started, %{} = s}) do
     [
@@ -195,9 +199,10 @@ defmodule Corral.Protocol do
   def decode(<<?Q>>), do: {:ok, :stop}
   def decode(<<?R>>), do: {:ok, {:run, []}}
   def decode(<<?R, args::binary>>), do: {:ok, {:run, :binary.split(args, <<0>>, [:global])}}
+  def decode(<<?T, cols::16, rows::16>>), do: {:ok, {:resize, cols, rows}}
   def decode(<<>>), do: {:error, :empty_frame}
 
-  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFWAIKCQR",
+  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFWAIKCQRT",
     do: {:error, {:bad_frame, body}}
 
   def decode(<<tag, _::binary>>), do: {:error, {:unknown_tag, tag}}

@@ -81,7 +81,8 @@ defmodule Corral.ProtocolTest do
     "close_stdin.hex" => :close_stdin,
     "signal.hex" => {:signal, "SIGHUP"},
     "stop.hex" => :stop,
-    "run.hex" => {:run, ["--cd", "/tmp", "--", "/bin/echo", "hi"]}
+    "run.hex" => {:run, ["--cd", "/tmp", "--", "/bin/echo", "hi"]},
+    "resize.hex" => {:resize, 100, 40}
   }
 
   test "every golden vector has an expected frame here" do

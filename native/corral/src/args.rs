@@ -106,6 +106,23 @@ pub struct Args {
     #[arg(long, alias = "delay-to-sigkill", value_name = "DURATION", default_value = "500ms", value_parser = duration)]
     pub grace: Duration,
 
+    /// The first signal sent when the tree is ended (INT, QUIT, HUP...);
+    /// SIGKILL still follows after --grace.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::tree::kill_signal)]
+    pub kill_signal: nix::sys::signal::Signal,
+
+    /// Run the command on a pseudo-terminal of its own, COLSxROWS (80x24
+    /// without a size): stdin, stdout and stderr are the terminal.
+    #[arg(long, value_name = "COLSxROWS", num_args = 0..=1, require_equals = true,
+          default_missing_value = "80x24", value_parser = crate::pty::size)]
+    pub pty: Option<crate::pty::Size>,
+
+    /// Scheduling priority of the command, -20 (highest) to 19 (lowest);
+    /// below the current value needs privilege (CAP_SYS_NICE).
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: Option<i32>,
+
     /// Wall-time limit.
     #[arg(short = 't', long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,

@@ -15,6 +15,7 @@ mod forks;
 mod limits;
 mod phase;
 mod pooled;
+mod pty;
 mod report;
 mod run;
 mod session;

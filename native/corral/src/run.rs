@@ -91,7 +91,8 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     // For people, playpen's rules: only a small base environment (and
     // PATH) unless --capture-env; the BEAM's children inherit, as with
     // System.cmd.
-    let keep = if args.port {
+    // --clear-env is asked for: nothing then but what --env sets.
+    let keep = if args.port || args.clear_env {
         None
     } else {
         cli::env_allowlist(
@@ -175,6 +176,8 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             }
             .encode()
         }),
+        pty: args.pty,
+        nice: args.nice,
     };
     // Without a cgroup to hold max_processes, follow the tree's forks as
     // they happen where the kernel lets us (CAP_NET_ADMIN); subscribed
@@ -197,7 +200,8 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let pgrp = args.port.then_some(child.pid);
+    // A pseudo-terminal's child leads a session, and so a group, of its own.
+    let pgrp = (args.port || args.pty.is_some()).then_some(child.pid);
     let mut tree = Tree::new(pgrp, group);
     tree.full_scan = !subreaper;
     let cfg = Config {
@@ -210,6 +214,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         cgroup_pids,
         serve_again: ready.pooled,
         watch_oom,
+        kill_signal: args.kill_signal,
     };
     let session = match Session::new(cfg, child, tree, &mut ready.base, started, forks) {
         Ok(s) => s,

@@ -61,6 +61,8 @@ pub struct Config {
     /// The cgroup has a memory limit: an OOM kill of any member ends the
     /// whole tree with reason `memory` (systemd's `OOMPolicy=stop`).
     pub watch_oom: bool,
+    /// The first signal of the teardown (`--kill-signal`).
+    pub kill_signal: nix::sys::signal::Signal,
 }
 
 /// The state of one run, on the helper's [`Base`], which it borrows.
@@ -86,6 +88,8 @@ pub struct Session<'b> {
     forks: Option<Forks>,
     /// The output pipes are out of the event loop while the window is full.
     parked: bool,
+    /// The pseudo-terminal's master (`--pty`), for `T` frames.
+    terminal: Option<std::os::fd::OwnedFd>,
 }
 
 impl<'b> Session<'b> {
@@ -111,14 +115,20 @@ impl<'b> Session<'b> {
                     OUTPUT[i],
                     Interest::READABLE,
                 )?;
-                outputs[i] = Some(Output::new(fd, stdio::tag_for(i)));
+                outputs[i] = Some(match child.terminal {
+                    Some(_) => Output::terminal(fd, cfg.control),
+                    None => Output::new(fd, stdio::tag_for(i)),
+                });
             }
         }
         let input = match child.stdin {
             Some(fd) => {
                 stdio::set_nonblocking(fd.as_raw_fd())?;
                 registry.register(&mut SourceFd(&fd.as_raw_fd()), INPUT, Interest::WRITABLE)?;
-                Some(Input::new(fd, cfg.window))
+                Some(match child.terminal {
+                    Some(_) => Input::terminal(fd, cfg.window),
+                    None => Input::new(fd, cfg.window),
+                })
             }
             None => None,
         };
@@ -156,6 +166,7 @@ impl<'b> Session<'b> {
             oom,
             forks,
             parked: false,
+            terminal: child.terminal,
         })
     }
 
@@ -212,8 +223,9 @@ impl<'b> Session<'b> {
     /// Starts ending the tree for `reason`, unless it is already ending.
     fn end(&mut self, reason: Reason) {
         let (tree, grace) = (&mut self.tree, self.cfg.grace);
+        let first = self.cfg.kill_signal;
         self.phase.end(reason, || {
-            tree.terminate();
+            tree.terminate(first);
             Instant::now().checked_add(grace)
         });
     }

@@ -71,6 +71,11 @@ pub struct Spec {
     /// instruction: a helper SIGKILLed at any moment after that leaves the
     /// BEAM knowing what to clean up (the process group and the cgroups).
     pub announce: Option<Vec<u8>>,
+    /// Run on a pseudo-terminal of this size (`--pty`): the child's stdin,
+    /// stdout and stderr are its slave, in a session of its own.
+    pub pty: Option<crate::pty::Size>,
+    /// `setpriority(2)` for the child (`--nice`), before it drops privileges.
+    pub nice: Option<i32>,
 }
 
 /// A child that is running.
@@ -84,6 +89,9 @@ pub struct Child {
     pub stdout: Option<OwnedFd>,
     /// The read end of its stderr pipe.
     pub stderr: Option<OwnedFd>,
+    /// The pseudo-terminal's master (`--pty`), for its window size and its
+    /// end-of-file character; `stdin` and `stdout` are copies of it.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// Starts the child.
@@ -94,6 +102,7 @@ pub struct Child {
 pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     let mut prepared = Prepared::new(spec)?;
     let pid = fork(spec, &mut prepared)?;
+    let terminal = prepared.terminal.take();
     let (err_read, parent_ends, program) = prepared.after_fork();
 
     let mut report = [0u8; 5];
@@ -113,6 +122,11 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
                 .display()
                 .to_string(),
             Stage::Cgroup => "joining the cgroup".to_owned(),
+            Stage::Nice => format!(
+                "setting the priority to {} (a value below the current one needs CAP_SYS_NICE)",
+                spec.nice.unwrap_or(0)
+            ),
+            Stage::Pty => "taking the terminal as the controlling one".to_owned(),
             other => other.name().to_owned(),
         };
         return Err(Error::new(stage, errno, what));
@@ -123,6 +137,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
         stdin,
         stdout,
         stderr,
+        terminal,
     })
 }
 

@@ -206,6 +206,11 @@ pub struct Output {
     pub readable: bool,
     /// The child side closed and everything was read.
     pub eof: bool,
+    /// Whether `splice(2)` may move its bytes: a pipe, not a terminal.
+    splice: bool,
+    /// Whether its bytes go out in `O` frames, or as they are to a
+    /// person's stdout (`--pty` without `--port`).
+    framed: bool,
 }
 
 impl Output {
@@ -218,6 +223,23 @@ impl Output {
             tag,
             readable: true,
             eof: false,
+            splice: true,
+            framed: true,
+        }
+    }
+
+    /// Wraps a pseudo-terminal's master (`--pty`) as stdout. Read, never
+    /// spliced (`splice(2)` takes no terminal); its end is `EIO` once no
+    /// process holds the slave, which reads as end of file. Unless
+    /// `framed`, the bytes go to stdout as they are, for a person.
+    pub fn terminal(fd: OwnedFd, framed: bool) -> Output {
+        Output {
+            fd,
+            tag: tag::STDOUT,
+            readable: true,
+            eof: false,
+            splice: false,
+            framed,
         }
     }
 
@@ -233,7 +255,7 @@ impl Output {
         }
         let fd = self.fd.as_raw_fd();
         let ready = ready_bytes(fd).min(room).min(MAX_CHUNK);
-        if ready > 0 && sink.splice {
+        if ready > 0 && sink.splice && self.splice {
             let mut head = [0u8; HEADER + 1];
             head[..HEADER].copy_from_slice(&corral_proto::header(ready + 1));
             head[HEADER] = self.tag;
@@ -247,6 +269,10 @@ impl Output {
                 Ok(0) => {
                     self.eof = true;
                     return 0;
+                }
+                Ok(n) if !self.framed => {
+                    sink.send(&buf[start..start + n]);
+                    return n;
                 }
                 Ok(n) => {
                     buf[..HEADER].copy_from_slice(&corral_proto::header(n + 1));
@@ -295,6 +321,11 @@ pub fn pump(
             let n = out.pump_once(buf, window.room(), sink);
             if n > 0 {
                 window.sent(n);
+                if !out.framed {
+                    // A person's terminal took them as write(2) returned;
+                    // nobody else will ack them.
+                    window.acked(n as u32);
+                }
                 progressed = true;
                 sent_any = true;
             }
@@ -322,6 +353,13 @@ pub struct Input {
     pub closing: bool,
     /// Bytes written to the pipe and not yet confirmed with `W`.
     pub credit: InputCredit,
+    /// The last byte written, for a terminal's end of input.
+    last_written: Option<u8>,
+    /// A pseudo-terminal's master (`--pty`), not a pipe: `C` writes its
+    /// end-of-file character, which is never confirmed, instead of closing.
+    terminal: bool,
+    /// That character, still to be written.
+    end_of_input: Option<Vec<u8>>,
 }
 
 impl Input {
@@ -334,6 +372,17 @@ impl Input {
             writable: true,
             closing: false,
             credit: InputCredit::new(window),
+            last_written: None,
+            terminal: false,
+            end_of_input: None,
+        }
+    }
+
+    /// Wraps a pseudo-terminal's master (`--pty`).
+    pub fn terminal(fd: OwnedFd, window: u64) -> Input {
+        Input {
+            terminal: true,
+            ..Input::new(fd, window)
         }
     }
 
@@ -374,6 +423,7 @@ impl Input {
             };
             match nix::unistd::write(&self.fd, &front[self.offset..]) {
                 Ok(n) => {
+                    self.last_written = front[..self.offset + n].last().copied();
                     self.offset += n;
                     self.credit.written(n as u64);
                     if self.offset == front.len() {
@@ -386,7 +436,31 @@ impl Input {
                 Err(_) => return false,
             }
         }
+        if self.terminal && self.closing && self.queue.is_empty() {
+            return self.write_end_of_input();
+        }
         !(self.closing && self.queue.is_empty())
+    }
+
+    /// Writes the terminal's end-of-file character(s) once the queue is
+    /// empty. Returns false once written (the input is done), true while
+    /// they wait for room.
+    fn write_end_of_input(&mut self) -> bool {
+        let last = self.last_written;
+        let eof = self
+            .end_of_input
+            .get_or_insert_with(|| crate::pty::end_of_input(&self.fd, last));
+        while self.writable && !eof.is_empty() {
+            match nix::unistd::write(&self.fd, eof) {
+                Ok(n) => {
+                    eof.drain(..n);
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => self.writable = false,
+                Err(_) => return false,
+            }
+        }
+        !eof.is_empty()
     }
 }
 

@@ -193,3 +193,38 @@ fn the_command_line_says_what_is_not_contained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no subreaper or cgroups"), "stderr: {err}");
 }
+
+#[test]
+fn pty_nice_and_kill_signal_on_the_fork_path() {
+    portable();
+    let mut h = Helper::port(
+        &["--pty=100x40", "--nice=19", "--stdin=pipe"],
+        &["sh", "-c", "stty size; cut -d' ' -f19 /proc/$$/stat; cat"],
+    );
+    h.started();
+    h.until("the size and the nice value", SOON, |h| {
+        h.out_text().contains("40 100\r\n19\r\n")
+    });
+    h.send(&Down::Stdin(b"x\n".to_vec()));
+    h.send(&Down::CloseStdin);
+    let (_, fields) = h.finish(SOON);
+    assert_eq!(int(&fields, key::EXIT_STATUS), 0, "{:?}", h.stderr());
+    assert_eq!(h.out_text(), "40 100\r\n19\r\nx\r\nx\r\n");
+
+    // The child leads its own session there too, so the teardown's
+    // killpg reaches it with the chosen first signal.
+    let mut h = Helper::port(
+        &["--pty", "--kill-signal=HUP", "--grace=1h"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo HUP; exit 3' HUP; echo ready; while :; do sleep 0.05; done",
+        ],
+    );
+    h.started();
+    h.until("ready", SOON, |h| h.out_text().contains("ready"));
+    h.send(&Down::Stop);
+    let (reason, fields) = h.finish(SOON);
+    assert_eq!(reason, Reason::Stopped);
+    assert_eq!(int(&fields, key::EXIT_CODE), 3, "{:?}", h.out_text());
+}

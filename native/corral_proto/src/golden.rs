@@ -133,6 +133,13 @@ fn beam_to_helper() {
             b"hi".to_vec(),
         ]),
     );
+    down(
+        "resize",
+        Down::Resize {
+            cols: 100,
+            rows: 40,
+        },
+    );
 }
 
 #[test]
@@ -153,6 +160,7 @@ fn malformed_frames_are_errors() {
     assert_eq!(Down::decode(&[]), Err(Empty));
     assert_eq!(Down::decode(b"Z"), Err(UnknownTag(b'Z')));
     assert_eq!(Down::decode(b"A\x00\x01"), Err(Truncated(b'A')));
+    assert_eq!(Down::decode(b"T\x00\x50\x00"), Err(Truncated(b'T')));
     assert_eq!(Up::decode(b"X\x09"), Err(UnknownReason(9)));
     assert_eq!(Up::decode(b"X\x00\x01\x00\x08\x00"), Err(Truncated(b'X')));
     let mut d = Deframer::default();

@@ -17,6 +17,7 @@
 //! | BEAM → helper | `K` | [`Down::Signal`] | signal name |
 //! | BEAM → helper | `Q` | [`Down::Stop`] | none |
 //! | BEAM → helper | `R` | [`Down::Run`] | the command line, NUL-separated |
+//! | BEAM → helper | `T` | [`Down::Resize`] | `cols:u16, rows:u16` |
 //!
 //! # Flow control
 //! [`Window`] does the ack arithmetic: the helper never has more than
@@ -65,6 +66,8 @@ pub mod tag {
     pub const STOP: u8 = b'Q';
     /// The command line for a pre-started (`--pooled`) helper.
     pub const RUN: u8 = b'R';
+    /// The window size of the child's pseudo-terminal (`--pty`).
+    pub const RESIZE: u8 = b'T';
 }
 
 /// Why the child ended, as carried in the `X` frame.
@@ -176,6 +179,15 @@ pub enum Down {
     /// The helper's command line after `--port --protocol N`, for a helper
     /// started with `--pooled` before its command was known.
     Run(Vec<Vec<u8>>),
+    /// Set the window size of the child's pseudo-terminal (`--pty`); the
+    /// kernel sends `SIGWINCH` to its foreground process group. Ignored
+    /// without a pseudo-terminal.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
 }
 
 /// A frame that could not be decoded.
@@ -326,6 +338,9 @@ impl Down {
             Down::Signal(name) => frame(tag::SIGNAL, &[name.as_bytes()]),
             Down::Stop => frame(tag::STOP, &[]),
             Down::Run(args) => frame(tag::RUN, &[&args.join(&0u8)]),
+            Down::Resize { cols, rows } => {
+                frame(tag::RESIZE, &[&cols.to_be_bytes(), &rows.to_be_bytes()])
+            }
         }
     }
 
@@ -348,6 +363,13 @@ impl Down {
             tag::RUN => Ok(Down::Run(
                 p.split(|&b| b == 0).map(<[u8]>::to_vec).collect(),
             )),
+            tag::RESIZE => {
+                let b: [u8; 4] = p.try_into().map_err(|_| DecodeError::Truncated(t))?;
+                Ok(Down::Resize {
+                    cols: u16::from_be_bytes([b[0], b[1]]),
+                    rows: u16::from_be_bytes([b[2], b[3]]),
+                })
+            }
             other => Err(DecodeError::UnknownTag(other)),
         }
     }

@@ -6,7 +6,6 @@ use crate::stdio;
 use corral_proto::{Down, Reason};
 use mio::unix::SourceFd;
 use mio::Interest;
-use nix::sys::signal::Signal;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -82,16 +81,18 @@ impl Session<'_> {
                 }
             }
             Down::Signal(name) => {
-                let name = if name.starts_with("SIG") {
-                    name
-                } else {
-                    format!("SIG{name}")
-                };
-                if let Ok(sig) = name.parse::<Signal>() {
+                if let Some(sig) = crate::tree::signal_named(&name) {
                     let _ = nix::sys::signal::kill(self.child, sig);
                 }
             }
             Down::Stop => self.end(Reason::Stopped),
+            Down::Resize { cols, rows } => {
+                // Without a terminal there is nothing to resize; a size of
+                // 0 is the kernel's "unknown" and is passed on as such.
+                if let Some(t) = &self.terminal {
+                    let _ = crate::pty::resize(t, crate::pty::Size { cols, rows });
+                }
+            }
             Down::Run(_) => {
                 self.phase
                     .break_protocol("R after the child started".into());

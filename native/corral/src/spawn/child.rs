@@ -30,6 +30,11 @@ pub(crate) struct ChildSetup<'a> {
     pub(super) stdio: [Option<RawFd>; 3],
     /// `setpgid(0, 0)`.
     pub(super) new_process_group: bool,
+    /// `stdio` is a pseudo-terminal's slave: take it as the controlling
+    /// terminal of a new session (which is also a new process group).
+    pub(super) pty: bool,
+    /// `setpriority(2)` ([`super::Spec::nice`]).
+    pub(super) nice: Option<i32>,
     /// Open `cgroup.procs` files to write `0` to.
     pub(super) cgroup_fds: Vec<RawFd>,
     /// The write end of the error pipe.
@@ -105,8 +110,9 @@ unsafe fn fail(err_fd: RawFd, stage: Stage) -> ! {
 ///
 /// # Safety
 /// Must run only in the child of `fork(2)`. It makes only async-signal-safe
-/// system calls (sigaction, sigprocmask, setpgid, write, dup2, chdir,
-/// setgroups, setgid, setuid, prctl, getppid, execve, _exit) on memory the
+/// system calls (sigaction, sigprocmask, setpgid, setsid, write, dup2,
+/// ioctl, setpriority, chdir, setgroups, setgid, setuid, prctl, getppid,
+/// execve, _exit) on memory the
 /// parent prepared and does not allocate.
 pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
     // SAFETY: all calls below are async-signal-safe and use prepared data.
@@ -122,7 +128,7 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
-        if s.new_process_group {
+        if s.new_process_group && !s.pty {
             libc::setpgid(0, 0);
         }
         for &fd in &s.cgroup_fds {
@@ -138,6 +144,16 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
                 } else if libc::dup2(src, target as RawFd) < 0 {
                     fail(s.err_fd, Stage::Spawn);
                 }
+            }
+        }
+        if s.pty && !crate::pty::take_as_controlling(0) {
+            fail(s.err_fd, Stage::Pty);
+        }
+        // Before the credentials change: a privileged caller may raise
+        // the priority of a child that then runs unprivileged.
+        if let Some(n) = s.nice {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, n) != 0 {
+                fail(s.err_fd, Stage::Nice);
             }
         }
         if let Some(groups) = s.groups {

@@ -43,6 +43,9 @@ pub(super) struct Prepared {
     /// The BEAM's end, kept open past the stdio dup2s; closed by exec.
     announce_fd: Option<OwnedFd>,
     new_process_group: bool,
+    /// The pseudo-terminal's master (`--pty`), which the helper keeps.
+    pub(super) terminal: Option<OwnedFd>,
+    nice: Option<i32>,
 }
 
 impl Prepared {
@@ -93,7 +96,16 @@ impl Prepared {
         };
         let null = dev_null()?;
         let mut stdout_write: Option<RawFd> = None;
-        for (i, mode) in spec.stdio.iter().enumerate() {
+        let mut terminal = None;
+        if let Some(size) = spec.pty {
+            let ends = crate::pty::prepare(size, spec.stdio[0] == Stdio::Pipe)
+                .map_err(|e| Error::new(Stage::Pty, e, "opening a pseudo-terminal"))?;
+            parent_ends = [ends.stdin, Some(ends.stdout), None];
+            fds.targets = [Some(ends.slave.as_raw_fd()); 3];
+            fds._keep.push(ends.slave);
+            terminal = Some(ends.master);
+        }
+        for (i, mode) in spec.stdio.iter().enumerate().filter(|_| spec.pty.is_none()) {
             let target = match mode {
                 Stdio::Inherit => None,
                 Stdio::Null => Some(null.as_raw_fd()),
@@ -157,6 +169,8 @@ impl Prepared {
             announce,
             announce_fd,
             new_process_group: spec.new_process_group,
+            terminal,
+            nice: spec.nice,
         })
     }
 
@@ -172,6 +186,8 @@ impl Prepared {
             uid: self.creds.uid.map(Uid::as_raw),
             stdio: self.fds.targets,
             new_process_group: self.new_process_group,
+            pty: self.terminal.is_some(),
+            nice: self.nice,
             cgroup_fds: self.cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
             err_fd: self.err_write.as_raw_fd(),
             #[cfg(target_os = "linux")]

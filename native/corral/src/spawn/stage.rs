@@ -28,10 +28,15 @@ pub enum Stage {
     Spawn = 6,
     /// Looking up a user or group name (before the fork only).
     User = 7,
+    /// `setpriority(2)` (`--nice`).
+    Nice = 8,
+    /// Opening the pseudo-terminal, or making it the child's controlling
+    /// terminal (`--pty`).
+    Pty = 9,
 }
 
 /// Every stage, in code order.
-const ALL: [Stage; 8] = [
+const ALL: [Stage; 10] = [
     Stage::Exec,
     Stage::Chdir,
     Stage::Setgroups,
@@ -40,6 +45,8 @@ const ALL: [Stage; 8] = [
     Stage::Cgroup,
     Stage::Spawn,
     Stage::User,
+    Stage::Nice,
+    Stage::Pty,
 ];
 
 impl Stage {
@@ -54,6 +61,8 @@ impl Stage {
             Stage::Cgroup => "cgroup",
             Stage::Spawn => "spawn",
             Stage::User => "user",
+            Stage::Nice => "nice",
+            Stage::Pty => "pty",
         }
     }
 
@@ -105,7 +114,9 @@ mod tests {
                 "setuid",
                 "cgroup",
                 "spawn",
-                "user"
+                "user",
+                "nice",
+                "pty"
             ]
         );
     }
