@@ -7,7 +7,9 @@ use crate::exit_code;
 use crate::report::Report;
 use crate::run::{self, Mode, Ran, Ready};
 use crate::session::Outcome;
+use corral_proto::Reason;
 use std::ffi::OsString;
+use std::io::IsTerminal;
 
 /// A person's side of [`Mode`]: the command shares corral's terminal and
 /// process group, gets playpen's small environment, and corral speaks only
@@ -54,6 +56,14 @@ impl Mode for Person {
 
 /// Runs the command for a person. Returns corral's exit status.
 pub fn main(args: Args) -> i32 {
+    if let Some(option) = protocol_on_a_terminal(&args) {
+        eprintln!(
+            "corral: {option} pipe writes the Corral protocol (binary, for the BEAM), \
+             and stdout is a terminal; use {option} inherit (the default) or null, \
+             or redirect stdout"
+        );
+        return exit_code::USAGE_ERROR;
+    }
     let person = Person { quiet: args.quiet };
     let mut ready = match Ready::new(&args, &person) {
         Ok(ready) => ready,
@@ -65,7 +75,7 @@ pub fn main(args: Args) -> i32 {
     match run::run(&args, &person, &mut ready) {
         Ran::Ended(Outcome::Finished(report) | Outcome::Orphaned(report), _) => {
             tell(&args, &report);
-            report.status.code()
+            exit_status(&report)
         }
         Ran::Ended(Outcome::ProtocolError(e), _) => {
             eprintln!("corral: protocol error: {e}");
@@ -76,6 +86,26 @@ pub fn main(args: Args) -> i32 {
             e.exit_code()
         }
         Ran::Broken => exit_code::INTERNAL,
+    }
+}
+
+/// The `--stdout`/`--stderr` option that would write protocol bytes to a
+/// terminal (`pipe` sends the command's output as the BEAM reads it, in
+/// `O`/`E` frames on corral's stdout; `docs/helper.md`).
+fn protocol_on_a_terminal(args: &Args) -> Option<&'static str> {
+    let framed = [("--stdout", args.stdout), ("--stderr", args.stderr)]
+        .into_iter()
+        .find(|(_, mode)| *mode == Some(Stdio::Pipe))?;
+    std::io::stdout().is_terminal().then_some(framed.0)
+}
+
+/// corral's exit status: the command's, or 124 when the wall-time limit
+/// ended it, as `timeout(1)` gives (the JSON report keeps the command's
+/// own status, 143 or 137, in `exit_status`).
+fn exit_status(report: &Report) -> i32 {
+    match report.reason {
+        Reason::Timeout => exit_code::TIMEOUT,
+        _ => report.status.code(),
     }
 }
 
