@@ -24,6 +24,7 @@ mod spawn;
 mod stdio;
 mod sys;
 mod tree;
+mod values;
 
 use clap::Parser;
 
