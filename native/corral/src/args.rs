@@ -353,6 +353,10 @@ pub struct Args {
     pub stdio_window: u64,
 
     /// The program and its arguments.
-    #[arg(required_unless_present = "pooled", value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "pooled",
+        value_name = "COMMAND",
+        value_hint = clap::ValueHint::CommandWithArguments
+    )]
     pub command: Vec<OsString>,
 }
