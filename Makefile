@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export MIX_ENV ?= test
 CARGO ?= cargo
 
-.PHONY: all deps build demo test test-rust test-elixir check bench stress cross portable dependent-check clean
+.PHONY: all deps build demo test test-rust test-elixir check man bench stress cross portable dependent-check clean
 
 all: build
 
@@ -45,8 +45,15 @@ test-elixir:
 check: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) run --release -q -p corral_gen -- --check docs
 	mix format --check-formatted
 	CORRAL_SKIP_CARGO=1 mix compile --force --warnings-as-errors
+
+# corral's man page (docs/man/corral.1) and bash, zsh and fish completions
+# (docs/completions/), generated from its clap definition by
+# native/corral_gen; committed, and `make check` fails when they are stale.
+man:
+	$(CARGO) run --release -q -p corral_gen -- docs
 
 # Side-by-side measurements (README, "Measurements"). throughput, spawn and
 # teardown write bench/results/<name>.{md,csv}; plot.exs draws their SVGs.

@@ -1,24 +1,138 @@
-//! The command line: port mode for the BEAM (`docs/helper.md`) and the
-//! options shared with the launcher for people.
+//! The command line: the launcher's options for people, under the
+//! headings `--help` shows them in, and port mode's for the BEAM, hidden
+//! from `--help` and described in `docs/helper.md`.
+//!
+//! An option for people takes `help_heading` from the constants below
+//! ([`LIMITS`], [`ENVIRONMENT`], [`OUTPUT`], [`CGROUPS`]); one for the
+//! BEAM only is `hide = true`. `--help`, the man page and the shell
+//! completions (`native/corral_gen`, `make man`) all come from this file.
 
-use clap::{Parser, ValueEnum};
-use corral_cgroup::{CpuMax, Max, PIDS_MAX_LIMIT};
+use crate::values::{boolish, duration, kill_signal, percent, size, term_size, TermSize};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, Parser, ValueEnum};
+use corral_cgroup::PIDS_MAX_LIMIT;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `--help`'s heading for limits on the tree and the teardown.
+pub const LIMITS: &str = "Limits";
+/// `--help`'s heading for what the command starts with: variables,
+/// directory, user.
+pub const ENVIRONMENT: &str = "Environment";
+/// `--help`'s heading for the command's streams and corral's report.
+pub const OUTPUT: &str = "Output";
+/// `--help`'s heading for where the cgroup goes and what it sets.
+pub const CGROUPS: &str = "Cgroups";
+/// `--help`'s heading for help and version.
+pub const OTHER: &str = "Other";
 
 /// Where one of the child's standard streams goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Stdio {
     /// `/dev/null`.
     Null,
-    /// A pipe the helper serves: stdin from `I` frames, output to `O`/`E` frames.
+    /// A pipe the helper serves with the Corral protocol, for the BEAM
+    /// (`docs/helper.md`); never for a terminal.
+    #[value(hide = true)]
     Pipe,
-    /// stderr only: into the stdout pipe, as `2>&1`.
+    /// into stdout, as `2>&1`.
     Stdout,
-    /// The helper's own stream.
+    /// corral's own stream.
     Inherit,
 }
+
+/// What `--help` shows after the options: examples, then the exit
+/// statuses. The man page has the same rows as its own sections.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "corral -m 50M -- python3",
+        "interactive, OOM-killed past 50 MiB",
+    ),
+    (
+        "corral -c 50% -t 10s -- make -j8",
+        "half a core, ten seconds of wall time",
+    ),
+    (
+        "corral --cpu-time 1s --json -- ./solver",
+        "one JSON report on stderr",
+    ),
+    (
+        "echo x | corral -q -- tr x y | cat",
+        "in a pipeline: stdout is the command's alone",
+    ),
+    (
+        "corral --capture-env yes -- env",
+        "the command gets your whole environment",
+    ),
+];
+
+/// The exit statuses, as `timeout(1)` and `env(1)` give them.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("N", "the command's own exit status"),
+    (
+        "128+N",
+        "the command was killed by signal N: 137 (SIGKILL) after an OOM \
+         kill, 143 (SIGTERM) when --cpu-time, --idle-timeout or \
+         --max-processes ended it or corral was told to stop",
+    ),
+    ("124", "--timeout ended the run, as with timeout(1)"),
+    (
+        "125",
+        "corral's usage error, or a limit the system cannot apply",
+    ),
+    ("126", "the command was found but cannot be executed"),
+    ("127", "the command was not found"),
+];
+
+/// `--help`'s closing sections, from [`EXAMPLES`] and [`EXIT_STATUS`].
+fn after_help() -> String {
+    let mut out = String::from("EXAMPLES:\n");
+    for (command, what) in EXAMPLES {
+        out += &format!("  {command}\n");
+        indented(&mut out, what, 10);
+    }
+    out += "\nEXIT STATUS:\n";
+    for (code, what) in EXIT_STATUS {
+        out += &format!("  {code:<7}");
+        indented(&mut out, what, 10);
+    }
+    out
+}
+
+/// Appends `text` wrapped at 80 columns, each line after the first (and
+/// the first too when `out` ends a line) indented by `indent`.
+fn indented(out: &mut String, text: &str, indent: usize) {
+    let mut column = out.len() - out.rfind('\n').map_or(0, |i| i + 1);
+    for word in text.split(' ') {
+        if column > indent && column + 1 + word.len() > 80 {
+            out.push('\n');
+            column = 0;
+        }
+        if column < indent {
+            out.push_str(&" ".repeat(indent - column));
+            column = indent;
+        } else {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out.push('\n');
+}
+
+/// A stream mode among `allowed`, with the help texts and the hidden
+/// `pipe` of [`Stdio`].
+fn stdio(allowed: &'static [Stdio]) -> impl clap::builder::TypedValueParser<Value = Stdio> {
+    let values = allowed.iter().filter_map(ValueEnum::to_possible_value);
+    PossibleValuesParser::new(values).try_map(|s| Stdio::from_str(&s, false))
+}
+
+/// What `--stdin` and `--stdout` take.
+const IN_OR_OUT: &[Stdio] = &[Stdio::Inherit, Stdio::Null, Stdio::Pipe];
+/// What `--stderr` takes: the same, and into stdout.
+const ERR: &[Stdio] = &[Stdio::Inherit, Stdio::Null, Stdio::Stdout, Stdio::Pipe];
 
 /// `corral` options. See `docs/helper.md` for port mode.
 ///
@@ -31,9 +145,206 @@ pub enum Stdio {
     name = "corral",
     version,
     about = "Run a program with its whole process tree contained and limited",
-    trailing_var_arg = true
+    long_about = "Run a program with its whole process tree contained and limited.\n\n\
+        corral puts the command and everything it starts in a cgroup (or, \
+        where it cannot make one, keeps them as a subreaper), applies the \
+        limits to the whole tree, ends the whole tree when the command ends \
+        or a limit is reached, and prints a summary on stderr. Nothing of \
+        corral's own goes to stdout.",
+    trailing_var_arg = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    after_help = after_help()
 )]
 pub struct Args {
+    // Limits.
+    /// Memory limit of the whole tree: K, M, G (powers of 1024) or bytes.
+    ///
+    /// The cgroup's memory limit when there is one (the kernel's OOM
+    /// killer then ends the run), else the polled sum of resident memory.
+    #[arg(short = 'm', long = "memory-limit", alias = "memory", value_name = "SIZE", value_parser = size, help_heading = LIMITS)]
+    pub memory: Option<u64>,
+
+    /// CPU bandwidth limit; 100% is one core.
+    #[arg(short = 'c', long = "cpu-limit", value_name = "PCT", value_parser = percent, help_heading = LIMITS)]
+    pub cpu_limit: Option<u64>,
+
+    /// Wall-time limit (exit status 124 when it ends the run).
+    ///
+    /// DURATION is a number with ms, s, m or h; a bare number is seconds.
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
+    pub timeout: Option<Duration>,
+
+    /// CPU-time limit of the whole tree, reaped processes included.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
+    pub cpu_time: Option<Duration>,
+
+    /// Most processes alive in the tree at once.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=PIDS_MAX_LIMIT),
+        help_heading = LIMITS
+    )]
+    pub max_processes: Option<u64>,
+
+    /// End the tree after this long with no CPU progress and no output.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Time between SIGTERM and SIGKILL when the tree is ended.
+    #[arg(long, alias = "delay-to-sigkill", value_name = "DURATION", default_value = "500ms", value_parser = duration, help_heading = LIMITS)]
+    pub grace: Duration,
+
+    /// The first signal sent when the tree is ended (INT, QUIT, HUP...);
+    /// SIGKILL still follows after --grace.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = kill_signal, help_heading = LIMITS)]
+    pub kill_signal: nix::sys::signal::Signal,
+
+    /// Scheduling priority of the command, -20 (highest) to 19 (lowest);
+    /// below the current value needs privilege (CAP_SYS_NICE).
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19), help_heading = LIMITS)]
+    pub nice: Option<i32>,
+
+    // Environment.
+    /// Pass your whole environment to the command [default: no].
+    ///
+    /// Without it, as with playpen, the command gets only HOME, USER,
+    /// LOGNAME, SHELL, TERM, LANG, LC_ALL and TZ (and PATH, see
+    /// --capture-path), plus --env. BOOL is yes/no, on/off, true/false or
+    /// 1/0; the option alone means yes.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "yes", value_parser = boolish(), hide_possible_values = true, help_heading = ENVIRONMENT)]
+    pub capture_env: Option<bool>,
+
+    /// Pass PATH when the environment is not captured [default: yes].
+    ///
+    /// BOOL is yes/no, on/off, true/false or 1/0; the option alone means yes.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "yes", value_parser = boolish(), hide_possible_values = true, help_heading = ENVIRONMENT)]
+    pub capture_path: Option<bool>,
+
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub env: Vec<OsString>,
+
+    /// Remove an environment variable (repeatable).
+    #[arg(long = "unset", value_name = "KEY", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub unset: Vec<OsString>,
+
+    /// Start the command with an empty environment (then --env).
+    #[arg(long, help_heading = ENVIRONMENT)]
+    pub clear_env: bool,
+
+    /// The command's working directory.
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub cd: Option<PathBuf>,
+
+    /// The command's argv[0].
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub arg0: Option<OsString>,
+
+    /// Run as this user (name or number).
+    #[arg(long, value_name = "USER", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub uid: Option<String>,
+
+    /// Run with this group (name or number).
+    #[arg(long, value_name = "GROUP", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub gid: Option<String>,
+
+    /// A supplementary group (repeatable).
+    #[arg(long = "group", value_name = "GROUP", allow_hyphen_values = true, help_heading = ENVIRONMENT)]
+    pub groups: Vec<String>,
+
+    // Output.
+    /// Print no summary.
+    #[arg(short, long, help_heading = OUTPUT)]
+    pub quiet: bool,
+
+    /// Print the report as one JSON object on stderr instead of the summary.
+    #[arg(long, help_heading = OUTPUT)]
+    pub json: bool,
+
+    /// Write the JSON report to this file instead.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, help_heading = OUTPUT)]
+    pub report: Option<PathBuf>,
+
+    /// The command's stdin [default: inherit].
+    #[arg(long, value_name = "MODE", value_parser = stdio(IN_OR_OUT), help_heading = OUTPUT)]
+    pub stdin: Option<Stdio>,
+
+    /// The command's stdout [default: inherit].
+    #[arg(long, value_name = "MODE", value_parser = stdio(IN_OR_OUT), help_heading = OUTPUT)]
+    pub stdout: Option<Stdio>,
+
+    /// Run the command on a pseudo-terminal of its own, COLSxROWS (80x24
+    /// without a size): stdin, stdout and stderr are the terminal.
+    #[arg(long, value_name = "COLSxROWS", num_args = 0..=1, require_equals = true,
+          default_missing_value = "80x24", value_parser = term_size, help_heading = OUTPUT)]
+    pub pty: Option<TermSize>,
+
+    /// The command's stderr [default: inherit].
+    #[arg(long, value_name = "MODE", value_parser = stdio(ERR), help_heading = OUTPUT)]
+    pub stderr: Option<Stdio>,
+
+    // Cgroups.
+    /// Run in exactly this cgroup (relative to each hierarchy's root).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "cgroup_base",
+        allow_hyphen_values = true,
+        help_heading = CGROUPS
+    )]
+    pub cgroup_path: Option<String>,
+
+    /// Run in a fresh cgroup under this one (relative to each hierarchy's
+    /// root) [default: under corral's own].
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true, help_heading = CGROUPS)]
+    pub cgroup_base: Option<String>,
+
+    /// Do not use cgroups at all: subreaper containment only.
+    #[arg(long, conflicts_with_all = ["cgroup_path", "cgroup_base"], help_heading = CGROUPS)]
+    pub no_cgroup: bool,
+
+    /// A typed cgroup limit, MuonTrap 2's keys: `memory_max=67108864`,
+    /// `cpu_max=50000 100000`, `pids_max=20` (repeatable).
+    #[arg(
+        long = "cgroup-set",
+        value_name = "KEY=VALUE",
+        allow_hyphen_values = true,
+        help_heading = CGROUPS
+    )]
+    pub cgroup_sets: Vec<String>,
+
+    /// A v1 controller to join, as MuonTrap 1's `cgroup_controllers` (repeatable).
+    #[arg(
+        long = "cgroup-controller",
+        value_name = "NAME",
+        allow_hyphen_values = true,
+        help_heading = CGROUPS
+    )]
+    pub cgroup_controllers: Vec<String>,
+
+    /// A raw write, as MuonTrap 1's `cgroup_sets`:
+    /// `memory:memory.limit_in_bytes=268435456` (repeatable).
+    #[arg(
+        long = "cgroup-raw",
+        value_name = "CONTROLLER:FILE=VALUE",
+        allow_hyphen_values = true,
+        help_heading = CGROUPS
+    )]
+    pub cgroup_raw: Vec<String>,
+
+    // Other.
+    /// Print help (--help for more).
+    #[arg(short = 'h', long, action = ArgAction::Help, help_heading = OTHER)]
+    help: Option<bool>,
+
+    /// Print the version.
+    #[arg(short = 'V', long, action = ArgAction::Version, help_heading = OTHER)]
+    version: Option<bool>,
+
+    // Port mode, for the BEAM only (docs/helper.md).
     /// Speak the Corral protocol on stdin/stdout (used by the BEAM).
     #[arg(long, hide = true)]
     pub port: bool,
@@ -47,50 +358,6 @@ pub struct Args {
     #[arg(long, hide = true, requires = "port")]
     pub pooled: bool,
 
-    /// The child's working directory.
-    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
-    pub cd: Option<PathBuf>,
-
-    /// Set an environment variable (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", allow_hyphen_values = true)]
-    pub env: Vec<OsString>,
-
-    /// Remove an environment variable (repeatable).
-    #[arg(long = "unset", value_name = "KEY", allow_hyphen_values = true)]
-    pub unset: Vec<OsString>,
-
-    /// Start the child with an empty environment.
-    #[arg(long)]
-    pub clear_env: bool,
-
-    /// The child's argv[0].
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
-    pub arg0: Option<OsString>,
-
-    /// Run as this user (name or number).
-    #[arg(long, value_name = "USER", allow_hyphen_values = true)]
-    pub uid: Option<String>,
-
-    /// Run with this group (name or number).
-    #[arg(long, value_name = "GROUP", allow_hyphen_values = true)]
-    pub gid: Option<String>,
-
-    /// A supplementary group (repeatable).
-    #[arg(long = "group", value_name = "GROUP", allow_hyphen_values = true)]
-    pub groups: Vec<String>,
-
-    /// The child's stdin.
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub stdin: Option<Stdio>,
-
-    /// The child's stdout.
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub stdout: Option<Stdio>,
-
-    /// The child's stderr.
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub stderr: Option<Stdio>,
-
     /// Most unacknowledged output bytes in flight to the BEAM.
     /// At most `u32::MAX`, what one ack frame can give back.
     #[arg(
@@ -102,274 +369,11 @@ pub struct Args {
     )]
     pub stdio_window: u64,
 
-    /// Time between SIGTERM and SIGKILL when the tree is ended.
-    #[arg(long, alias = "delay-to-sigkill", value_name = "DURATION", default_value = "500ms", value_parser = duration)]
-    pub grace: Duration,
-
-    /// The first signal sent when the tree is ended (INT, QUIT, HUP...);
-    /// SIGKILL still follows after --grace.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::tree::kill_signal)]
-    pub kill_signal: nix::sys::signal::Signal,
-
-    /// Run the command on a pseudo-terminal of its own, COLSxROWS (80x24
-    /// without a size): stdin, stdout and stderr are the terminal.
-    #[arg(long, value_name = "COLSxROWS", num_args = 0..=1, require_equals = true,
-          default_missing_value = "80x24", value_parser = crate::pty::size)]
-    pub pty: Option<crate::pty::Size>,
-
-    /// Scheduling priority of the command, -20 (highest) to 19 (lowest);
-    /// below the current value needs privilege (CAP_SYS_NICE).
-    #[arg(long, value_name = "N", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(i32).range(-20..=19))]
-    pub nice: Option<i32>,
-
-    /// Wall-time limit.
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = duration)]
-    pub timeout: Option<Duration>,
-
-    /// Cumulative CPU-time limit of the whole tree, reaped processes included.
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
-    pub cpu_time: Option<Duration>,
-
-    /// Memory limit of the whole tree (K, M, G or bytes): the cgroup's when
-    /// there is one, else the polled sum of resident memory.
-    #[arg(short = 'm', long = "memory-limit", alias = "memory", value_name = "SIZE", value_parser = size)]
-    pub memory: Option<u64>,
-
-    /// CPU bandwidth limit; 100% is one core.
-    #[arg(short = 'c', long = "cpu-limit", value_name = "PCT", value_parser = percent)]
-    pub cpu_limit: Option<u64>,
-
-    /// Most processes alive in the tree at once.
-    #[arg(
-        long,
-        value_name = "N",
-        value_parser = clap::value_parser!(u64).range(1..=PIDS_MAX_LIMIT)
-    )]
-    pub max_processes: Option<u64>,
-
-    /// End the tree after this long with no CPU progress and no output.
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
-    pub idle_timeout: Option<Duration>,
-
-    /// Print no summary.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Pass the whole environment to the command (default: false, as playpen).
-    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    pub capture_env: Option<bool>,
-
-    /// Pass PATH to the command when the environment is not captured
-    /// (default: true, as playpen).
-    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    pub capture_path: Option<bool>,
-
-    /// Print the report as one JSON object instead of the summary.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the JSON report to this file instead of stderr.
-    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
-    pub report: Option<PathBuf>,
-
-    /// Run in exactly this cgroup (relative to each hierarchy's root).
-    #[arg(
-        long,
-        value_name = "PATH",
-        conflicts_with = "cgroup_base",
-        allow_hyphen_values = true
-    )]
-    pub cgroup_path: Option<String>,
-
-    /// Run in a fresh cgroup under this one (relative to each hierarchy's root).
-    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
-    pub cgroup_base: Option<String>,
-
-    /// Do not use cgroups at all: subreaper containment only.
-    #[arg(long, conflicts_with_all = ["cgroup_path", "cgroup_base"])]
-    pub no_cgroup: bool,
-
-    /// A typed cgroup limit, MuonTrap 2's keys: `memory_max=67108864`,
-    /// `cpu_max=50000 100000`, `pids_max=20` (repeatable).
-    #[arg(
-        long = "cgroup-set",
-        value_name = "KEY=VALUE",
-        allow_hyphen_values = true
-    )]
-    pub cgroup_sets: Vec<String>,
-
-    /// A v1 controller to join, as MuonTrap 1's `cgroup_controllers` (repeatable).
-    #[arg(
-        long = "cgroup-controller",
-        value_name = "NAME",
-        allow_hyphen_values = true
-    )]
-    pub cgroup_controllers: Vec<String>,
-
-    /// A raw write, as MuonTrap 1's `cgroup_sets`:
-    /// `memory:memory.limit_in_bytes=268435456` (repeatable).
-    #[arg(
-        long = "cgroup-raw",
-        value_name = "CONTROLLER:FILE=VALUE",
-        allow_hyphen_values = true
-    )]
-    pub cgroup_raw: Vec<String>,
-
     /// The program and its arguments.
-    #[arg(required_unless_present = "pooled", value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "pooled",
+        value_name = "COMMAND",
+        value_hint = clap::ValueHint::CommandWithArguments
+    )]
     pub command: Vec<OsString>,
-}
-
-/// Splits `"1.5G"` into `(1.5, "G")`; `None` when it does not start with a number.
-fn number_and_unit(text: &str) -> Option<(f64, &str)> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    Some((num.parse().ok()?, unit.trim()))
-}
-
-/// The longest duration any option takes: `u64::MAX` milliseconds, the
-/// range the BEAM sends (`:timeout` and the others are `u64` milliseconds).
-/// A deadline past the end of the clock is never reached, so no larger
-/// value could mean anything else.
-pub const MAX_DURATION: Duration = Duration::from_millis(u64::MAX);
-
-/// Parses a duration: a number with `ms`, `s`, `m` or `h`; a bare number
-/// is seconds, as in `timeout(1)`. At most [`MAX_DURATION`]; a whole
-/// number is read exactly, a fraction through `f64`.
-pub fn duration(text: &str) -> Result<Duration, String> {
-    let (n, unit) = number_and_unit(text)
-        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 2s, 1.5m"))?;
-    let ms_per_unit: u64 = match unit {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        u => return Err(format!("unknown unit {u:?} in {text:?}; use ms, s, m or h")),
-    };
-    let too_long = || {
-        format!(
-            "{text:?} is out of range: at most {}ms",
-            MAX_DURATION.as_millis()
-        )
-    };
-    let whole = text.trim().trim_end_matches(unit).trim();
-    if let Ok(n) = whole.parse::<u64>() {
-        let ms = n.checked_mul(ms_per_unit).ok_or_else(too_long)?;
-        return Ok(Duration::from_millis(ms));
-    }
-    let d = Duration::try_from_secs_f64(n * ms_per_unit as f64 / 1000.0).map_err(|_| too_long())?;
-    if d > MAX_DURATION {
-        return Err(too_long());
-    }
-    Ok(d)
-}
-
-/// Parses a size: bytes, or a number with `K`, `M`, `G` or `T` (powers of
-/// 1024, as systemd's `MemoryMax=`).
-pub fn size(text: &str) -> Result<u64, String> {
-    let (n, unit) =
-        number_and_unit(text).ok_or_else(|| format!("{text:?} is not a size like 50M"))?;
-    let shift = match unit.trim_end_matches(['b', 'B', 'i']) {
-        "" => 0,
-        "K" | "k" => 10,
-        "M" | "m" => 20,
-        "G" | "g" => 30,
-        "T" | "t" => 40,
-        u => return Err(format!("unknown unit {u:?} in {text:?}; use K, M, G or T")),
-    };
-    let bytes = n * (1u64 << shift) as f64;
-    if !(1.0..=u64::MAX as f64).contains(&bytes) {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(bytes as u64)
-}
-
-/// The period of `--cpu-limit`'s `cpu_max`: the kernel's default, 100 ms.
-pub const CPU_PERIOD_US: u64 = 100_000;
-
-/// The largest `--cpu-limit`: the kernel's largest quota per period.
-pub const MAX_PERCENT: u64 = CpuMax::MAX_QUOTA_US * 100 / CPU_PERIOD_US;
-
-/// Parses a CPU share: `50%` or `50` is half a core, `200%` two cores.
-/// From 1% to [`MAX_PERCENT`].
-pub fn percent(text: &str) -> Result<u64, String> {
-    let n: u64 = text
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("{text:?} is not a percentage like 50%"))?;
-    if n == 0 {
-        return Err("a CPU limit of 0% would never run".into());
-    }
-    if n > MAX_PERCENT {
-        return Err(format!(
-            "{text:?} is out of range: at most {MAX_PERCENT}%, the kernel's largest quota"
-        ));
-    }
-    Ok(n)
-}
-
-/// The quota of a `--cpu-limit` of `pct` percent ([`percent`] bounds it).
-pub fn cpu_max(pct: u64) -> CpuMax {
-    CpuMax {
-        quota_us: Max::Limit(pct.saturating_mul(CPU_PERIOD_US / 100)),
-        period_us: CPU_PERIOD_US,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(duration("2 fortnights").is_err());
-        assert!(duration("soon").is_err());
-        assert_eq!(duration("18446744073709551615ms"), Ok(MAX_DURATION));
-        assert_eq!(duration("0.5ms"), Ok(Duration::from_micros(500)));
-        for too_long in [
-            "18446744073709551616ms",
-            "10000000000000000000",
-            "9223372036854775807",
-            "99999999999999999999999999999999999999h",
-            "18446744073709552s",
-        ] {
-            let e = duration(too_long).unwrap_err();
-            assert!(e.contains("out of range"), "{too_long}: {e}");
-        }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(size("50M"), Ok(50 << 20));
-        assert_eq!(size("1K"), Ok(1024));
-        assert_eq!(size("1.5G"), Ok(3 << 29));
-        assert_eq!(size("4096"), Ok(4096));
-        assert_eq!(size("64MiB"), Ok(64 << 20));
-        assert!(size("0").is_err());
-        assert!(size("lots").is_err());
-    }
-
-    #[test]
-    fn percents() {
-        assert_eq!(percent("50%"), Ok(50));
-        assert_eq!(percent("200"), Ok(200));
-        assert!(percent("0%").is_err());
-        assert_eq!(cpu_max(50).quota_us, Max::Limit(50_000));
-        assert_eq!(percent(&MAX_PERCENT.to_string()), Ok(MAX_PERCENT));
-        assert!(
-            matches!(cpu_max(MAX_PERCENT).quota_us, Max::Limit(q) if q <= CpuMax::MAX_QUOTA_US)
-        );
-        // 2305843009213693957 * 1000 wrapped to a 5% quota.
-        assert!(percent("2305843009213693957").is_err());
-        assert!(percent(&(MAX_PERCENT + 1).to_string()).is_err());
-    }
 }

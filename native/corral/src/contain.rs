@@ -61,7 +61,7 @@ fn requested(args: &Args) -> Result<(Limits, Vec<RawSet>), Error> {
         )));
     }
     if let Some(pct) = args.cpu_limit {
-        limits.cpu_max = Some(crate::args::cpu_max(pct));
+        limits.cpu_max = Some(crate::values::cpu_max(pct));
     }
     Ok((limits, raw))
 }

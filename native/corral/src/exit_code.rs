@@ -1,5 +1,8 @@
 //! The helper's own exit statuses, apart from the child's.
 
+/// People's `--timeout` ended the run, as `timeout(1)` exits. Port mode
+/// exits with the child's status; the BEAM reads the reason in `X`.
+pub const TIMEOUT: i32 = 124;
 /// A command-line usage error, as `env(1)` and `timeout(1)` use it.
 pub const USAGE_ERROR: i32 = 125;
 /// An unsupported protocol version (`EX_USAGE`, `sysexits.h`).

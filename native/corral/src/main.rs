@@ -13,8 +13,10 @@ mod exit_code;
 #[cfg(target_os = "linux")]
 mod forks;
 mod limits;
+mod person;
 mod phase;
 mod pooled;
+mod port;
 mod pty;
 mod report;
 mod run;
@@ -23,6 +25,7 @@ mod spawn;
 mod stdio;
 mod sys;
 mod tree;
+mod values;
 
 use clap::Parser;
 
@@ -41,26 +44,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let mut ready = match run::Ready::new(&args) {
-        Ok(ready) => ready,
-        Err(e) => {
-            eprintln!("corral: {e}");
-            std::process::exit(exit_code::INTERNAL);
-        }
-    };
-    if !args.pooled {
-        std::process::exit(run::run(args, &mut ready).0);
-    }
-    // A pooled helper serves one run after another, each from an R frame,
-    // until the BEAM closes the port instead of sending the next.
-    let mut waiter = pooled::Waiter::new(&args);
-    loop {
-        let Some(command) = waiter.next_command(ready.base()) else {
-            std::process::exit(0);
-        };
-        let (code, again) = run::run(command, &mut ready);
-        if !again {
-            std::process::exit(code);
-        }
-    }
+    // The one place the mode is picked: everything that differs between
+    // the BEAM's helper and a person's launcher lives behind it.
+    std::process::exit(if args.port {
+        port::main(args)
+    } else {
+        person::main(args)
+    });
 }

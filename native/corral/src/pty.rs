@@ -16,14 +16,7 @@ use nix::errno::Errno;
 use nix::pty::Winsize;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-/// A terminal's window size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Size {
-    /// Columns.
-    pub cols: u16,
-    /// Rows.
-    pub rows: u16,
-}
+pub use crate::values::TermSize as Size;
 
 impl Size {
     fn winsize(self) -> Winsize {
@@ -34,19 +27,6 @@ impl Size {
             ws_ypixel: 0,
         }
     }
-}
-
-/// Parses `COLSxROWS` (`100x40`), each from 1 to 65535. `--pty` without
-/// a size is `80x24`, the classic VT100's, which `xterm` and most terminal
-/// emulators open with.
-pub fn size(text: &str) -> Result<Size, String> {
-    let bad = || format!("{text:?} is not a terminal size like 80x24 (COLSxROWS, 1 to 65535)");
-    let (cols, rows) = text.trim().split_once(['x', 'X']).ok_or_else(bad)?;
-    let n = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
-    Ok(Size {
-        cols: n(cols)?,
-        rows: n(rows)?,
-    })
 }
 
 /// Opens a pseudo-terminal of `size`: `(master, slave)`, both
@@ -145,6 +125,7 @@ pub unsafe fn take_as_controlling(fd: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::term_size as size;
 
     #[test]
     fn sizes() {

@@ -1,20 +1,54 @@
-//! From parsed arguments to an exit status: contain, spawn, serve, report.
+//! One run, whichever mode asked for it: contain, spawn, serve. What
+//! differs between the BEAM's helper (`port.rs`) and a person's launcher
+//! (`person.rs`) comes in through [`Mode`], picked once in `main`.
 
 use crate::args::{Args, Stdio};
 use crate::channel::Base;
-use crate::cli;
 use crate::contain;
 use crate::error::Error;
-use crate::exit_code;
 use crate::limits;
 use crate::session::{Config, Outcome, Session};
 use crate::spawn::{self, Spec};
 use crate::stdio::Sink;
 use crate::tree::Tree;
-use corral_proto::{CgroupKind, Containment, Up, VERSION};
+use corral_proto::{CgroupKind, Containment};
 use nix::errno::Errno;
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::Instant;
+
+/// What differs between port mode and person mode. `main` picks one
+/// implementation once (`port::Port` or `person::Person`); [`run`] asks it
+/// and never looks at `--port` itself.
+pub trait Mode {
+    /// The child's stdin, stdout and stderr where no option names them.
+    fn default_stdio(&self) -> [Stdio; 3];
+    /// Whether the child starts from an empty environment, and the
+    /// variables set before `--env`'s.
+    fn environment(&self, args: &Args) -> (bool, Vec<OsString>);
+    /// Whether the helper's stdin is a control channel (the BEAM's)
+    /// rather than the command's.
+    fn control(&self) -> bool;
+    /// Whether the child leads a process group of its own. At a terminal
+    /// the command stays in corral's group, so it remains the terminal's
+    /// foreground job (no SIGTTIN on reads).
+    fn own_group(&self) -> bool;
+    /// The `S` frame the child writes before exec, if anyone reads it.
+    fn announce(&self, containment: u8, paths: Vec<String>) -> Option<Vec<u8>>;
+    /// Tells whoever watches that containment is weaker than usual.
+    fn warn(&self, text: &str);
+}
+
+/// How [`run`] ended.
+pub enum Ran {
+    /// The child ran; and whether the helper may serve another run
+    /// (pooled, and this one ended with an `X` frame).
+    Ended(Outcome, bool),
+    /// The child never ran.
+    Failed(Error),
+    /// The helper itself failed (already said on stderr).
+    Broken,
+}
 
 /// What a helper sets up once, whatever it runs: the event loop and the
 /// channel to the BEAM, the subreaper, and for a pooled helper the cgroup
@@ -29,14 +63,14 @@ pub struct Ready {
 }
 
 impl Ready {
-    /// Sets up for `args` (the helper's own command line).
+    /// Sets up for `args` (the helper's own command line) in `mode`.
     ///
     /// # Errors
     /// The OS errors of setting up epoll and the signal pipe.
-    pub fn new(args: &Args) -> std::io::Result<Ready> {
+    pub fn new(args: &Args, mode: &dyn Mode) -> std::io::Result<Ready> {
         crate::tree::remember_ancestors();
         Ok(Ready {
-            base: Base::new(Sink::stdout(), args.port)?,
+            base: Base::new(Sink::stdout(), mode.control())?,
             // Orphaned grandchildren re-parent to us, not to init, so the
             // tree can always be found and reaped (prctl(2),
             // PR_SET_CHILD_SUBREAPER). Where that is refused (qemu-user
@@ -59,6 +93,11 @@ impl Ready {
     pub fn base(&mut self) -> &mut Base {
         &mut self.base
     }
+
+    /// Whether this helper serves one run after another (`--pooled`).
+    pub fn pooled(&self) -> bool {
+        self.pooled
+    }
 }
 
 /// Set in the helper's environment, it makes the helper behave as if
@@ -72,41 +111,13 @@ const TEST_NO_SUBREAPER: &str = "CORRAL_TEST_NO_SUBREAPER";
 /// exec). For tests only (`test/corral/start_window_test.exs`).
 const TEST_SPAWN_PAUSE: &str = "CORRAL_TEST_SPAWN_PAUSE_MS";
 
-/// Runs the child described by `args`. Returns the helper's exit status,
-/// and whether the helper may serve another run (pooled, and this one
-/// ended with an `X` or `F` frame).
-pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
-    if args.port && args.protocol != Some(VERSION) {
-        eprintln!(
-            "corral: this helper speaks protocol {VERSION}; the BEAM asked for {:?}",
-            args.protocol
-        );
-        return (exit_code::USAGE, false);
-    }
-    let default = if args.port {
-        [Stdio::Null, Stdio::Pipe, Stdio::Inherit]
-    } else {
-        [Stdio::Inherit; 3]
-    };
-    // For people, playpen's rules: only a small base environment (and
-    // PATH) unless --capture-env; the BEAM's children inherit, as with
-    // System.cmd.
-    // --clear-env is asked for: nothing then but what --env sets.
-    let keep = if args.port || args.clear_env {
-        None
-    } else {
-        cli::env_allowlist(
-            args.capture_env.unwrap_or(false),
-            args.capture_path.unwrap_or(true),
-        )
-    };
-    let mut set_env = keep.as_deref().map(cli::captured).unwrap_or_default();
+/// Runs the child described by `args` in `mode`.
+pub fn run(args: &Args, mode: &dyn Mode, ready: &mut Ready) -> Ran {
+    let (clear_env, mut set_env) = mode.environment(args);
     set_env.extend(args.env.iter().cloned());
-    let contained = match contain::group(&args, ready.system.as_ref()) {
+    let contained = match contain::group(args, ready.system.as_ref()) {
         Ok(c) => c,
-        Err(e) => {
-            return failed(&args, ready, &e);
-        }
+        Err(e) => return Ran::Failed(e),
     };
     let limits = limits::Limits {
         cpu_time: args.cpu_time,
@@ -122,17 +133,17 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         cgroup: group.as_ref().map_or(CgroupKind::None, |g| g.containment()),
         subreaper,
     };
-    if !subreaper && group.is_none() && !args.port && !args.quiet {
+    if !subreaper && group.is_none() {
         if crate::sys::portable() {
-            eprintln!(
-                "corral: {} has no subreaper or cgroups: \
+            mode.warn(&format!(
+                "{} has no subreaper or cgroups: \
                  descendants that leave the command's tree are not contained",
                 crate::sys::platform()
-            );
+            ));
         } else {
-            eprintln!(
-                "corral: cannot become a subreaper and have no cgroup: \
-                 descendants that leave the command's tree are not contained"
+            mode.warn(
+                "cannot become a subreaper and have no cgroup: \
+                 descendants that leave the command's tree are not contained",
             );
         }
     }
@@ -140,11 +151,12 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         .as_ref()
         .map(|g| g.dirs().iter().map(|d| d.display().to_string()).collect())
         .unwrap_or_default();
+    let default = mode.default_stdio();
     let spec = Spec {
         command: args.command.clone(),
         arg0: args.arg0.clone(),
         cwd: args.cd.clone(),
-        clear_env: args.clear_env || keep.is_some(),
+        clear_env: args.clear_env || clear_env,
         set_env,
         unset_env: args.unset.clone(),
         uid: args.uid.clone(),
@@ -155,9 +167,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             args.stdout.unwrap_or(default[1]),
             args.stderr.unwrap_or(default[2]),
         ],
-        // At a terminal the command stays in corral's process group, so it
-        // remains the terminal's foreground job (no SIGTTIN on reads).
-        new_process_group: args.port,
+        new_process_group: mode.own_group(),
         cgroup_procs: group
             .as_ref()
             .map(|g| g.v1_procs_files())
@@ -166,16 +176,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
             .as_ref()
             .and_then(|g| g.v2_dir())
             .map(Path::to_path_buf),
-        // In port mode the child sends S itself, before exec (Spec::announce).
-        announce: args.port.then(|| {
-            Up::Started {
-                version: VERSION,
-                os_pid: 0,
-                containment: containment.code(),
-                paths,
-            }
-            .encode()
-        }),
+        announce: mode.announce(containment.code(), paths),
         pty: args.pty,
         nice: args.nice,
     };
@@ -192,7 +193,7 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
     let started = Instant::now();
     let child = match spawn::spawn(&spec) {
         Ok(child) => child,
-        Err(e) => return failed(&args, ready, &e),
+        Err(e) => return Ran::Failed(e),
     };
     if let Some(ms) = std::env::var(TEST_SPAWN_PAUSE)
         .ok()
@@ -201,14 +202,14 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     // A pseudo-terminal's child leads a session, and so a group, of its own.
-    let pgrp = (args.port || args.pty.is_some()).then_some(child.pid);
+    let pgrp = (mode.own_group() || args.pty.is_some()).then_some(child.pid);
     let mut tree = Tree::new(pgrp, group);
     tree.full_scan = !subreaper;
     let cfg = Config {
         window: args.stdio_window,
         grace: args.grace,
         timeout: args.timeout,
-        control: args.port,
+        control: mode.control(),
         containment,
         limits,
         cgroup_pids,
@@ -220,59 +221,9 @@ pub fn run(args: Args, ready: &mut Ready) -> (i32, bool) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");
-            return (exit_code::INTERNAL, false);
+            return Ran::Broken;
         }
     };
     let (outcome, again) = session.run();
-    let code = match outcome {
-        Outcome::Finished(report) if !args.port => {
-            tell_person(&args, &report);
-            report.status.code()
-        }
-        Outcome::Finished(report) | Outcome::Orphaned(report) => report.status.code(),
-        Outcome::ProtocolError(e) => {
-            eprintln!("corral: protocol error: {e}");
-            exit_code::PROTOCOL
-        }
-    };
-    (code, again)
-}
-
-/// The summary or JSON report on stderr (or in `--report FILE`). Nothing
-/// of corral's own ever goes to stdout, which belongs to the command.
-fn tell_person(args: &Args, report: &crate::report::Report) {
-    if args.json || args.report.is_some() {
-        let json = cli::json(report);
-        match &args.report {
-            Some(path) => {
-                if let Err(e) = std::fs::write(path, json + "\n") {
-                    eprintln!("corral: writing {}: {e}", path.display());
-                }
-            }
-            None => eprintln!("{json}"),
-        }
-    }
-    if !args.quiet && !args.json {
-        eprint!("{}", cli::summary(report));
-    }
-}
-
-/// Tells the BEAM (or the person) that the child never ran.
-fn failed(args: &Args, ready: &mut Ready, e: &Error) -> (i32, bool) {
-    let code = e.exit_code();
-    if args.port {
-        let base = &mut ready.base;
-        base.sink().send_up(&Up::Failed {
-            version: VERSION,
-            fields: e.fields(),
-        });
-        if ready.pooled {
-            // Back to waiting; the BEAM closes the port (or sends R).
-            return (code, true);
-        }
-        base.await_close();
-    } else {
-        eprintln!("corral: {e}");
-    }
-    (code, false)
+    Ran::Ended(outcome, again)
 }

@@ -9,7 +9,6 @@
 //! sequence (`kill.rs`) is the same for both.
 
 mod kill;
-pub use kill::{kill_signal, signal_named};
 
 pub use kill::remember_ancestors;
 

@@ -225,6 +225,135 @@ fn environment_follows_playpen() {
     assert!(set.contains("A=b"), "{set}");
 }
 
+/// `--capture-env` and `--capture-path` take the booleans playpen's users
+/// type, and alone mean yes; anything else is a usage error.
+#[test]
+fn booleans_take_yes_no_on_off_1_0_true_false() {
+    let env = |args: &[&str]| {
+        let o = Command::new(CORRAL)
+            .args(args)
+            .env("CORRAL_TEST_SECRET", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("corral");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for yes in ["yes", "on", "1", "true", "YES", "y"] {
+        let all = env(&["-q", "--capture-env", yes, "--", "/usr/bin/env"]);
+        assert!(all.contains("CORRAL_TEST_SECRET=1"), "{yes}: {all}");
+        let all = env(&["-q", &format!("--capture-env={yes}"), "--", "/usr/bin/env"]);
+        assert!(all.contains("CORRAL_TEST_SECRET=1"), "={yes}: {all}");
+    }
+    for no in ["no", "off", "0", "false", "Off", "n"] {
+        let some = env(&["-q", "--capture-env", no, "--", "/usr/bin/env"]);
+        assert!(!some.contains("CORRAL_TEST_SECRET"), "{no}: {some}");
+        let no_path = env(&["-q", "--capture-path", no, "--", "/usr/bin/env"]);
+        assert!(!no_path.contains("PATH="), "{no}: {no_path}");
+    }
+    // Flag style: the option alone, before `--` or another option.
+    let all = env(&["-q", "--capture-env", "--", "/usr/bin/env"]);
+    assert!(all.contains("CORRAL_TEST_SECRET=1"), "{all}");
+    let all = env(&["--capture-env", "-q", "--", "/usr/bin/env"]);
+    assert!(all.contains("CORRAL_TEST_SECRET=1"), "{all}");
+    let path = env(&["-q", "--capture-path", "--", "/usr/bin/env"]);
+    assert!(path.contains("PATH="), "{path}");
+
+    let o = corral(&["--capture-env", "maybe", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("'maybe'"), "{}", stderr(&o));
+}
+
+/// The wall-time limit ends a run with 124, as timeout(1) does; the JSON
+/// report still gives the command's own status (143, its SIGTERM). Other
+/// limits keep the signal's status.
+#[test]
+fn a_timeout_exits_124_like_timeout_1() {
+    let o = corral(&["--json", "-t", "200ms", "--", "sleep", "10"]);
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(r["result"], "timeout", "{r}");
+    assert_eq!(r["exit_status"], 143, "{r}");
+    let o = corral(&["-t", "200ms", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = corral(&["-q", "--idle-timeout", "200ms", "--", "sleep", "10"]);
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+}
+
+/// The lines of `corral ARG` (`-h` or `--help`) on stdout.
+fn help(arg: &str) -> String {
+    let o = corral(&[arg]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    String::from_utf8(o.stdout).expect("utf-8 help")
+}
+
+/// `--help` is for people: their options first, under headings, the
+/// BEAM's hidden, no protocol words, examples and exit statuses at the end.
+#[test]
+fn help_shows_people_s_options_first_under_headings() {
+    for arg in ["-h", "--help"] {
+        let text = help(arg);
+        let first = text
+            .lines()
+            .find(|l| l.trim_start().starts_with('-'))
+            .expect("an option");
+        assert!(
+            first.trim_start().starts_with("-m, --memory-limit"),
+            "{arg}: first option {first:?}"
+        );
+        let at = |heading: &str| {
+            text.find(&format!("\n{heading}:\n"))
+                .unwrap_or_else(|| panic!("{arg}: no {heading:?} in {text}"))
+        };
+        let order = [
+            "Limits",
+            "Environment",
+            "Output",
+            "Cgroups",
+            "EXAMPLES",
+            "EXIT STATUS",
+        ]
+        .map(at);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{arg}: {order:?}");
+        let lower = text.to_lowercase();
+        assert!(!lower.contains("frame"), "{arg}: {text}");
+        for hidden in ["--port", "--protocol", "--pooled", "--stdio-window"] {
+            assert!(!text.contains(hidden), "{arg} shows {hidden}: {text}");
+        }
+        let modes = text.replace("pipeline", "");
+        assert!(!modes.contains("pipe"), "{arg} shows the pipe mode: {text}");
+        assert!(text.contains("124"), "{arg}: no timeout status");
+    }
+}
+
+/// `--stdout pipe` (the BEAM's framed output) is refused when stdout is a
+/// terminal, before the command runs; into a pipe it still works.
+#[test]
+fn protocol_output_is_refused_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ran = dir.path().join("ran");
+    let touch = format!("touch {}", ran.display());
+    for option in ["--stdout", "--stderr"] {
+        // script(1) gives corral a pseudo-terminal; -e passes on its status.
+        let line = format!("{CORRAL} -q {option} pipe -- sh -c '{touch}'");
+        let o = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("script runs");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(125), "{option}: {out}");
+        assert!(
+            out.contains(&format!("{option} pipe")) && out.contains("terminal"),
+            "{option}: {out}"
+        );
+        assert!(!ran.exists(), "{option}: the command ran");
+    }
+    let o = corral(&["-q", "--stdout", "pipe", "--", "echo", "hi"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"\0\0\0\x04Ohi\n", "one O frame");
+}
+
 #[test]
 fn sigterm_to_corral_ends_the_tree_and_still_summarises() {
     let mut child = Command::new(CORRAL)
@@ -388,7 +517,8 @@ fn out_of_range_values_are_usage_errors_and_the_largest_work() {
     let o = corral(&["-q", "--timeout", max, "--", "sh", "-c", "sleep 0.2"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = corral(&["-q", "-t", "100ms", "--grace", max, "--", "sleep", "5"]);
-    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    // The timeout ended it: 124, as timeout(1) (was 143, the SIGTERM).
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
 }
 
 /// A tree needs its first process and memory to load it: `pids_max=0`

@@ -81,7 +81,7 @@ impl Session<'_> {
                 }
             }
             Down::Signal(name) => {
-                if let Some(sig) = crate::tree::signal_named(&name) {
+                if let Some(sig) = crate::values::signal_named(&name) {
                     let _ = nix::sys::signal::kill(self.child, sig);
                 }
             }

@@ -142,40 +142,6 @@ pub fn may_signal(pid: i32) -> bool {
     pid > 1 && !protected().contains(&pid)
 }
 
-/// The signal `name` names: `"SIGINT"`, `"INT"`, any case.
-pub fn signal_named(name: &str) -> Option<Signal> {
-    let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse().ok()
-}
-
-/// Parses `--kill-signal`, the first signal of the teardown: a signal
-/// whose default action ends a process (`signal(7)`), by name (`INT`,
-/// `SIGINT`, any case) or number. Stopping, continuing and ignored-by-default
-/// signals (`SIGSTOP`, `SIGCONT`, `SIGCHLD`, `SIGWINCH`...) would end nothing.
-pub fn kill_signal(text: &str) -> Result<Signal, String> {
-    let sig = match text.trim().parse::<i32>() {
-        Ok(n) => Signal::try_from(n).ok(),
-        Err(_) => signal_named(text),
-    }
-    .ok_or_else(|| format!("{text:?} is not a signal name like INT, QUIT or TERM"))?;
-    use Signal::*;
-    if matches!(
-        sig,
-        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT | SIGCHLD | SIGURG | SIGWINCH
-    ) {
-        return Err(format!(
-            "{text:?} does not end a process: the first signal of the teardown \
-             must be one whose default action terminates (INT, QUIT, TERM, HUP, USR1...)"
-        ));
-    }
-    Ok(sig)
-}
-
 /// Sends `sig`; a member that is already gone (`ESRCH`) or any other
 /// refusal is left to the next scan. The one place teardown signals, so
 /// the one place [`may_signal`] is checked.
@@ -188,19 +154,6 @@ fn signal(pid: i32, sig: Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kill_signals() {
-        assert_eq!(kill_signal("INT"), Ok(Signal::SIGINT));
-        assert_eq!(kill_signal("sigquit"), Ok(Signal::SIGQUIT));
-        assert_eq!(kill_signal("SIGTERM"), Ok(Signal::SIGTERM));
-        assert_eq!(kill_signal("1"), Ok(Signal::SIGHUP));
-        assert_eq!(kill_signal("usr1"), Ok(Signal::SIGUSR1));
-        for bad in ["STOP", "SIGCONT", "chld", "WINCH", "0", "99", "FOO", ""] {
-            assert!(kill_signal(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(signal_named("hup"), Some(Signal::SIGHUP));
-    }
 
     #[test]
     fn teardown_never_signals_init_the_helper_or_its_ancestors() {
