@@ -12,10 +12,11 @@ defmodule Corral.ControlsTest do
 
   # Traps INT, TERM, HUP and QUIT, appends the name of each it gets to the
   # file named by its first argument, and exits 7 on INT; prints "ready"
-  # once the handlers are in place. SIGKILL cannot be caught: exit status
-  # 7 proves it never came.
+  # once the handlers are in place, in one write (print makes two under
+  # PYTHONUNBUFFERED, and a read may take the first alone). SIGKILL cannot
+  # be caught: exit status 7 proves it never came.
   @traps """
-  import signal, sys, time
+  import os, signal, sys, time
   def got(sig, frame):
       with open(sys.argv[1], "a") as log:
           log.write(signal.Signals(sig).name + "\\n")
@@ -23,7 +24,7 @@ defmodule Corral.ControlsTest do
           sys.exit(7)
   for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
       signal.signal(s, got)
-  print("ready", flush=True)
+  os.write(1, b"ready\\n")
   while True:
       time.sleep(1)
   """
