@@ -150,7 +150,8 @@ fn wait_changed(file: &fs::File, pause: Duration) {
         };
         let ts = libc::timespec {
             tv_sec: pause.as_secs() as libc::time_t,
-            tv_nsec: pause.subsec_nanos().into(),
+            // Below 10^9, so it fits a 32-bit c_long (armv7) too.
+            tv_nsec: pause.subsec_nanos() as libc::c_long,
         };
         // SAFETY: one valid pollfd and a valid timespec, no signal mask.
         unsafe { libc::ppoll(&mut fd, 1, &ts, std::ptr::null()) };
