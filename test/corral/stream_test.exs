@@ -66,8 +66,13 @@ defmodule Corral.StreamTest do
   test "the enumerating process owns the helper's port: no process in between" do
     test = self()
 
+    # {port, its program} for each port this process owns, read while
+    # the stream runs (after it, the port is closed or back in the pool).
     owned = fn ->
-      for port <- Port.list(), Port.info(port, :connected) == {:connected, test}, do: port
+      for port <- Port.list(),
+          Port.info(port, :connected) == {:connected, test},
+          {:name, name} <- [Port.info(port, :name)],
+          do: {port, to_string(name)}
     end
 
     before = owned.()
@@ -76,8 +81,8 @@ defmodule Corral.StreamTest do
       Corral.stream!("sh", ["-c", "echo a; sleep 0.05; echo b"])
       |> Enum.map(fn _ -> owned.() -- before end)
 
-    assert [[port], [port]] = ports
-    assert Port.info(port, :name) |> elem(1) |> to_string() =~ "corral"
+    assert [[{port, name}], [{port, name}]] = ports
+    assert name =~ "corral"
   end
 
   test "nothing runs until enumerated, and each enumeration runs again" do
