@@ -7,6 +7,7 @@ defmodule Corral.ClusterTest do
 
   alias Corral.Daemon
   alias Corral.Test.DaemonLog
+  alias Corral.Test.Memory
   alias Corral.Test.OSProc
 
   import Corral.Test.DaemonStart
@@ -179,26 +180,18 @@ defmodule Corral.ClusterTest do
     bytes = 1_000_000_000
     :erlang.garbage_collect()
     before = :erlang.memory(:total)
-    parent = self()
 
-    sampler =
-      spawn_link(fn ->
-        sample = fn sample, peak ->
-          receive do
-            :stop -> send(parent, {:peak, peak})
-          after
-            5 -> sample.(sample, max(peak, :erlang.memory(:total)))
-          end
-        end
+    {{counted, 0}, peak} =
+      Memory.peak_while(
+        fn ->
+          Corral.cmd("head", ["-c", "#{bytes}", "/dev/zero"],
+            node: node,
+            into: %Corral.Test.Counter{}
+          )
+        end,
+        5
+      )
 
-        sample.(sample, before)
-      end)
-
-    {counted, 0} =
-      Corral.cmd("head", ["-c", "#{bytes}", "/dev/zero"], node: node, into: %Corral.Test.Counter{})
-
-    send(sampler, :stop)
-    assert_receive {:peak, peak}, 5000
     assert counted == bytes
     # A window (1 MiB), the chunks on their way and the one being
     # collected, with room for the test's own garbage.
@@ -226,30 +219,21 @@ defmodule Corral.ClusterTest do
     bytes = 64_000_000
     remote_memory = fn -> :erpc.call(node, :erlang, :memory, [:total]) end
     before = remote_memory.()
-    parent = self()
 
-    sampler =
-      spawn_link(fn ->
-        sample = fn sample, peak ->
-          receive do
-            :stop -> send(parent, {:peak, peak})
-          after
-            10 -> sample.(sample, max(peak, remote_memory.()))
-          end
-        end
+    {result, peak} =
+      Memory.peak_while(
+        fn ->
+          Corral.run("sh", ["-c", "head -c #{bytes} /dev/zero >&2; echo done"],
+            node: node,
+            separate_stderr: true,
+            into: %Corral.Test.Counter{pause_every: 1_000_000, pause_ms: 10}
+          )
+        end,
+        10,
+        remote_memory
+      )
 
-        sample.(sample, before)
-      end)
-
-    assert {:ok, %Corral.Result{stdout: 5, stderr: ^bytes, exit_status: 0}} =
-             Corral.run("sh", ["-c", "head -c #{bytes} /dev/zero >&2; echo done"],
-               node: node,
-               separate_stderr: true,
-               into: %Corral.Test.Counter{pause_every: 1_000_000, pause_ms: 10}
-             )
-
-    send(sampler, :stop)
-    assert_receive {:peak, peak}, 5000
+    assert {:ok, %Corral.Result{stdout: 5, stderr: ^bytes, exit_status: 0}} = result
     assert peak - before < 16_000_000, "the other node grew by #{peak - before} bytes"
   end
 

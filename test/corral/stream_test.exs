@@ -3,6 +3,7 @@ defmodule Corral.StreamTest do
   # tests running at the same time would move.
   use ExUnit.Case, async: false
 
+  alias Corral.Test.Memory
   alias Corral.Test.OSProc
 
   # The pids of the OS processes under this VM whose command is `name`:
@@ -99,28 +100,21 @@ defmodule Corral.StreamTest do
   test "10^9 bytes of head, summed exactly, with the VM's memory flat" do
     :erlang.garbage_collect()
     before = :erlang.memory(:total)
-    sampler = spawn_link(fn -> sample(0) end)
 
-    sum =
-      Corral.stream!("head", ["-c", "1000000000", "/dev/zero"])
-      |> Stream.map(&byte_size/1)
-      |> Enum.sum()
-
-    send(sampler, {:max, self()})
-    assert_receive {:max, peak}, 5000
+    {sum, peak} =
+      Memory.peak_while(
+        fn ->
+          Corral.stream!("head", ["-c", "1000000000", "/dev/zero"])
+          |> Stream.map(&byte_size/1)
+          |> Enum.sum()
+        end,
+        5
+      )
 
     assert sum == 1_000_000_000
     growth = peak - before
     IO.puts("stream of 10^9 bytes: VM memory peak #{div(growth, 1024)} KiB above the start")
     assert growth < 8 * 1024 * 1024
-  end
-
-  defp sample(peak) do
-    receive do
-      {:max, to} -> send(to, {:max, max(peak, :erlang.memory(:total))})
-    after
-      5 -> sample(max(peak, :erlang.memory(:total)))
-    end
   end
 
   test "a stream of 10^8 bytes piped into wc -c is counted exactly" do
