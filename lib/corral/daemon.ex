@@ -768,15 +768,7 @@ defmodule Corral.Daemon do
   # With :node: the program starts there (see "On another node").
   defp launch(%__MODULE__{remote: %Remote{} = remote} = s) do
     with {:ok, remote, started} <- Remote.start(remote, s.command, s.args, s.options) do
-      {:ok,
-       %{
-         s
-         | remote: remote,
-           os_pid: started.os_pid,
-           containment: started.containment,
-           dirs: started.paths,
-           started_at: System.monotonic_time(:millisecond)
-       }}
+      {:ok, running(%{s | remote: remote}, started)}
     end
   end
 
@@ -790,17 +782,19 @@ defmodule Corral.Daemon do
          argv = Helper.argv(program, s.args, common, DaemonOptions.stdio(options)),
          {:ok, port, started, client} <-
            Helper.start(argv, common.parallelism, client, @start_timeout) do
-      {:ok,
-       %{
-         s
-         | port: port,
-           client: client,
-           os_pid: started.os_pid,
-           containment: started.containment,
-           dirs: started.paths,
-           started_at: System.monotonic_time(:millisecond)
-       }}
+      {:ok, running(%{s | port: port, client: client}, started)}
     end
+  end
+
+  # What the S frame (here or on the other node) says of the program.
+  defp running(s, started) do
+    %{
+      s
+      | os_pid: started.os_pid,
+        containment: started.containment,
+        dirs: started.paths,
+        started_at: System.monotonic_time(:millisecond)
+    }
   end
 
   @impl true
