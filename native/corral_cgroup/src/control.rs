@@ -49,7 +49,7 @@ impl Freezer<'_> {
     fn wait_frozen(self, patience: Duration) -> bool {
         match self {
             Freezer::V2(d) => {
-                fs::poll_watching(&d.join("cgroup.events"), patience, || self.is_frozen())
+                fs::poll_watching(&v2::freezer::events(d), patience, v2::freezer::frozen_in)
             }
             Freezer::V1(_) => fs::poll(patience, || self.is_frozen()),
         }

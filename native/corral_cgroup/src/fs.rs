@@ -106,25 +106,27 @@ pub(crate) fn poll(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
 pub(crate) fn poll_watching(
     watch: &Path,
     patience: Duration,
-    mut done: impl FnMut() -> bool,
+    mut done: impl FnMut(&str) -> bool,
 ) -> bool {
     let Ok(mut file) = fs::File::open(watch) else {
-        return poll(patience, done);
+        return poll(patience, || {
+            fs::read_to_string(watch).is_ok_and(|t| done(&t))
+        });
     };
-    // A read brings this descriptor's view of the file up to date: poll
-    // reports only changes after the last read.
+    // Each check reads this descriptor, which also brings its view of the
+    // file up to date: poll reports only changes after the last read.
     let mut text = String::new();
-    let mut catch_up = |file: &mut fs::File| {
+    let mut read = |file: &mut fs::File| {
         use io::{Read, Seek};
         text.clear();
         let _ = file.seek(io::SeekFrom::Start(0));
         let _ = file.read_to_string(&mut text);
+        done(&text)
     };
-    catch_up(&mut file);
     let deadline = Instant::now() + patience;
     let mut pause = Duration::from_micros(50);
     loop {
-        if done() {
+        if read(&mut file) {
             return true;
         }
         let now = Instant::now();
@@ -132,7 +134,6 @@ pub(crate) fn poll_watching(
             return false;
         }
         wait_changed(&file, pause.min(deadline - now));
-        catch_up(&mut file);
         pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
@@ -265,18 +266,20 @@ mod tests {
         std::fs::write(&events, "populated 1\nfrozen 0\n").unwrap();
         // A regular file never notifies: each wait is the pause.
         let mut checks = 0;
-        assert!(poll_watching(&events, Duration::from_secs(5), || {
+        assert!(poll_watching(&events, Duration::from_secs(5), |text| {
+            assert!(text.contains("frozen 0"), "{text}");
             checks += 1;
             checks == 3
         }));
         assert_eq!(checks, 3);
-        assert!(!poll_watching(&events, Duration::from_millis(2), || false));
+        assert!(!poll_watching(&events, Duration::from_millis(2), |_| false));
         // No file to watch: the plain backoff.
         let missing = dir.path().join("missing");
         let mut checks = 0;
-        assert!(poll_watching(&missing, Duration::from_secs(5), || {
+        assert!(!poll_watching(&missing, Duration::from_millis(2), |_| {
             checks += 1;
-            checks == 2
+            true
         }));
+        assert_eq!(checks, 0, "no text to check");
     }
 }

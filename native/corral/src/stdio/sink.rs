@@ -104,7 +104,10 @@ impl Sink {
                 }
                 Err(Errno::EINTR) => {}
                 // The stage is full: out with what it holds, then on.
-                Err(Errno::EAGAIN) if held > 0 => held = self.drain(&stage, held, buf),
+                Err(Errno::EAGAIN) if held > 0 => {
+                    self.drain(&stage, held, buf);
+                    held = 0;
+                }
                 // The kernel refuses: what is staged goes out, the rest
                 // the old way, and no stage from now on.
                 Err(_) => {
@@ -118,10 +121,9 @@ impl Sink {
         self.stage = Some(stage);
     }
 
-    /// Moves the `held` bytes in the stage to stdout; returns 0.
-    fn drain(&mut self, stage: &Stage, held: usize, buf: &mut [u8]) -> usize {
+    /// Moves the `held` bytes in the stage to stdout.
+    fn drain(&mut self, stage: &Stage, held: usize, buf: &mut [u8]) {
         self.splice_exact(stage.read.as_raw_fd(), held, buf);
-        0
     }
 
     /// Moves exactly `n` bytes from the pipe `from` (which holds at least

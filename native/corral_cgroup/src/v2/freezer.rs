@@ -19,8 +19,17 @@ pub(crate) fn set(dir: &Path, frozen: bool) -> Result<()> {
 
 /// `frozen 1` in `cgroup.events`: every task in the group is frozen.
 pub(crate) fn is_frozen(dir: &Path) -> Result<bool> {
-    let events = fs::read(&dir.join("cgroup.events"))?;
-    Ok(fs::keyed(&events, "frozen") == Some(1))
+    Ok(frozen_in(&fs::read(&events(dir))?))
+}
+
+/// The group's `cgroup.events`, which cgroupfs notifies on change.
+pub(crate) fn events(dir: &Path) -> PathBuf {
+    dir.join("cgroup.events")
+}
+
+/// Whether the text of `cgroup.events` says `frozen 1`.
+pub(crate) fn frozen_in(events: &str) -> bool {
+    fs::keyed(events, "frozen") == Some(1)
 }
 
 /// `cgroup.kill` (Linux 5.14+), if this kernel has it.
