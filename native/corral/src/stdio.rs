@@ -10,10 +10,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 mod sink;
 pub use sink::Sink;
 
-/// The most bytes one data frame carries. Big frames mean fewer messages for
-/// the BEAM and fewer system calls here; a pipe holds 64 KiB by default, and
-/// `OUTPUT_PIPE_SIZE` lets one read take more than that.
-pub const MAX_CHUNK: usize = 1 << 20;
+/// The most bytes one data frame carries: as many as the BEAM takes in one
+/// read ([`corral_proto::MAX_DATA`]). Bigger frames would mean fewer here,
+/// but cost the BEAM a second copy of each.
+pub const MAX_CHUNK: usize = corral_proto::MAX_DATA;
 
 /// The size asked for the child's output pipes (`F_SETPIPE_SZ`, `fcntl(2)`),
 /// so a fast writer fills one big read instead of many small ones.

@@ -82,6 +82,24 @@ fn a_small_frame_reaches_the_beam_whole() {
 }
 
 #[test]
+fn no_frame_is_bigger_than_what_the_beam_reads_at_once() {
+    // A slow reader lets the child fill its pipe (1 MiB) while the window
+    // is full, so each ack finds far more than 64 KiB ready. The BEAM's
+    // port driver reads 64 KiB per wake-up: a bigger frame would be
+    // gathered over several and copied twice.
+    let bin = testbin("print_lots");
+    let mut h = Helper::port(&[], &[&bin, "4000000"]);
+    h.ack = Ack::Batch(DEFAULT_WINDOW / 4);
+    h.ack_delay = Duration::from_millis(30);
+    h.started();
+    let (reason, _) = h.finish(Duration::from_secs(20));
+    assert_eq!(reason, Reason::Exit);
+    assert_pattern(&h.out, 4_000_000);
+    assert_eq!(h.largest, corral_proto::MAX_DATA, "the largest payload");
+    assert_eq!(corral_proto::HEADER + 1 + h.largest, corral_proto::BEAM_READ);
+}
+
+#[test]
 fn window_bounds_unacked_output_and_acks_resume_it() {
     let bin = testbin("print_lots");
     let mut h = Helper::port(&["--stdio-window", "65536"], &[&bin, "1000000"]);

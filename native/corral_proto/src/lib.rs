@@ -39,6 +39,15 @@ pub const VERSION: u8 = 1;
 pub const MAX_FRAME: usize = 16 << 20;
 /// Bytes of the length prefix.
 pub const HEADER: usize = 4;
+/// What the BEAM's port driver reads from the helper per wake-up
+/// (`ERTS_SYS_READ_BUF_SZ`, 64 KiB). Each whole frame in one such read
+/// becomes a binary with one copy; a frame bigger than the read, or cut
+/// by its end, is gathered in a buffer of its own over further wake-ups
+/// and copied twice.
+pub const BEAM_READ: usize = 64 << 10;
+/// The most payload one `O` or `E` frame carries: a frame, header and
+/// tag included, fills at most one [`BEAM_READ`].
+pub const MAX_DATA: usize = BEAM_READ - HEADER - 1;
 
 /// Tags of frames the helper sends.
 pub mod tag {

@@ -32,6 +32,11 @@ struct Stage {
 
 const STDOUT: RawFd = 1;
 
+/// The stage's size: a frame's header takes one of a pipe's slots and its
+/// payload, spliced from the child's pipe, up to one slot per page or part
+/// of a page, so a default 16-slot pipe could not hold a whole frame.
+const STAGE_PIPE_SIZE: i32 = 256 << 10;
+
 impl Sink {
     /// The helper's stdout. When it is a pipe (as under a port) it is
     /// enlarged so the BEAM can take a whole frame per read.
@@ -44,9 +49,10 @@ impl Sink {
         }
         let splice = pipe && crate::sys::can_splice();
         let stage = if splice {
-            crate::sys::pipe_cloexec()
-                .ok()
-                .map(|(read, write)| Stage { read, write })
+            crate::sys::pipe_cloexec().ok().map(|(read, write)| {
+                crate::sys::grow_pipe(write.as_raw_fd(), STAGE_PIPE_SIZE);
+                Stage { read, write }
+            })
         } else {
             None
         };

@@ -165,6 +165,8 @@ pub struct Helper {
     pub err: Vec<u8>,
     /// Tags of the frames in arrival order.
     pub tags: Vec<u8>,
+    /// The largest `O` or `E` payload.
+    pub largest: usize,
     /// The `X` frame.
     pub exit: Option<(Reason, Fields)>,
     /// The `F` frame.
@@ -312,6 +314,7 @@ impl Helper {
             out: Vec::new(),
             err: Vec::new(),
             tags: Vec::new(),
+            largest: 0,
             exit: None,
             failed: None,
             eof: false,
@@ -381,6 +384,7 @@ impl Helper {
             Up::Stdout(d) | Up::Stderr(d) => d.len() as u64,
             _ => 0,
         };
+        self.largest = self.largest.max(data_len as usize);
         match frame {
             Up::Started {
                 version,
