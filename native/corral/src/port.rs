@@ -59,6 +59,7 @@ pub fn main(args: Args) -> i32 {
         );
         return exit_code::USAGE;
     }
+    crate::sys::relay_quietly();
     let mut ready = match Ready::new(&args, &Port) {
         Ok(ready) => ready,
         Err(e) => {

@@ -229,3 +229,51 @@ fn arguments_pass_through_without_a_shell() {
     let (h, _, _) = run(&[], &["printf", "%s|", "a b", "$HOME", "*", "", "'q'"]);
     assert_eq!(h.out_text(), "a b|$HOME|*||'q'|");
 }
+
+/// The scheduling policy of `pid` (field 41 of `/proc/PID/stat`).
+fn policy(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after.split(' ').nth(41 - 3).expect("policy").parse().expect("number")
+}
+
+/// What `sh -c` reports as its own policy, run by a helper started from
+/// this thread; and the helper's own policy while it runs.
+fn child_and_helper_policy() -> (String, i32) {
+    let mut h = Helper::port(
+        &["--stdin", "pipe"],
+        &["/bin/sh", "-c", "cut -d' ' -f41 /proc/$$/stat; read x"],
+    );
+    h.started();
+    h.until("the child's policy", SOON, |h| h.out.contains(&b'\n'));
+    let helper = policy(h.pid);
+    h.send(&Down::CloseStdin);
+    assert_eq!(h.finish(SOON).0, Reason::Exit);
+    (h.out_text(), helper)
+}
+
+#[test]
+fn the_helper_relays_as_a_batch_process_and_the_child_runs_as_started() {
+    // SCHED_BATCH for the helper, so its wake-ups do not preempt the
+    // child or the BEAM; the child gets the default policy back.
+    let (child, helper) = child_and_helper_policy();
+    assert_eq!(child, format!("{}\n", libc::SCHED_OTHER));
+    assert_eq!(helper, libc::SCHED_BATCH);
+}
+
+#[test]
+fn a_policy_given_from_outside_is_kept_for_helper_and_child() {
+    // Started from a SCHED_IDLE thread, as under `chrt -i`, the helper and
+    // its child keep SCHED_IDLE. A throwaway thread: it cannot go back.
+    let (child, helper) = std::thread::spawn(|| {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes this thread's policy only, with a valid param.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        assert_eq!(rc, 0, "sched_setscheduler");
+        child_and_helper_policy()
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(child, format!("{}\n", libc::SCHED_IDLE));
+    assert_eq!(helper, libc::SCHED_IDLE);
+}

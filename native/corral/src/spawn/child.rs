@@ -49,6 +49,10 @@ pub(crate) struct ChildSetup<'a> {
     /// Ask for `PR_SET_PDEATHSIG` (Linux; not on the portable backend).
     #[cfg(target_os = "linux")]
     pub(super) parent_death_signal: bool,
+    /// Go back from the helper's `SCHED_BATCH` to `SCHED_OTHER`
+    /// ([`crate::sys::relay_quietly`]).
+    #[cfg(target_os = "linux")]
+    pub(super) unbatch: bool,
     /// The highest signal number, for resetting every disposition.
     pub(super) last_signal: libc::c_int,
 }
@@ -110,7 +114,7 @@ unsafe fn fail(err_fd: RawFd, stage: Stage) -> ! {
 ///
 /// # Safety
 /// Must run only in the child of `fork(2)`. It makes only async-signal-safe
-/// system calls (sigaction, sigprocmask, setpgid, setsid, write, dup2,
+/// system calls (sigaction, sigprocmask, setpgid, sched_setscheduler, setsid, write, dup2,
 /// ioctl, setpriority, chdir, setgroups, setgid, setuid, prctl, getppid,
 /// execve, _exit) on memory the
 /// parent prepared and does not allocate.
@@ -130,6 +134,15 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
 
         if s.new_process_group && !s.pty {
             libc::setpgid(0, 0);
+        }
+        // The policy the helper had, and the BEAM gave it. The nice value
+        // is kept; it cannot fail unless a filter forbids the call, and
+        // then the child runs as a batch process, which is no reason not
+        // to run it.
+        #[cfg(target_os = "linux")]
+        if s.unbatch {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
         }
         for &fd in &s.cgroup_fds {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {

@@ -192,6 +192,8 @@ impl Prepared {
             err_fd: self.err_write.as_raw_fd(),
             #[cfg(target_os = "linux")]
             parent: std::process::id() as libc::pid_t,
+            #[cfg(target_os = "linux")]
+            unbatch: crate::sys::batched(),
             announce: match (&mut self.announce, &self.announce_fd) {
                 (Some(frame), Some(fd)) if frame.len() >= corral_proto::Up::STARTED_PID_AT + 4 => {
                     Some((fd.as_raw_fd(), frame.as_mut_ptr(), frame.len()))

@@ -79,6 +79,39 @@ pub fn become_subreaper() -> nix::Result<()> {
     Err(Errno::ENOSYS)
 }
 
+/// Whether [`relay_quietly`] made the helper `SCHED_BATCH`, which the
+/// child must not inherit ([`crate::spawn`] resets it before exec).
+static BATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes `SCHED_BATCH` for the helper (`sched(7)`) when it runs under the
+/// default policy. In port mode the helper is the third busy process of a
+/// stream, between the child writing and the BEAM reading; under the
+/// default policy each of its many short wake-ups preempts one of them,
+/// and on a machine with few cores the BEAM then sits idle. A batch
+/// thread still gets its fair share of CPU, only without wake-up
+/// preemption. A policy set from outside (`chrt`) is kept. Linux only;
+/// an optimisation, so a refusal is ignored.
+pub fn relay_quietly() {
+    #[cfg(target_os = "linux")]
+    if !portable() {
+        // SAFETY: plain system calls on this thread, with a valid param.
+        unsafe {
+            let param = libc::sched_param { sched_priority: 0 };
+            if libc::sched_getscheduler(0) == libc::SCHED_OTHER
+                && libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) == 0
+            {
+                BATCHED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Whether the helper's policy is its own ([`relay_quietly`]), so a child
+/// must go back to `SCHED_OTHER`.
+pub fn batched() -> bool {
+    BATCHED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Asks for a pipe of `size` bytes (`F_SETPIPE_SZ`). An optimisation only:
 /// refusals are ignored, and the portable backend keeps the default.
 pub fn grow_pipe(fd: RawFd, size: i32) {
