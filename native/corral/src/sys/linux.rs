@@ -78,7 +78,36 @@ pub fn has_live_threads(pid: i32) -> bool {
 
 /// Reads one process's stat, if it still exists.
 pub fn stat_of(pid: i32) -> Option<ProcStat> {
-    parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)
+    stat_and_threads(pid).map(|(st, _)| st)
+}
+
+/// [`stat_of`], and the process's number of threads (field 20).
+fn stat_and_threads(pid: i32) -> Option<(ProcStat, u64)> {
+    let text = read_proc(&format!("/proc/{pid}/stat"))?;
+    let threads = text
+        .get(text.rfind(')')? + 2..)?
+        .split_ascii_whitespace()
+        .nth(20 - 3)?
+        .parse()
+        .ok()?;
+    Some((parse_stat(&text)?, threads))
+}
+
+/// The `children` files of `pid`'s threads: the one of its only thread
+/// when `threads` says it has one, else those `/proc/<pid>/task` lists
+/// (five system calls more, which each member of a teardown's scan would
+/// pay).
+fn children_files(pid: i32, threads: Option<u64>) -> Vec<String> {
+    if threads == Some(1) {
+        return vec![format!("/proc/{pid}/task/{pid}/children")];
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| t.path().join("children").to_str().map(str::to_owned))
+        .collect()
 }
 
 /// Whether the calling process has any child, live or zombie, of any kind
@@ -114,13 +143,10 @@ pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Some(text) = task.path().join("children").to_str().and_then(read_proc) else {
+    let mut stack = vec![(root, None)];
+    while let Some((pid, threads)) = stack.pop() {
+        for file in children_files(pid, threads) {
+            let Some(text) = read_proc(&file) else {
                 continue;
             };
             for child in text
@@ -128,9 +154,12 @@ pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
                 .filter_map(|c| c.parse::<i32>().ok())
             {
                 if seen.insert(child) {
-                    stack.push(child);
-                    if let Some(st) = stat_of(child) {
-                        out.push(st);
+                    match stat_and_threads(child) {
+                        Some((st, n)) => {
+                            out.push(st);
+                            stack.push((child, Some(n)));
+                        }
+                        None => stack.push((child, None)),
                     }
                 }
             }
@@ -149,6 +178,28 @@ mod tests {
         let s = parse_stat(text).expect("parses");
         assert_eq!((s.pid, s.state, s.ppid, s.pgrp), (4242, b'S', 1, 4242));
         assert_eq!((s.utime, s.stime, s.rss_pages), (7, 3, 55));
+    }
+
+    #[test]
+    fn a_single_threaded_process_is_walked_through_its_one_children_file() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let (st, threads) = stat_and_threads(pid).expect("stat");
+        assert_eq!((st.pid, threads), (pid, 1));
+        assert_eq!(
+            children_files(pid, Some(threads)),
+            [format!("/proc/{pid}/task/{pid}/children")]
+        );
+        // Unknown: every thread's file, listed.
+        let me = std::process::id() as i32;
+        let all = children_files(me, None);
+        assert!(all.contains(&format!("/proc/{me}/task/{me}/children")), "{all:?}");
+        assert!(descendants(me).expect("walk").iter().any(|p| p.pid == pid));
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
     }
 
     #[test]
