@@ -136,6 +136,9 @@ pub struct Tree {
     /// when the helper is not a subreaper, so orphans leave its subtree
     /// and only their process group still names them.
     pub full_scan: bool,
+    /// This round's [`corral_cgroup::teardown::Members::signal_held`]
+    /// stopped and signalled the process group.
+    held: bool,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -151,6 +154,7 @@ impl Tree {
             pgrp: pgrp.map(Pid::as_raw),
             group,
             full_scan: false,
+            held: false,
             armed: true,
             reaped: Reaped::default(),
         }
@@ -186,14 +190,25 @@ impl Tree {
     /// subreaper keeps among the descendants, but a full scan also checks),
     /// and whoever is in the cgroup.
     pub fn members(&self) -> Vec<ProcStat> {
-        let mut found = self.members_with_zombies();
+        self.live_members().0
+    }
+
+    /// [`Tree::members`], and the pids the cgroup listed among them.
+    pub(crate) fn live_members(&self) -> (Vec<ProcStat>, HashSet<i32>) {
+        let (mut found, in_group) = self.scan();
         found.retain(|p| p.state != b'Z' || has_live_threads(p.pid));
-        found
+        (found, in_group)
     }
 
     /// [`Tree::members`] plus zombies not yet reaped by their parents,
     /// whose CPU time is not yet in anyone else's account.
     pub fn members_with_zombies(&self) -> Vec<ProcStat> {
+        self.scan().0
+    }
+
+    /// Everyone a scan finds, zombies included, and the pids that the
+    /// cgroup's `cgroup.procs` listed.
+    fn scan(&self) -> (Vec<ProcStat>, HashSet<i32>) {
         let walked = if self.full_scan {
             None
         } else {
@@ -203,16 +218,22 @@ impl Tree {
             Some(d) => d,
             None => members(&scan_all(), self.root, self.pgrp),
         };
-        if let Some(pids) = self.group.as_ref().and_then(|g| g.pids().ok()) {
-            let known: HashSet<i32> = found.iter().map(|p| p.pid).collect();
-            found.extend(
-                pids.into_iter()
-                    .filter(|p| !known.contains(p))
-                    .filter_map(stat_of),
-            );
-        }
+        let in_group: HashSet<i32> = self
+            .group
+            .as_ref()
+            .and_then(|g| g.pids().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let known: HashSet<i32> = found.iter().map(|p| p.pid).collect();
+        found.extend(
+            in_group
+                .iter()
+                .filter(|p| !known.contains(p))
+                .filter_map(|&p| stat_of(p)),
+        );
         found.retain(|p| p.pid != self.root);
-        found
+        (found, in_group)
     }
 
     /// True when no live member is left.

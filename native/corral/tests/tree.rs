@@ -15,7 +15,44 @@ in_both_modes!(
     closed_output_pipe_ends_the_tree,
     sigterm_to_the_helper_ends_the_tree,
     timeout_escalates_to_sigkill_for_a_sigterm_ignorer,
+    every_member_gets_the_first_signal_once,
 );
+
+/// A child and a setsid grandchild that each log every SIGTERM and carry
+/// on; SIGKILL ends them after the grace.
+const TERM_LOGGERS: &str = "
+import os, signal, sys, time
+me = 'parent'
+if os.fork() == 0:
+    os.setsid()
+    me = 'child'
+def got(sig, frame):
+    os.write(1, (me + ' ' + signal.Signals(sig).name + '\\n').encode())
+signal.signal(signal.SIGTERM, got)
+os.write(1, (me + ' ready\\n').encode())
+while True:
+    time.sleep(1)
+";
+
+fn every_member_gets_the_first_signal_once(mode: Mode) {
+    // The process group is signalled before the scan, and every member the
+    // scan finds after it, all while they are stopped: each handler runs
+    // once, the setsid grandchild's too, in the polite round.
+    let mut h = Helper::port(
+        &with(mode, &["--grace=300ms"]),
+        &["python3", "-c", TERM_LOGGERS],
+    );
+    h.until("both ready", SOON, |h| h.out_text().matches("ready").count() == 2);
+    h.send(&Down::Stop);
+    let (reason, _) = h.finish(SOON);
+    assert_eq!(reason, Reason::Stopped);
+    let mut lines: Vec<String> = h.out_text().lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["child SIGTERM", "child ready", "parent SIGTERM", "parent ready"]
+    );
+}
 
 fn closing_the_control_channel_ends_every_process(mode: Mode) {
     let bin = testbin("fork_tree");

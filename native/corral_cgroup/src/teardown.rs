@@ -8,6 +8,8 @@
 //! or `SIGSTOP` the members found, rescanning until no new one appears.
 //! Then every member found gets the signal, and the set is let go (thawed,
 //! `SIGCONT`) so the signal is delivered: a frozen v1 task cannot die.
+//! A set that one call stops and signals at once (a process group) may be
+//! signalled first, before the scan ([`Members::signal_held`]).
 //! [`signal_stopped`] is one round, the polite `SIGTERM` of a teardown;
 //! [`kill`] repeats rounds of `SIGKILL` until nobody is left.
 
@@ -19,6 +21,17 @@ use crate::error::Result;
 
 /// The processes one teardown acts on, and how to stop and signal them.
 pub trait Members {
+    /// Before a round's scan: stops, then sends `sig` to, the members that
+    /// one call reaches at once and that nothing can fork away from
+    /// behind it (a process group, `killpg(2)`), so a tree that is one
+    /// process group has its signal before any scan. [`Members::stop`]
+    /// still finds them, and [`Members::signal`] may send them the signal
+    /// again: a copy sent while the first is still pending is merged with
+    /// it. By default, none.
+    fn signal_held(&mut self, sig: Signal) {
+        let _ = sig;
+    }
+
     /// Stops every member so that none can fork or exit behind the signal
     /// that follows (freezes a cgroup, sends `SIGSTOP`), and returns the
     /// live members it found; none when nobody is left.
@@ -54,6 +67,7 @@ pub trait Members {
 /// # Errors
 /// Those of [`Members`]; the first one met.
 pub fn signal_stopped<M: Members + ?Sized>(m: &mut M, sig: Signal) -> Result<Vec<i32>> {
+    m.signal_held(sig);
     let found = m.stop()?;
     let sent = if found.is_empty() {
         Ok(())
@@ -101,6 +115,9 @@ mod tests {
     }
 
     impl Members for Script {
+        fn signal_held(&mut self, sig: Signal) {
+            self.calls.push(format!("held {sig}"));
+        }
         fn stop(&mut self) -> Result<Vec<i32>> {
             self.calls.push("stop".into());
             Ok(if self.lives > 0 { vec![7] } else { Vec::new() })
@@ -133,17 +150,21 @@ mod tests {
         assert_eq!(
             s.calls,
             [
+                "held SIGTERM",
                 "stop",
                 "SIGTERM [7]",
                 "resume", // the polite round
+                "held SIGKILL",
                 "stop",
                 "SIGKILL [7]",
                 "resume",
                 "settle", //
+                "held SIGKILL",
                 "stop",
                 "SIGKILL [7]",
                 "resume",
                 "settle", //
+                "held SIGKILL",
                 "stop",
                 "resume", // nobody left: nothing is signalled
             ]
@@ -157,6 +178,9 @@ mod tests {
             ..Script::default()
         };
         assert_eq!(kill(&mut s, Duration::ZERO).unwrap(), [7]);
-        assert_eq!(s.calls, ["stop", "SIGKILL [7]", "resume", "settle"]);
+        assert_eq!(
+            s.calls,
+            ["held SIGKILL", "stop", "SIGKILL [7]", "resume", "settle"]
+        );
     }
 }

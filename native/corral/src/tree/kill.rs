@@ -38,56 +38,85 @@ impl Tree {
     /// outrun a `/proc` scan. Only while the group is provably ours: its
     /// leader, our own child, is still there (alive or not yet reaped), so
     /// the id cannot have been reused.
-    fn signal_group(&self, sig: Signal) {
+    /// Returns whether the group was signalled.
+    fn signal_group(&self, sig: Signal) -> bool {
         let Some(g) = self.pgrp else {
-            return;
+            return false;
         };
         let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
-        if ours && may_signal(g) && g != nix::unistd::getpgrp().as_raw() {
-            let _ = nix::sys::signal::killpg(Pid::from_raw(g), sig);
-        }
+        ours && may_signal(g)
+            && g != nix::unistd::getpgrp().as_raw()
+            && nix::sys::signal::killpg(Pid::from_raw(g), sig).is_ok()
     }
 }
 
 /// The tree as [`teardown::Members`]: its cgroup, its process group and
 /// every member a scan finds.
 impl teardown::Members for Tree {
-    /// Freezes the cgroup and SIGSTOPs the process group and every member,
-    /// rescanning until no new member appears, so nothing can fork behind
-    /// the signal. Returns the pids stopped.
+    /// The process group, stopped and then signalled with two `killpg(2)`s
+    /// (a fork with a stop pending fails, and the group's signal reaches a
+    /// child forked under it), before any scan: the child and whatever
+    /// stayed in its group get `sig` first, a default-action SIGTERM ends
+    /// them at once, stopped or not. [`Tree::signal`] then sends it to
+    /// every member found, these included: a second copy of a signal still
+    /// pending while they are stopped is merged with the first.
+    ///
+    /// Only with a cgroup, whose `cgroup.procs` lists every member however
+    /// its parents died. Without one, members that left the group are
+    /// found by walking parent links, and a group member dying meanwhile
+    /// moves its children to the subreaper under the walk, which can miss
+    /// them (a setsid grandchild then waited out the grace in 1 of 100
+    /// runs of `bench/teardown.exs`): there the group is signalled after
+    /// the scan, in [`Tree::signal`], with everyone still in place.
+    fn signal_held(&mut self, sig: Signal) {
+        self.held =
+            self.group.is_some() && self.signal_group(Signal::SIGSTOP) && self.signal_group(sig);
+    }
+
+    /// Freezes the cgroup and SIGSTOPs the process group and every member
+    /// outside the frozen cgroup, rescanning until no new member appears,
+    /// so nothing can fork behind the signal. Returns the pids stopped.
+    ///
+    /// A member held before the scan began cannot have forked since: one
+    /// in the cgroup once it is frozen, or one in the process group that
+    /// `killpg(2)` stopped. Only a member held by neither, stopped on its
+    /// own after the scan found it, may have forked in between, so only
+    /// such a member costs another scan.
     fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
-        if let Some(g) = &self.group {
-            let _ = g.freeze();
-        }
-        self.signal_group(Signal::SIGSTOP);
+        let frozen = self.group.as_ref().is_some_and(|g| g.freeze().is_ok());
+        let group_stopped = self.held || self.signal_group(Signal::SIGSTOP);
         let mut stopped = HashSet::new();
         for _ in 0..100 {
-            let fresh: Vec<i32> = self
-                .members()
-                .iter()
-                .map(|p| p.pid)
-                .filter(|p| !stopped.contains(p) && may_signal(*p))
-                .collect();
-            if fresh.is_empty() {
-                break;
+            let (members, in_cgroup) = self.live_members();
+            let mut rescan = false;
+            for p in members {
+                if stopped.contains(&p.pid) || !may_signal(p.pid) {
+                    continue;
+                }
+                let held_by_freeze = frozen && in_cgroup.contains(&p.pid);
+                let held_by_group = group_stopped && Some(p.pgrp) == self.pgrp;
+                if !held_by_freeze {
+                    signal(p.pid, Signal::SIGSTOP);
+                }
+                rescan |= !(held_by_freeze || held_by_group);
+                stopped.insert(p.pid);
             }
-            for pid in fresh {
-                signal(pid, Signal::SIGSTOP);
-                stopped.insert(pid);
+            if !rescan {
+                break;
             }
         }
         Ok(stopped.into_iter().collect())
     }
 
     /// The cgroup's own kill first (`cgroup.kill`), then the process group
-    /// (only now: without the subreaper, a member that left the group is
-    /// found through its parent, which the group's SIGKILL would end
-    /// first, orphaning it out of reach), then every member found.
+    /// unless [`Tree::signal_held`] did, then every member found.
     fn signal(&mut self, found: &[i32], sig: Signal) -> corral_cgroup::Result<()> {
         if let Some(g) = self.group.as_ref().filter(|_| sig == Signal::SIGKILL) {
             let _ = g.kill_at_once();
         }
-        self.signal_group(sig);
+        if !self.held {
+            self.signal_group(sig);
+        }
         for &pid in found {
             signal(pid, sig);
         }
@@ -95,6 +124,7 @@ impl teardown::Members for Tree {
     }
 
     fn resume(&mut self, found: &[i32]) -> corral_cgroup::Result<()> {
+        self.held = false;
         self.signal_group(Signal::SIGCONT);
         for &pid in found {
             signal(pid, Signal::SIGCONT);
