@@ -224,8 +224,14 @@ impl<'b> Session<'b> {
     fn end(&mut self, reason: Reason) {
         let (tree, grace) = (&mut self.tree, self.cfg.grace);
         let first = self.cfg.kill_signal;
+        // The kernel may tell of an OOM before its SIGKILL reaches the
+        // victim (v1 does): a `first` signal sent early could get there
+        // first, and the victim would die of it, not of the OOM kill. So
+        // after an OOM the round freezes the cgroup before it signals
+        // anyone (`Tree::terminate`).
+        let group_first = reason != Reason::Memory;
         self.phase.end(reason, || {
-            tree.terminate(first);
+            tree.terminate(first, group_first);
             Instant::now().checked_add(grace)
         });
     }

@@ -136,9 +136,14 @@ pub struct Tree {
     /// when the helper is not a subreaper, so orphans leave its subtree
     /// and only their process group still names them.
     pub full_scan: bool,
-    /// This round's [`corral_cgroup::teardown::Members::signal_held`]
-    /// stopped and signalled the process group.
+    /// This teardown round stopped and signalled the process group before
+    /// its scan ([`corral_cgroup::teardown::Members::signal_held`]).
     held: bool,
+    /// This teardown round asked the cgroup to freeze.
+    frozen: bool,
+    /// Teardown rounds may signal the process group before their scan
+    /// ([`Tree::terminate`]).
+    group_first: bool,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -155,6 +160,8 @@ impl Tree {
             group,
             full_scan: false,
             held: false,
+            frozen: false,
+            group_first: true,
             armed: true,
             reaped: Reaped::default(),
         }

@@ -143,29 +143,40 @@ pub fn descendants(root: i32) -> Option<Vec<ProcStat>> {
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut stack = vec![(root, None)];
-    while let Some((pid, threads)) = stack.pop() {
-        for file in children_files(pid, threads) {
-            let Some(text) = read_proc(&file) else {
-                continue;
-            };
-            for child in text
-                .split_ascii_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok())
-            {
-                if seen.insert(child) {
-                    match stat_and_threads(child) {
-                        Some((st, n)) => {
-                            out.push(st);
-                            stack.push((child, Some(n)));
+    // A member that dies during the walk hands its children to its
+    // subreaper, the helper, in one step: a child missing from its dying
+    // parent's list when the walk read it was already in the helper's.
+    // So once the walk is done, the helper's own list is read again, until
+    // it names nobody new.
+    let subreaper = root == std::process::id() as i32;
+    loop {
+        let before = seen.len();
+        let mut stack = vec![(root, None)];
+        while let Some((pid, threads)) = stack.pop() {
+            for file in children_files(pid, threads) {
+                let Some(text) = read_proc(&file) else {
+                    continue;
+                };
+                for child in text
+                    .split_ascii_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok())
+                {
+                    if seen.insert(child) {
+                        match stat_and_threads(child) {
+                            Some((st, n)) => {
+                                out.push(st);
+                                stack.push((child, Some(n)));
+                            }
+                            None => stack.push((child, None)),
                         }
-                        None => stack.push((child, None)),
                     }
                 }
             }
         }
+        if !subreaper || seen.len() == before {
+            return Some(out);
+        }
     }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -17,9 +17,13 @@ impl Tree {
     /// The polite half of ending the tree: stop everyone, send `first`
     /// (`--kill-signal`, SIGTERM by default) to everyone, then SIGCONT and
     /// thaw so stopped processes can act on it (one round of
-    /// [`teardown::signal_stopped`]).
-    pub fn terminate(&mut self, first: Signal) {
+    /// [`teardown::signal_stopped`]). `group_first`: the process group may
+    /// get `first` before the scan ([`Tree::signal_held`]); if not, the
+    /// cgroup is frozen before anyone is signalled ([`Tree::stop`]).
+    pub fn terminate(&mut self, first: Signal, group_first: bool) {
+        self.group_first = group_first;
         let _ = teardown::signal_stopped(self, first);
+        self.group_first = true;
     }
 
     /// SIGKILL every member: rounds of stop, SIGKILL (with `cgroup.kill`
@@ -31,91 +35,122 @@ impl Tree {
         }
     }
 
-    /// Signals the child's process group with one `killpg(2)`. The kernel
-    /// delivers it to every member under one lock, and a fork racing with
-    /// it fails (`copy_process` checks for a pending group signal), so a
-    /// fork bomb that stays in its group cannot outrun it, as it can
-    /// outrun a `/proc` scan. Only while the group is provably ours: its
-    /// leader, our own child, is still there (alive or not yet reaped), so
-    /// the id cannot have been reused.
-    /// Returns whether the group was signalled.
-    fn signal_group(&self, sig: Signal) -> bool {
+    /// Signals the child's process group with one `killpg(2)` for each of
+    /// `sigs`, in order. The kernel delivers each to every member under
+    /// one lock, and a fork racing with it fails (`copy_process` checks
+    /// for a pending group signal), so a fork bomb that stays in its group
+    /// cannot outrun it, as it can outrun a `/proc` scan. Only while the
+    /// group is provably ours: its leader, our own child, is still there
+    /// (alive or not yet reaped), so the id cannot have been reused.
+    /// Returns whether every signal was sent.
+    fn signal_group(&self, sigs: &[Signal]) -> bool {
         let Some(g) = self.pgrp else {
             return false;
         };
         let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
         ours && may_signal(g)
             && g != nix::unistd::getpgrp().as_raw()
-            && nix::sys::signal::killpg(Pid::from_raw(g), sig).is_ok()
+            && sigs
+                .iter()
+                .all(|&sig| nix::sys::signal::killpg(Pid::from_raw(g), sig).is_ok())
     }
 }
 
 /// The tree as [`teardown::Members`]: its cgroup, its process group and
 /// every member a scan finds.
 impl teardown::Members for Tree {
-    /// The process group, stopped and then signalled with two `killpg(2)`s
-    /// (a fork with a stop pending fails, and the group's signal reaches a
-    /// child forked under it), before any scan: the child and whatever
-    /// stayed in its group get `sig` first, a default-action SIGTERM ends
-    /// them at once, stopped or not. [`Tree::signal`] then sends it to
-    /// every member found, these included: a second copy of a signal still
-    /// pending while they are stopped is merged with the first.
+    /// Before any scan: the process group stopped and then signalled with
+    /// two `killpg(2)`s (a fork with a stop pending fails, and the group's
+    /// signal reaches a child forked under it). The child and whatever
+    /// stayed in its group get `sig` first; a default-action SIGTERM ends
+    /// them at once, stopped or not, while the scan looks for the rest.
     ///
-    /// Only with a cgroup, whose `cgroup.procs` lists every member however
-    /// its parents died. Without one, members that left the group are
-    /// found by walking parent links, and a group member dying meanwhile
-    /// moves its children to the subreaper under the walk, which can miss
-    /// them (a setsid grandchild then waited out the grace in 1 of 100
-    /// runs of `bench/teardown.exs`): there the group is signalled after
-    /// the scan, in [`Tree::signal`], with everyone still in place.
+    /// Only under the subreaper: a member dying now hands its children to
+    /// the helper, where the walk looks again after it is done
+    /// ([`crate::sys::descendants`]). Without it they would go to init,
+    /// out of reach, so the group is signalled after the scan instead, in
+    /// [`Tree::signal`], with everyone still in place. Nor after an OOM
+    /// kill (`group_first`, see [`Tree::terminate`]).
     fn signal_held(&mut self, sig: Signal) {
         self.held =
-            self.group.is_some() && self.signal_group(Signal::SIGSTOP) && self.signal_group(sig);
+            self.group_first && !self.full_scan && self.signal_group(&[Signal::SIGSTOP, sig]);
     }
 
-    /// Freezes the cgroup and SIGSTOPs the process group and every member
-    /// outside the frozen cgroup, rescanning until no new member appears,
-    /// so nothing can fork behind the signal. Returns the pids stopped.
+    /// SIGSTOPs the process group and every member outside it, rescanning
+    /// until no new member appears, so nothing can fork behind the signal.
+    /// Returns the pids found.
     ///
-    /// A member held before the scan began cannot have forked since: one
-    /// in the cgroup once it is frozen, or one in the process group that
-    /// `killpg(2)` stopped. Only a member held by neither, stopped on its
-    /// own after the scan found it, may have forked in between, so only
-    /// such a member costs another scan.
+    /// A member the group's `killpg(2)` stopped before the scan began
+    /// cannot have forked since; one outside it, stopped on its own after
+    /// the scan found it, may have, so it costs another scan. When that
+    /// scan finds yet more outside the group, the cgroup is frozen, which
+    /// stops all of its members at once (a fork bomb outside the group
+    /// cannot outrun it), and scanned again. A tree that stayed in its
+    /// process group, the usual case, is scanned once and never frozen;
+    /// one with a setsid member, twice.
     fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
-        let frozen = self.group.as_ref().is_some_and(|g| g.freeze().is_ok());
-        let group_stopped = self.held || self.signal_group(Signal::SIGSTOP);
+        let group_stopped = self.held || self.signal_group(&[Signal::SIGSTOP]);
+        let mut frozen = false;
+        // After an OOM kill the cgroup is frozen before anything is
+        // signalled: v1 tells of the OOM before its SIGKILL lands, and
+        // the freeze completes only once the victim is frozen or dead, so
+        // the first signal cannot overtake the kernel's.
+        if !self.group_first {
+            if let Some(g) = &self.group {
+                self.frozen = true;
+                frozen = g.freeze().is_ok();
+            }
+        }
+        let mut rescanned = false;
         let mut stopped = HashSet::new();
         for _ in 0..100 {
             let (members, in_cgroup) = self.live_members();
-            let mut rescan = false;
+            let mut outside = Vec::new();
             for p in members {
                 if stopped.contains(&p.pid) || !may_signal(p.pid) {
                     continue;
                 }
-                let held_by_freeze = frozen && in_cgroup.contains(&p.pid);
-                let held_by_group = group_stopped && Some(p.pgrp) == self.pgrp;
-                if !held_by_freeze {
-                    signal(p.pid, Signal::SIGSTOP);
+                let held = (group_stopped && Some(p.pgrp) == self.pgrp)
+                    || (frozen && in_cgroup.contains(&p.pid));
+                if held {
+                    stopped.insert(p.pid);
+                } else {
+                    outside.push(p.pid);
                 }
-                rescan |= !(held_by_freeze || held_by_group);
-                stopped.insert(p.pid);
             }
-            if !rescan {
+            if outside.is_empty() {
                 break;
             }
+            if rescanned && !self.frozen {
+                if let Some(g) = &self.group {
+                    // Thawed in resume even when the freeze timed out: the
+                    // request stays in force.
+                    self.frozen = true;
+                    frozen = g.freeze().is_ok();
+                    if frozen {
+                        continue;
+                    }
+                }
+            }
+            for pid in outside {
+                signal(pid, Signal::SIGSTOP);
+                stopped.insert(pid);
+            }
+            rescanned = true;
         }
         Ok(stopped.into_iter().collect())
     }
 
     /// The cgroup's own kill first (`cgroup.kill`), then the process group
-    /// unless [`Tree::signal_held`] did, then every member found.
+    /// unless [`Tree::signal_held`] did, then every member found (a second
+    /// copy to a group member merges with the first, still pending while
+    /// it is stopped).
     fn signal(&mut self, found: &[i32], sig: Signal) -> corral_cgroup::Result<()> {
         if let Some(g) = self.group.as_ref().filter(|_| sig == Signal::SIGKILL) {
             let _ = g.kill_at_once();
         }
         if !self.held {
-            self.signal_group(sig);
+            self.signal_group(&[sig]);
         }
         for &pid in found {
             signal(pid, sig);
@@ -125,11 +160,11 @@ impl teardown::Members for Tree {
 
     fn resume(&mut self, found: &[i32]) -> corral_cgroup::Result<()> {
         self.held = false;
-        self.signal_group(Signal::SIGCONT);
+        self.signal_group(&[Signal::SIGCONT]);
         for &pid in found {
             signal(pid, Signal::SIGCONT);
         }
-        if let Some(g) = &self.group {
+        if let Some(g) = self.group.as_ref().filter(|_| std::mem::take(&mut self.frozen)) {
             let _ = g.thaw();
         }
         Ok(())
