@@ -1,9 +1,13 @@
 # Teardown latency: from the owner's death (Process.exit(owner, :kill)) until
 # the program is dead, for a direct child and for a 3-process tree with a
 # setsid grandchild, with Corral's default cgroup and with `no_cgroup: true`.
-# "Dead" is the moment /proc/<pid>/stat is gone or says Z: the process ran
-# its last instruction (reaping is the helper's business). This script
-# polls /proc in a tight loop, so its own resolution is some microseconds.
+# "Dead" is the moment the process exited (a zombie or gone): it ran its
+# last instruction (reaping is the helper's business). A small watcher,
+# bench/support/deathwatch.py, waits on a pidfd(2) for each process and
+# stamps each death with the realtime clock that System.os_time/1 reads; it
+# takes no CPU while it waits. (Polling /proc in a loop from the BEAM, as
+# this script did first, took one of the machine's 2 cores from the very
+# teardown it measured: medians twice as long, and 30-80 ms outliers.)
 #
 # MuonTrap, when MUONTRAP_PATH names a built `muontrap` (bench/muontrap-build),
 # is measured the same way, driven as MuonTrap.cmd/3 drives it
@@ -39,11 +43,11 @@ defmodule Bench.Teardown do
   # what is left counts as a survivor.
   @rest_deadline_us 1_000_000
 
-  def dead?(pid) do
-    case File.read("/proc/#{pid}/stat") do
-      {:ok, stat} -> stat |> String.split(") ") |> List.last() |> String.starts_with?("Z")
-      {:error, _} -> true
-    end
+  @doc "The death watcher (bench/support/deathwatch.py), as a port."
+  def watcher do
+    script = Path.join(__DIR__, "support/deathwatch.py")
+    python = System.find_executable("python3") || raise "bench/teardown.exs needs python3"
+    Port.open({:spawn_executable, python}, [:binary, {:line, 256}, args: [script]])
   end
 
   def pids(file, n) do
@@ -63,39 +67,52 @@ defmodule Bench.Teardown do
   Returns {µs until the direct child is dead, µs until all are dead or nil,
   survivors}; survivors are killed by pid before it returns.
   """
-  def once(start, script, n) do
+  def once(start, script, n, watcher) do
     file = Path.join(@tmp, "run-#{System.unique_integer([:positive])}")
     owner = spawn(fn -> start.(["-c", script.(file)]) end)
     pids = pids(file, n)
     direct = List.last(pids)
     # Let the shell reach `wait`/`exec` so the tree is at rest.
     Process.sleep(5)
-    t0 = System.monotonic_time(:microsecond)
+    Port.command(watcher, Enum.join(pids, " ") <> "\n")
+    receive do: ({^watcher, {:data, {:eol, "ready"}}} -> :ok)
+    t0 = System.os_time(:microsecond)
     Process.exit(owner, :kill)
-    :ok = wait_dead([direct], t0 + 10 * @rest_deadline_us)
-    t_direct = System.monotonic_time(:microsecond) - t0
+    %{^direct => t_direct} = died = deaths(watcher, [direct], %{}, 10 * @rest_deadline_us)
     rest = pids -- [direct]
+    deadline = @rest_deadline_us - (System.os_time(:microsecond) - t0)
+    died = deaths(watcher, rest, died, max(deadline, 0))
 
-    case wait_dead(rest, t0 + @rest_deadline_us) do
-      :ok ->
-        {t_direct, max(t_direct, System.monotonic_time(:microsecond) - t0), 0}
+    case rest -- Map.keys(died) do
+      [] ->
+        {t_direct - t0, Enum.max(Map.values(died)) - t0, 0}
 
-      :timeout ->
-        survivors = Enum.reject(rest, &dead?/1)
+      survivors ->
         {_, 0} = System.cmd("kill", ["-KILL" | Enum.map(survivors, &Integer.to_string/1)])
-        :ok = wait_dead(survivors, System.monotonic_time(:microsecond) + 10 * @rest_deadline_us)
-        {t_direct, nil, length(survivors)}
+        deaths(watcher, survivors, died, 10 * @rest_deadline_us)
+        {t_direct - t0, nil, length(survivors)}
     end
   end
 
-  defp wait_dead([], _deadline), do: :ok
+  # Death times of `pids` (and any other the watcher reports meanwhile) into
+  # `acc`, until all of `pids` are in or `within_us` has passed.
+  defp deaths(watcher, pids, acc, within_us) do
+    deadline = System.os_time(:microsecond) + within_us
+    Enum.reduce_while(Stream.cycle([:next]), acc, fn :next, acc ->
+      if Enum.all?(pids, &Map.has_key?(acc, &1)) do
+        {:halt, acc}
+      else
+        wait_ms = max(0, div(deadline - System.os_time(:microsecond), 1000))
 
-  defp wait_dead([p | rest] = pids, deadline) do
-    cond do
-      dead?(p) -> wait_dead(rest, deadline)
-      System.monotonic_time(:microsecond) > deadline -> :timeout
-      true -> wait_dead(pids, deadline)
-    end
+        receive do
+          {^watcher, {:data, {:eol, line}}} ->
+            [pid, us] = line |> String.split() |> Enum.map(&String.to_integer/1)
+            {:cont, Map.put(acc, pid, us)}
+        after
+          wait_ms -> {:halt, acc}
+        end
+      end
+    end)
   end
 
   def stats(us) do
@@ -131,13 +148,15 @@ tools =
       do: [{"MuonTrap", "no cgroup", fn args -> Bench.MuonTrap.cmd(muontrap, "sh", args) end}],
       else: []
 
+watcher = Teardown.watcher()
+
 # Warm up: pool, code loading.
-for _ <- 1..10, {_, _, start} <- tools, do: Teardown.once(start, direct, 1)
+for _ <- 1..10, {_, _, start} <- tools, do: Teardown.once(start, direct, 1, watcher)
 
 rows =
   for {name, script, n} <- cases, {tool, mode, start} <- tools do
     runs = if tool == "MuonTrap" and n > 1, do: min(runs, 20), else: runs
-    results = for _ <- 1..runs, do: Teardown.once(start, script, n)
+    results = for _ <- 1..runs, do: Teardown.once(start, script, n, watcher)
     survivors = results |> Enum.map(&elem(&1, 2)) |> Enum.sum()
 
     # The whole tree's time when every run ended the whole tree, else the
