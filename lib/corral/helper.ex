@@ -55,23 +55,63 @@ defmodule Corral.Helper do
   @max_arg_space div(8 * 1_048_576, 4) * 3
 
   @doc """
-  Whether execve(2) takes `helper` with `argv` and the VM's environment:
-  the command line of a fresh helper. It holds the child's program,
-  arguments and `:env`, so a child it fits fits too, whether a fresh
-  helper or a pooled one runs it; one that does not fit is
-  `{:spawn_failed, :e2big, "exec"}` on either path, before any helper
-  starts (a fresh helper's own exec would fail with E2BIG first).
+  Whether execve(2) takes `helper` with `argv` and the VM's environment
+  (`env`, from `environment/0`): the command line of a fresh helper. It
+  holds the child's program, arguments and `:env`, so a child it fits fits
+  too, whether a fresh helper or a pooled one runs it; one that does not
+  fit is `{:spawn_failed, :e2big, "exec"}` on either path, before any
+  helper starts (a fresh helper's own exec would fail with E2BIG first).
   """
-  @spec exec_fits?(Path.t(), [String.t()]) :: boolean()
-  def exec_fits?(helper, argv) do
-    env = for {key, value} <- System.get_env(), do: byte_size(key) + byte_size(value) + 1
-    # argv[0] is the helper's path, as the file name is.
-    strings = Enum.map([helper, helper | argv], &byte_size/1) ++ env
-    pointers = 8 * (length(argv) + 1 + length(env))
-    total = Enum.reduce(strings, pointers, &(&1 + 1 + &2))
+  @spec exec_fits?(Path.t(), [String.t()], environment()) :: boolean()
+  def exec_fits?(helper, argv, {_hash, {count, bytes, longest}} \\ environment()) do
+    # argv[0] is the helper's path, as the file name is; each string has
+    # its NUL, and each of argv and envp a pointer.
+    strings = Enum.map([helper, helper | argv], &byte_size/1)
+    pointers = 8 * (length(argv) + 1 + count)
+    total = Enum.reduce(strings, pointers + bytes + count, &(&1 + 1 + &2))
 
-    total <= arg_space() and Enum.all?(strings, &(&1 < @max_arg_strlen))
+    total <= arg_space() and longest < @max_arg_strlen and
+      Enum.all?(strings, &(&1 < @max_arg_strlen))
   end
+
+  @typedoc """
+  The VM's environment: a hash, by which `Corral.Pool` tells helpers
+  started under another environment, and the count, total bytes and
+  longest of its `KEY=VALUE` strings, which execve(2) counts.
+  """
+  @type environment ::
+          {hash :: non_neg_integer(),
+           {count :: non_neg_integer(), bytes :: non_neg_integer(),
+            longest :: non_neg_integer()}}
+
+  @doc """
+  The VM's environment now (`environment()`), read with one `:os.env/0`.
+  The sizes of the last environment seen are kept (a persistent term,
+  replaced when the environment changed), so a spawn pays for the read
+  and its hash only.
+  """
+  @spec environment() :: environment()
+  def environment do
+    env = :os.env()
+    hash = :erlang.phash2(env)
+
+    case :persistent_term.get({__MODULE__, :env_sizes}, nil) do
+      {^hash, sizes} ->
+        {hash, sizes}
+
+      _ ->
+        sizes =
+          Enum.reduce(env, {0, 0, 0}, fn {key, value}, {count, bytes, longest} ->
+            size = utf8_size(key) + utf8_size(value) + 1
+            {count + 1, bytes + size, max(longest, size)}
+          end)
+
+        :persistent_term.put({__MODULE__, :env_sizes}, {hash, sizes})
+        {hash, sizes}
+    end
+  end
+
+  defp utf8_size(chars), do: byte_size(:unicode.characters_to_binary(chars))
 
   # Read once: the stack rlimit is the VM's, inherited by every helper.
   defp arg_space do

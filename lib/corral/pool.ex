@@ -58,13 +58,14 @@ defmodule Corral.Pool do
   A waiting helper's port, now owned by and linked to `owner`, and what
   checkin/2 wants with it; or `:none` when the pool is not running, has
   none ready, or runs another helper than `helper` (`CORRAL_HELPER`
-  changed since it started).
+  changed since it started). Only a helper started under the environment
+  whose hash is `env` (`Corral.Helper.environment/0`) is taken.
   """
-  @spec checkout(pid(), Path.t()) :: {:ok, port(), env :: term()} | :none
-  def checkout(owner, helper) do
+  @spec checkout(pid(), Path.t(), non_neg_integer()) :: {:ok, port(), env :: term()} | :none
+  def checkout(owner, helper, env \\ env_hash()) do
     case :ets.whereis(__MODULE__) do
       :undefined -> :none
-      table -> checkout(table, owner, helper)
+      table -> checkout(table, owner, helper, env)
     end
   end
 
@@ -117,9 +118,9 @@ defmodule Corral.Pool do
   # helper, `env` the hash of the environment it started with. Integers
   # sort before atoms, so :ets.first/1 is a port's row while there is
   # one, and :helper when there is none.
-  defp checkout(table, owner, helper) do
+  defp checkout(table, owner, helper, env) do
     case :ets.lookup(table, :helper) do
-      [{:helper, ^helper, pool}] -> take(table, owner, pool, env_hash())
+      [{:helper, ^helper, pool}] -> take(table, owner, pool, env)
       _ -> :none
     end
   catch
@@ -159,7 +160,7 @@ defmodule Corral.Pool do
     end
   end
 
-  defp env_hash, do: :erlang.phash2(:os.getenv())
+  defp env_hash, do: elem(Helper.environment(), 0)
 
   @impl true
   def init(opts) do

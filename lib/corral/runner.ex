@@ -306,13 +306,16 @@ defmodule Corral.Runner do
     helper = Helper.helper_path()
     options = %{options | cd: options.cd || File.cwd!()}
 
+    {hash, _} = env = Helper.environment()
+
     with true <-
            Helper.exec_fits?(
              helper,
-             Helper.pool_argv() ++ Helper.run_args(program, args, options)
+             Helper.pool_argv() ++ Helper.run_args(program, args, options),
+             env
            ) ||
              :none,
-         {:ok, port, env} <- Corral.Pool.checkout(self(), helper) do
+         {:ok, port, env} <- Corral.Pool.checkout(self(), helper, hash) do
       # Port.connect/2 linked the port to the caller. A helper that died
       # while it waited fails the R frame's write with EPIPE, and the port
       # would send its exit signal to the caller: unlink first. (The port
