@@ -166,7 +166,9 @@ fn fork(spec: &Spec, prepared: &mut Prepared) -> Result<Pid, Error> {
     // Only Linux has cgroups, so only Linux gets here with a directory.
     #[cfg(target_os = "linux")]
     if let Some(dir) = v2_dir {
+        setup.handlers_cleared = true;
         pid = clone::clone_into_cgroup(&setup, dir);
+        setup.handlers_cleared = false;
     }
     #[cfg(not(target_os = "linux"))]
     let _ = v2_dir;

@@ -277,3 +277,21 @@ fn a_policy_given_from_outside_is_kept_for_helper_and_child() {
     assert_eq!(child, format!("{}\n", libc::SCHED_IDLE));
     assert_eq!(helper, libc::SCHED_IDLE);
 }
+
+in_both_modes!(the_child_starts_with_no_signal_ignored_or_blocked);
+
+fn the_child_starts_with_no_signal_ignored_or_blocked(mode: Mode) {
+    // The helper ignores SIGPIPE (Rust does) and blocks every signal
+    // around the spawn; the program gets neither. With a cgroup the kernel
+    // clears the handlers (CLONE_CLEAR_SIGHAND) and the child resets only
+    // the ignored signals; without one it resets them all.
+    let (h, reason, _) = run(
+        mode,
+        &["/bin/sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"],
+    );
+    assert_eq!(reason, Reason::Exit);
+    assert_eq!(
+        h.out_text(),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}

@@ -55,6 +55,11 @@ pub(crate) struct ChildSetup<'a> {
     pub(super) unbatch: bool,
     /// The highest signal number, for resetting every disposition.
     pub(super) last_signal: libc::c_int,
+    /// The kernel reset every handler (`CLONE_CLEAR_SIGHAND`): only the
+    /// ignored signals are left to reset.
+    pub(super) handlers_cleared: bool,
+    /// The helper's ignored signals ([`crate::sys::ignored_signals`]).
+    pub(super) ignored: &'static [libc::c_int],
 }
 
 /// Writes the `S` frame at `frame` with the child's pid to `fd`, whole,
@@ -94,6 +99,39 @@ unsafe fn announce(fd: RawFd, frame: *mut u8, len: usize) -> bool {
     }
 }
 
+/// Sets `sig` to its default action. On Linux with the raw system call: a
+/// zeroed kernel `sigaction` is `SIG_DFL` with no flags and an empty mask
+/// whatever the architecture's layout, and the call also reaches the two
+/// signals glibc keeps for itself (32 and 33), which `signal(3)` refuses,
+/// so that one the helper's parent left ignored is not ignored in the
+/// program. `last` is the highest signal number: the kernel's sigset holds
+/// that many bits.
+///
+/// # Safety
+/// A system call on a local buffer; async-signal-safe.
+unsafe fn default_action(sig: libc::c_int, last: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the kernel reads at most a `struct sigaction` from `act`,
+    // which is larger, and writes nothing (no old action asked for).
+    unsafe {
+        let act = [0u64; 6];
+        let sigset_size = (last as usize).div_ceil(8);
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            act.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            sigset_size,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: signal(3) is async-signal-safe.
+    unsafe {
+        let _ = last;
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
 /// Reports `stage` and errno to the parent and exits.
 ///
 /// # Safety
@@ -122,10 +160,18 @@ pub(crate) unsafe fn child_after_fork(s: &ChildSetup) -> ! {
     // SAFETY: all calls below are async-signal-safe and use prepared data.
     unsafe {
         // Handlers are reset by exec, but ignored signals stay ignored
-        // (Rust ignores SIGPIPE), so restore every default first.
-        for sig in 1..s.last_signal {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+        // (Rust ignores SIGPIPE), so restore every default first. Until
+        // then a handler of the helper's would run on memory the helper
+        // shares: all signals are blocked until the end of this loop.
+        if s.handlers_cleared {
+            for &sig in s.ignored {
+                default_action(sig, s.last_signal);
+            }
+        } else {
+            for sig in 1..=s.last_signal {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    default_action(sig, s.last_signal);
+                }
             }
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();

@@ -51,6 +51,10 @@ struct CloneArgs {
 
 /// `CLONE_INTO_CGROUP` from `linux/sched.h` (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// `CLONE_CLEAR_SIGHAND` from `linux/sched.h` (Linux 5.5): the child starts
+/// with every handler reset to the default, so it need not reset all 64
+/// dispositions itself ([`ChildSetup::handlers_cleared`]).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// Starts the child already inside the v2 cgroup `dir` with `clone3(2)`
 /// and `CLONE_INTO_CGROUP`. Being born there costs nothing, while moving a
@@ -65,7 +69,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `cgroup.procs` write.
 pub(super) fn clone_into_cgroup(setup: &ChildSetup, dir: RawFd) -> libc::pid_t {
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: dir as u64,
         ..CloneArgs::default()

@@ -203,6 +203,8 @@ impl Prepared {
             #[cfg(target_os = "linux")]
             parent_death_signal: !crate::sys::portable(),
             last_signal: crate::sys::last_signal(),
+            handlers_cleared: false,
+            ignored: crate::sys::ignored_signals(),
         }
     }
 

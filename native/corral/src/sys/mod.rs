@@ -231,6 +231,27 @@ pub fn last_signal() -> libc::c_int {
     }
 }
 
+/// The signals the helper ignores (`SIG_IGN`): `SIGPIPE`, which Rust's
+/// runtime ignores, and whatever the helper's parent left ignored (read
+/// from `SigIgn` in `/proc/self/status`, which also shows the signals glibc
+/// keeps for itself). A child started with `CLONE_CLEAR_SIGHAND` has every
+/// handler reset by the kernel, but an ignored signal stays ignored across
+/// exec, so the child resets these itself. Read once, at the first spawn:
+/// the helper ignores nothing later (it handles signals, through
+/// `signal-hook`). Empty off Linux, where nothing clears the handlers.
+pub fn ignored_signals() -> &'static [libc::c_int] {
+    static IGNORED: std::sync::OnceLock<Vec<libc::c_int>> = std::sync::OnceLock::new();
+    IGNORED.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0);
+        (1..=64).filter(|sig| mask & (1 << (sig - 1)) != 0).collect()
+    })
+}
+
 /// The calling process's pid from the kernel itself. Linux: the raw
 /// system call, as a libc may cache its `getpid` across a `clone(2)`
 /// sharing the address space. Async-signal-safe.
