@@ -144,6 +144,10 @@ pub struct Tree {
     /// Teardown rounds may signal the process group before their scan
     /// ([`Tree::terminate`]).
     group_first: bool,
+    /// This polite round looks only at the cgroup ([`Tree::terminate`]).
+    cgroup_only: bool,
+    /// In the second round of a terminate, who the first one reached.
+    done: Option<HashSet<i32>>,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -162,6 +166,8 @@ impl Tree {
             held: false,
             frozen: false,
             group_first: true,
+            cgroup_only: false,
+            done: None,
             armed: true,
             reaped: Reaped::default(),
         }

@@ -20,9 +20,28 @@ impl Tree {
     /// [`teardown::signal_stopped`]). `group_first`: the process group may
     /// get `first` before the scan ([`Tree::signal_held`]); if not, the
     /// cgroup is frozen before anyone is signalled ([`Tree::stop`]).
+    ///
+    /// With a cgroup, the round looks only at `cgroup.procs`, one read
+    /// where the `/proc` walk reads two files per member, so the signal
+    /// goes out sooner; the walk comes after it, for members the cgroup
+    /// does not list (moved out by a privileged member). Should it find
+    /// any, a second round stops and signals them, and only them: not the
+    /// group, nor anyone the first round reached.
     pub fn terminate(&mut self, first: Signal, group_first: bool) {
         self.group_first = group_first;
-        let _ = teardown::signal_stopped(self, first);
+        self.cgroup_only = group_first && self.group.is_some();
+        let found = teardown::signal_stopped(self, first).unwrap_or_default();
+        if std::mem::take(&mut self.cgroup_only) {
+            let (members, in_cgroup) = self.live_members();
+            let escaped = members.iter().any(|p| {
+                !found.contains(&p.pid) && !in_cgroup.contains(&p.pid) && may_signal(p.pid)
+            });
+            if escaped {
+                self.done = Some(found.into_iter().collect());
+                let _ = teardown::signal_stopped(self, first);
+                self.done = None;
+            }
+        }
         self.group_first = true;
     }
 
@@ -35,6 +54,32 @@ impl Tree {
         }
     }
 
+    /// [`Tree::stop`] of a polite round that looks only at the cgroup
+    /// ([`Tree::terminate`]): SIGSTOPs each process `cgroup.procs` lists
+    /// and reads it again until it names nobody new (a process stopped
+    /// after the read may have forked before). Returns the pids stopped.
+    fn stop_cgroup(&self) -> Vec<i32> {
+        let mut stopped = HashSet::new();
+        if let Some(g) = &self.group {
+            for _ in 0..100 {
+                let fresh: Vec<i32> = g
+                    .pids()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| !stopped.contains(p) && may_signal(*p))
+                    .collect();
+                if fresh.is_empty() {
+                    break;
+                }
+                for pid in fresh {
+                    signal(pid, Signal::SIGSTOP);
+                    stopped.insert(pid);
+                }
+            }
+        }
+        stopped.into_iter().collect()
+    }
+
     /// Signals the child's process group with one `killpg(2)` for each of
     /// `sigs`, in order. The kernel delivers each to every member under
     /// one lock, and a fork racing with it fails (`copy_process` checks
@@ -44,7 +89,8 @@ impl Tree {
     /// (alive or not yet reaped), so the id cannot have been reused.
     /// Returns whether every signal was sent.
     fn signal_group(&self, sigs: &[Signal]) -> bool {
-        let Some(g) = self.pgrp else {
+        // A second round of a terminate leaves the group to the first.
+        let Some(g) = self.pgrp.filter(|_| self.done.is_none()) else {
             return false;
         };
         let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
@@ -89,6 +135,9 @@ impl teardown::Members for Tree {
     /// process group, the usual case, is scanned once and never frozen;
     /// one with a setsid member, twice.
     fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
+        if self.cgroup_only {
+            return Ok(self.stop_cgroup());
+        }
         let group_stopped = self.held || self.signal_group(&[Signal::SIGSTOP]);
         let mut frozen = false;
         // After an OOM kill the cgroup is frozen before anything is
@@ -107,7 +156,8 @@ impl teardown::Members for Tree {
             let (members, in_cgroup) = self.live_members();
             let mut outside = Vec::new();
             for p in members {
-                if stopped.contains(&p.pid) || !may_signal(p.pid) {
+                let done = self.done.as_ref().is_some_and(|d| d.contains(&p.pid));
+                if done || stopped.contains(&p.pid) || !may_signal(p.pid) {
                     continue;
                 }
                 let held = (group_stopped && Some(p.pgrp) == self.pgrp)
