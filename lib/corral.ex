@@ -317,14 +317,23 @@ defmodule Corral do
   end
 
   defp local_cmd(command, args, opts) do
-    # As System.cmd/3 does: a missing program fails before the options are read.
     program =
-      case Helper.find_program(command) do
+      case Helper.program(command) do
         {:ok, program} -> program
         {:error, :enoent} -> :erlang.error(:enoent, [command, args, opts])
       end
 
-    options = Options.new!(opts)
+    options =
+      try do
+        Options.new!(opts)
+      rescue
+        # As System.cmd/3 does: a missing program fails before the options
+        # are read. Helper.program/1 may have left the lookup to the helper.
+        e in ArgumentError ->
+          if Helper.find_program(command) == {:error, :enoent},
+            do: :erlang.error(:enoent, [command, args, opts]),
+            else: reraise(e, __STACKTRACE__)
+      end
 
     if options.separate_stderr do
       raise ArgumentError,
@@ -412,7 +421,7 @@ defmodule Corral do
   end
 
   defp local_run(command, args, options) do
-    with {:ok, program} <- Helper.find_program(command),
+    with {:ok, program} <- Helper.program(command),
          {:ok, started, report, outputs} <- Runner.run(program, args, options, command) do
       {:ok, Result.new(started, report, outputs)}
     else

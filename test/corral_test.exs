@@ -83,6 +83,31 @@ defmodule CorralTest do
       assert_empty_mailbox()
     end
 
+    test "a missing program raises :enoent before a bad option is seen" do
+      assert catch_error(System.cmd("corral-no-such-program", [], foo: 1)) == :enoent
+      assert catch_error(Corral.cmd("corral-no-such-program", [], foo: 1)) == :enoent
+      assert_raise ArgumentError, fn -> Corral.cmd("true", [], foo: 1) end
+    end
+
+    test "argv[0] is the path the program was found at, as with System.cmd/3" do
+      # A bare name is looked up by the helper (Helper.program/2).
+      assert Corral.Helper.program("sh") == {:ok, "sh"}
+      {zero, 0} = System.cmd("sh", ["-c", "echo $0"])
+      assert String.starts_with?(zero, "/")
+      assert Corral.cmd("sh", ["-c", "echo $0"]) == {zero, 0}
+      assert {:ok, %{output: ^zero}} = Corral.run("sh", ["-c", "echo $0"])
+    end
+
+    test "the VM looks a program up itself when PATH has a relative entry or none" do
+      found = Corral.Helper.find_program("sh")
+      assert {:ok, "/" <> _} = found
+      assert Corral.Helper.program("sh", "/usr/bin:/bin") == {:ok, "sh"}
+      assert Corral.Helper.program("sh", "bin:/usr/bin") == found
+      assert Corral.Helper.program("sh", "/usr/bin::/bin") == found
+      assert Corral.Helper.program("sh", nil) == found
+      assert Corral.Helper.program("./sh", "/usr/bin") == Corral.Helper.find_program("./sh")
+    end
+
     test "a command that is not a binary raises FunctionClauseError" do
       assert_raise FunctionClauseError, fn -> System.cmd(~c"echo", []) end
       assert_raise FunctionClauseError, fn -> Corral.cmd(~c"echo", []) end

@@ -140,6 +140,31 @@ defmodule Corral.Helper do
   end
 
   @doc """
+  The program to give a helper on this node for `command`: a bare name
+  (no `/`) as it is when the helper can look it up exactly as
+  `:os.find_executable/1` would, that is when the VM's `PATH` is set and
+  made of absolute directories (every helper has the VM's environment:
+  `Corral.Pool` matches them by it); anything else through
+  `find_program/1`. `path` is the VM's `PATH`. The helper then names the
+  program by the path it
+  found, as `System.cmd/3` does, and a name it cannot find fails as
+  `:enoent` (stage `exec`). Looking up in the VM costs a file-information
+  call per `PATH` entry, on a dirty I/O scheduler: about 260 µs of a
+  260-µs-longer spawn of `true` here.
+  """
+  @spec program(String.t(), String.t() | nil) :: {:ok, String.t()} | {:error, :enoent}
+  def program(command, path \\ System.get_env("PATH")) do
+    if helper_finds?(command, path), do: {:ok, command}, else: find_program(command)
+  end
+
+  defp helper_finds?(_command, nil), do: false
+
+  defp helper_finds?(command, path) do
+    command != "" and not String.contains?(command, "/") and
+      path |> String.split(":") |> Enum.all?(&String.starts_with?(&1, "/"))
+  end
+
+  @doc """
   Resolves `command` exactly as `System.cmd/3` does (an absolute path as
   it is, anything else through `PATH`), so the same commands fail the
   same way before any helper starts.

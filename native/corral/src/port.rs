@@ -47,6 +47,12 @@ impl Mode for Port {
 
     /// The BEAM learns the level from `S` and the exit report.
     fn warn(&self, _text: &str) {}
+
+    /// `Corral.cmd("true", [])` leaves the lookup to the helper, which has
+    /// the VM's `PATH` (`Corral.Helper.program/1`).
+    fn beam_lookup(&self) -> bool {
+        true
+    }
 }
 
 /// Serves the BEAM: one run, or for a pooled helper one run after

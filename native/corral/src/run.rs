@@ -35,6 +35,12 @@ pub trait Mode {
     fn own_group(&self) -> bool;
     /// The `S` frame the child writes before exec, if anyone reads it.
     fn announce(&self, containment: u8, paths: Vec<String>) -> Option<Vec<u8>>;
+    /// A program named without a `/` is looked up and named as
+    /// `System.cmd/3` does ([`crate::spawn::Spec::beam_lookup`]) rather
+    /// than as a shell does.
+    fn beam_lookup(&self) -> bool {
+        false
+    }
     /// Tells whoever watches that containment is weaker than usual.
     fn warn(&self, text: &str);
 }
@@ -177,6 +183,7 @@ pub fn run(args: &Args, mode: &dyn Mode, ready: &mut Ready) -> Ran {
             .and_then(|g| g.v2_dir())
             .map(Path::to_path_buf),
         announce: mode.announce(containment.code(), paths),
+        beam_lookup: mode.beam_lookup(),
         pty: args.pty,
         nice: args.nice,
     };

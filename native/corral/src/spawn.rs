@@ -71,6 +71,13 @@ pub struct Spec {
     /// instruction: a helper SIGKILLed at any moment after that leaves the
     /// BEAM knowing what to clean up (the process group and the cgroups).
     pub announce: Option<Vec<u8>>,
+    /// Look a program named without a `/` up as `:os.find_executable/1`
+    /// does, for `System.cmd/3`'s semantics: the first `PATH` entry with a
+    /// regular file of that name with an execute bit for anyone; and make
+    /// its path `argv[0]` (unless `arg0`), as the BEAM's `spawn_executable`
+    /// does. Otherwise as `execvp(3)`: a file the helper may execute, and
+    /// `argv[0]` the name as given.
+    pub beam_lookup: bool,
     /// Run on a pseudo-terminal of this size (`--pty`): the child's stdin,
     /// stdout and stderr are its slave, in a session of its own.
     pub pty: Option<crate::pty::Size>,

@@ -219,9 +219,11 @@ fn arg0_replaces_argv0() {
 }
 
 #[test]
-fn default_argv0_is_the_program_as_given() {
-    let (h, _, _) = run(&[], &["cat", "/proc/self/cmdline"]);
-    assert_eq!(h.out, b"cat\0/proc/self/cmdline\0");
+fn default_argv0_is_a_path_as_given() {
+    // A bare name's argv[0] is the path found (see
+    // a_bare_name_is_found_and_named_as_the_beam_would_and_as_a_shell_would).
+    let (h, _, _) = run(&[], &["/bin/cat", "/proc/self/cmdline"]);
+    assert_eq!(h.out, b"/bin/cat\0/proc/self/cmdline\0");
 }
 
 #[test]
@@ -294,4 +296,25 @@ fn the_child_starts_with_no_signal_ignored_or_blocked(mode: Mode) {
         h.out_text(),
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     );
+}
+
+#[test]
+fn a_bare_name_is_found_and_named_as_the_beam_would_and_as_a_shell_would() {
+    // Port mode: the first PATH entry with a regular file with an execute
+    // bit, and argv[0] its path (System.cmd's spawn_executable); for a
+    // person, argv[0] stays the name typed.
+    let (h, reason, _) = run(&[], &["sh", "-c", "echo $0"]);
+    assert_eq!(reason, Reason::Exit);
+    let zero = h.out_text();
+    let path = std::env::var_os("PATH").expect("PATH");
+    let first = std::env::split_paths(&path)
+        .map(|d| d.join("sh"))
+        .find(|p| p.is_file())
+        .expect("sh on PATH");
+    assert_eq!(zero, format!("{}\n", first.display()));
+    let person = std::process::Command::new(CORRAL)
+        .args(["-q", "--", "sh", "-c", "echo $0"])
+        .output()
+        .expect("corral runs");
+    assert_eq!(String::from_utf8_lossy(&person.stdout), "sh\n");
 }

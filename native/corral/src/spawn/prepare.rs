@@ -61,13 +61,17 @@ impl Prepared {
                 .first()
                 .map(OsString::as_os_str)
                 .unwrap_or_default(),
+            spec.beam_lookup,
         )?;
         check_executable(&program, spec.cwd.as_deref())?;
         let c_program = cstring(program.as_os_str().as_bytes())?;
         let mut argv: Vec<CString> = Vec::with_capacity(spec.command.len());
-        argv.push(cstring(
-            spec.arg0.as_ref().unwrap_or(&spec.command[0]).as_bytes(),
-        )?);
+        let arg0 = match &spec.arg0 {
+            Some(arg0) => arg0.as_os_str(),
+            None if spec.beam_lookup => program.as_os_str(),
+            None => spec.command[0].as_os_str(),
+        };
+        argv.push(cstring(arg0.as_bytes())?);
         for a in &spec.command[1..] {
             argv.push(cstring(a.as_bytes())?);
         }
@@ -288,20 +292,27 @@ fn cstring(bytes: impl Into<Vec<u8>>) -> Result<CString, Error> {
         .map_err(|_| Error::new(Stage::Spawn, Errno::EINVAL, "argument contains a NUL byte"))
 }
 
-/// Finds `program` the way `execvp(3)` would, in the helper's own `PATH`.
+/// Finds `program` in the helper's own `PATH`: as `execvp(3)` would, or
+/// with `beam` as `:os.find_executable/1` does ([`Spec::beam_lookup`]).
 ///
 /// # Errors
 /// `ENOENT` (stage `exec`) when no `PATH` entry has an executable file of that name.
-fn resolve_program(program: &OsStr) -> Result<PathBuf, Error> {
+fn resolve_program(program: &OsStr, beam: bool) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(program);
-        if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
-            && candidate.is_file()
-        {
+        let found = if beam {
+            std::fs::metadata(&candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        } else {
+            nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+                && candidate.is_file()
+        };
+        if found {
             return Ok(candidate);
         }
     }
