@@ -81,8 +81,7 @@ defmodule Corral.Helper do
   """
   @type environment ::
           {hash :: non_neg_integer(),
-           {count :: non_neg_integer(), bytes :: non_neg_integer(),
-            longest :: non_neg_integer()}}
+           {count :: non_neg_integer(), bytes :: non_neg_integer(), longest :: non_neg_integer()}}
 
   @doc """
   The VM's environment now (`environment()`), read with one `:os.env/0`.

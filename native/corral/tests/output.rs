@@ -96,7 +96,10 @@ fn no_frame_is_bigger_than_what_the_beam_reads_at_once() {
     assert_eq!(reason, Reason::Exit);
     assert_pattern(&h.out, 4_000_000);
     assert_eq!(h.largest, corral_proto::MAX_DATA, "the largest payload");
-    assert_eq!(corral_proto::HEADER + 1 + h.largest, corral_proto::BEAM_READ);
+    assert_eq!(
+        corral_proto::HEADER + 1 + h.largest,
+        corral_proto::BEAM_READ
+    );
 }
 
 #[test]

@@ -236,7 +236,12 @@ fn arguments_pass_through_without_a_shell() {
 fn policy(pid: i32) -> i32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    after.split(' ').nth(41 - 3).expect("policy").parse().expect("number")
+    after
+        .split(' ')
+        .nth(41 - 3)
+        .expect("policy")
+        .parse()
+        .expect("number")
 }
 
 /// What `sh -c` reports as its own policy, run by a helper started from

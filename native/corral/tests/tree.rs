@@ -42,7 +42,9 @@ fn every_member_gets_the_first_signal_once(mode: Mode) {
         &with(mode, &["--grace=300ms"]),
         &["python3", "-c", TERM_LOGGERS],
     );
-    h.until("both ready", SOON, |h| h.out_text().matches("ready").count() == 2);
+    h.until("both ready", SOON, |h| {
+        h.out_text().matches("ready").count() == 2
+    });
     h.send(&Down::Stop);
     let (reason, _) = h.finish(SOON);
     assert_eq!(reason, Reason::Stopped);
@@ -50,7 +52,12 @@ fn every_member_gets_the_first_signal_once(mode: Mode) {
     lines.sort();
     assert_eq!(
         lines,
-        ["child SIGTERM", "child ready", "parent SIGTERM", "parent ready"]
+        [
+            "child SIGTERM",
+            "child ready",
+            "parent SIGTERM",
+            "parent ready"
+        ]
     );
 }
 
@@ -340,7 +347,9 @@ fn a_member_moved_out_of_the_cgroup_still_gets_the_first_signal_once() {
         return;
     }
     let mut h = Helper::port(&["--grace=300ms"], &["python3", "-c", ESCAPER]);
-    h.until("both ready", SOON, |h| h.out_text().matches("ready").count() == 2);
+    h.until("both ready", SOON, |h| {
+        h.out_text().matches("ready").count() == 2
+    });
     if h.containment.unwrap_or(0) & 3 == 0 {
         eprintln!("SKIPPED a_member_moved_out_of_the_cgroup...: no cgroup here");
         h.close_control();
@@ -353,7 +362,12 @@ fn a_member_moved_out_of_the_cgroup_still_gets_the_first_signal_once() {
     lines.sort();
     assert_eq!(
         lines,
-        ["escaped SIGTERM", "escaped ready", "parent SIGTERM", "parent ready"],
+        [
+            "escaped SIGTERM",
+            "escaped ready",
+            "parent SIGTERM",
+            "parent ready"
+        ],
         "helper stderr {:?}",
         h.stderr()
     );

@@ -207,7 +207,10 @@ mod tests {
         // Unknown: every thread's file, listed.
         let me = std::process::id() as i32;
         let all = children_files(me, None);
-        assert!(all.contains(&format!("/proc/{me}/task/{me}/children")), "{all:?}");
+        assert!(
+            all.contains(&format!("/proc/{me}/task/{me}/children")),
+            "{all:?}"
+        );
         assert!(descendants(me).expect("walk").iter().any(|p| p.pid == pid));
         child.kill().expect("kill");
         child.wait().expect("reaped");

@@ -248,7 +248,9 @@ pub fn ignored_signals() -> &'static [libc::c_int] {
             .find_map(|l| l.strip_prefix("SigIgn:"))
             .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
             .unwrap_or(0);
-        (1..=64).filter(|sig| mask & (1 << (sig - 1)) != 0).collect()
+        (1..=64)
+            .filter(|sig| mask & (1 << (sig - 1)) != 0)
+            .collect()
     })
 }
 

@@ -214,7 +214,11 @@ impl teardown::Members for Tree {
         for &pid in found {
             signal(pid, Signal::SIGCONT);
         }
-        if let Some(g) = self.group.as_ref().filter(|_| std::mem::take(&mut self.frozen)) {
+        if let Some(g) = self
+            .group
+            .as_ref()
+            .filter(|_| std::mem::take(&mut self.frozen))
+        {
             let _ = g.thaw();
         }
         Ok(())
