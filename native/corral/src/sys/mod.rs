@@ -81,6 +81,7 @@ pub fn become_subreaper() -> nix::Result<()> {
 
 /// Whether [`relay_quietly`] made the helper `SCHED_BATCH`, which the
 /// child must not inherit ([`crate::spawn`] resets it before exec).
+#[cfg(target_os = "linux")]
 static BATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Takes `SCHED_BATCH` for the helper (`sched(7)`) when it runs under the
@@ -108,6 +109,7 @@ pub fn relay_quietly() {
 
 /// Whether the helper's policy is its own ([`relay_quietly`]), so a child
 /// must go back to `SCHED_OTHER`.
+#[cfg(target_os = "linux")]
 pub fn batched() -> bool {
     BATCHED.load(std::sync::atomic::Ordering::Relaxed)
 }
