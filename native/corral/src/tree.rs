@@ -118,6 +118,19 @@ impl Reaped {
     }
 }
 
+/// What a teardown round looks at (`tree/kill.rs`).
+#[derive(Debug)]
+enum Round {
+    /// The `/proc` walk, the process group and the cgroup: every round
+    /// but the two below.
+    Walk,
+    /// `cgroup.procs` alone: the polite round of a tree with a cgroup.
+    CgroupOnly,
+    /// The walk's members that the polite round did not reach (these
+    /// pids), and not the process group.
+    Escapees(HashSet<i32>),
+}
+
 /// The tree of one child, as the helper sees it.
 ///
 /// Dropping a `Tree` that may still have members kills them all, so an
@@ -144,10 +157,8 @@ pub struct Tree {
     /// Teardown rounds may signal the process group before their scan
     /// ([`Tree::terminate`]).
     group_first: bool,
-    /// This polite round looks only at the cgroup ([`Tree::terminate`]).
-    cgroup_only: bool,
-    /// In the second round of a terminate, who the first one reached.
-    done: Option<HashSet<i32>>,
+    /// What this teardown round looks at ([`Tree::terminate`]).
+    round: Round,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -166,8 +177,7 @@ impl Tree {
             held: false,
             frozen: false,
             group_first: true,
-            cgroup_only: false,
-            done: None,
+            round: Round::Walk,
             armed: true,
             reaped: Reaped::default(),
         }
@@ -238,13 +248,15 @@ impl Tree {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let known: HashSet<i32> = found.iter().map(|p| p.pid).collect();
-        found.extend(
-            in_group
-                .iter()
-                .filter(|p| !known.contains(p))
-                .filter_map(|&p| stat_of(p)),
-        );
+        if !in_group.is_empty() {
+            let known: HashSet<i32> = found.iter().map(|p| p.pid).collect();
+            found.extend(
+                in_group
+                    .iter()
+                    .filter(|p| !known.contains(p))
+                    .filter_map(|&p| stat_of(p)),
+            );
+        }
         found.retain(|p| p.pid != self.root);
         (found, in_group)
     }

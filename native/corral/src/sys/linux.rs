@@ -6,13 +6,18 @@ use std::collections::HashSet;
 /// Parses the text of `/proc/<pid>/stat` (`proc(5)`). The command name may
 /// hold spaces and parentheses, so fields are counted from the last `)`.
 pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    parse_stat_and_threads(text).map(|(st, _)| st)
+}
+
+/// [`parse_stat`], and the number of threads (field 20).
+fn parse_stat_and_threads(text: &str) -> Option<(ProcStat, u64)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let pid = text[..open].trim().parse().ok()?;
     let rest: Vec<&str> = text.get(close + 2..)?.split_ascii_whitespace().collect();
     // rest[0] is field 3 (state); field n is rest[n - 3].
     let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
-    Some(ProcStat {
+    let stat = ProcStat {
         pid,
         state: *rest.first()?.as_bytes().first()?,
         ppid: rest.get(1)?.parse().ok()?,
@@ -22,7 +27,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         cutime: field(16)?,
         cstime: field(17)?,
         rss_pages: field(24)?,
-    })
+    };
+    Some((stat, field(20)?))
 }
 
 /// The text of a small `/proc` file, read into a buffer that holds a whole
@@ -81,16 +87,9 @@ pub fn stat_of(pid: i32) -> Option<ProcStat> {
     stat_and_threads(pid).map(|(st, _)| st)
 }
 
-/// [`stat_of`], and the process's number of threads (field 20).
+/// [`stat_of`], and the process's number of threads.
 fn stat_and_threads(pid: i32) -> Option<(ProcStat, u64)> {
-    let text = read_proc(&format!("/proc/{pid}/stat"))?;
-    let threads = text
-        .get(text.rfind(')')? + 2..)?
-        .split_ascii_whitespace()
-        .nth(20 - 3)?
-        .parse()
-        .ok()?;
-    Some((parse_stat(&text)?, threads))
+    parse_stat_and_threads(&read_proc(&format!("/proc/{pid}/stat"))?)
 }
 
 /// The `children` files of `pid`'s threads: the one of its only thread

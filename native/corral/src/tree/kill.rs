@@ -2,7 +2,7 @@
 //! freeze-then-kill routine (`corral_cgroup::teardown`), and the
 //! processes no teardown may touch.
 
-use super::Tree;
+use super::{Round, Tree};
 use crate::sys::stat_of;
 use corral_cgroup::teardown;
 use nix::sys::signal::{kill, Signal};
@@ -29,17 +29,21 @@ impl Tree {
     /// group, nor anyone the first round reached.
     pub fn terminate(&mut self, first: Signal, group_first: bool) {
         self.group_first = group_first;
-        self.cgroup_only = group_first && self.group.is_some();
+        let cgroup_only = group_first && self.group.is_some();
+        if cgroup_only {
+            self.round = Round::CgroupOnly;
+        }
         let found = teardown::signal_stopped(self, first).unwrap_or_default();
-        if std::mem::take(&mut self.cgroup_only) {
+        self.round = Round::Walk;
+        if cgroup_only {
             let (members, in_cgroup) = self.live_members();
             let escaped = members.iter().any(|p| {
                 !found.contains(&p.pid) && !in_cgroup.contains(&p.pid) && may_signal(p.pid)
             });
             if escaped {
-                self.done = Some(found.into_iter().collect());
+                self.round = Round::Escapees(found.into_iter().collect());
                 let _ = teardown::signal_stopped(self, first);
-                self.done = None;
+                self.round = Round::Walk;
             }
         }
         self.group_first = true;
@@ -90,7 +94,8 @@ impl Tree {
     /// Returns whether every signal was sent.
     fn signal_group(&self, sigs: &[Signal]) -> bool {
         // A second round of a terminate leaves the group to the first.
-        let Some(g) = self.pgrp.filter(|_| self.done.is_none()) else {
+        let escapees = matches!(self.round, Round::Escapees(_));
+        let Some(g) = self.pgrp.filter(|_| !escapees) else {
             return false;
         };
         let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
@@ -135,7 +140,7 @@ impl teardown::Members for Tree {
     /// process group, the usual case, is scanned once and never frozen;
     /// one with a setsid member, twice.
     fn stop(&mut self) -> corral_cgroup::Result<Vec<i32>> {
-        if self.cgroup_only {
+        if matches!(self.round, Round::CgroupOnly) {
             return Ok(self.stop_cgroup());
         }
         let group_stopped = self.held || self.signal_group(&[Signal::SIGSTOP]);
@@ -156,7 +161,7 @@ impl teardown::Members for Tree {
             let (members, in_cgroup) = self.live_members();
             let mut outside = Vec::new();
             for p in members {
-                let done = self.done.as_ref().is_some_and(|d| d.contains(&p.pid));
+                let done = matches!(&self.round, Round::Escapees(d) if d.contains(&p.pid));
                 if done || stopped.contains(&p.pid) || !may_signal(p.pid) {
                     continue;
                 }
