@@ -96,23 +96,21 @@ defmodule Bench.Teardown do
 
   # Death times of `pids` (and any other the watcher reports meanwhile) into
   # `acc`, until all of `pids` are in or `within_us` has passed.
-  defp deaths(watcher, pids, acc, within_us) do
-    deadline = System.os_time(:microsecond) + within_us
-    Enum.reduce_while(Stream.cycle([:next]), acc, fn :next, acc ->
-      if Enum.all?(pids, &Map.has_key?(acc, &1)) do
-        {:halt, acc}
-      else
-        wait_ms = max(0, div(deadline - System.os_time(:microsecond), 1000))
+  defp deaths(watcher, pids, acc, within_us),
+    do: deaths_by(watcher, pids, acc, System.os_time(:microsecond) + within_us)
 
-        receive do
-          {^watcher, {:data, {:eol, line}}} ->
-            [pid, us] = line |> String.split() |> Enum.map(&String.to_integer/1)
-            {:cont, Map.put(acc, pid, us)}
-        after
-          wait_ms -> {:halt, acc}
-        end
+  defp deaths_by(watcher, pids, acc, deadline) do
+    if Enum.all?(pids, &Map.has_key?(acc, &1)) do
+      acc
+    else
+      receive do
+        {^watcher, {:data, {:eol, line}}} ->
+          [pid, us] = line |> String.split() |> Enum.map(&String.to_integer/1)
+          deaths_by(watcher, pids, Map.put(acc, pid, us), deadline)
+      after
+        max(0, div(deadline - System.os_time(:microsecond), 1000)) -> acc
       end
-    end)
+    end
   end
 
   def stats(us) do
