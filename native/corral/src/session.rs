@@ -35,7 +35,8 @@ const INPUT: Token = Token(4);
 const OOM: Token = Token(5);
 const FORKS: Token = Token(6);
 
-/// How often the loop looks at the tree while waiting for it to empty.
+/// How often the loop looks at the tree while waiting for it to empty,
+/// when no SIGCHLD tells that a member died.
 pub const TEARDOWN_TICK: Duration = Duration::from_millis(5);
 
 /// Limits and timings for one run.
@@ -90,6 +91,10 @@ pub struct Session<'b> {
     parked: bool,
     /// The pseudo-terminal's master (`--pty`), for `T` frames.
     terminal: Option<std::os::fd::OwnedFd>,
+    /// A SIGCHLD came since the teardown last looked at the tree.
+    reaped_since_look: bool,
+    /// When the teardown last looked at the tree (or signalled it).
+    looked: Instant,
 }
 
 impl<'b> Session<'b> {
@@ -167,6 +172,8 @@ impl<'b> Session<'b> {
             forks,
             parked: false,
             terminal: child.terminal,
+            reaped_since_look: false,
+            looked: started,
         })
     }
 
@@ -230,10 +237,26 @@ impl<'b> Session<'b> {
         // after an OOM the round freezes the cgroup before it signals
         // anyone (`Tree::terminate`).
         let group_first = reason != Reason::Memory;
+        let (looked, reaped) = (&mut self.looked, &mut self.reaped_since_look);
         self.phase.end(reason, || {
             tree.terminate(first, group_first);
-            Instant::now().checked_add(grace)
+            // The next look waits for a SIGCHLD or a tick: the members
+            // that die of the signal get the CPU first (on a machine of
+            // one or two cores the look would delay their death).
+            *reaped = false;
+            *looked = Instant::now();
+            looked.checked_add(grace)
         });
+    }
+
+    /// Whether the teardown looks at the tree now: a member died
+    /// (SIGCHLD), or a [`TEARDOWN_TICK`] passed since the last look.
+    fn look_due(&mut self, now: Instant) -> bool {
+        let due = std::mem::take(&mut self.reaped_since_look) || now >= self.looked + TEARDOWN_TICK;
+        if due {
+            self.looked = now;
+        }
+        due
     }
 
     /// The OOM killer acted in the cgroup: the whole tree ends, whatever
@@ -301,7 +324,7 @@ impl<'b> Session<'b> {
                 }
             }
             Step::Terminating { kill_at } => {
-                if self.tree.is_empty() {
+                if self.look_due(now) && self.tree.is_empty() {
                     self.phase.gone();
                 } else if kill_at.is_some_and(|t| now >= t) {
                     self.tree.kill_all();
@@ -326,7 +349,7 @@ impl<'b> Session<'b> {
             // The child exited but its tree is still being looked at.
             Step::Running => Some(Instant::now()),
             Step::Terminating { kill_at } => {
-                let tick = Instant::now() + TEARDOWN_TICK;
+                let tick = self.looked + TEARDOWN_TICK;
                 Some(kill_at.map_or(tick, |t| t.min(tick)))
             }
             Step::Gone => None,
@@ -341,7 +364,9 @@ impl<'b> Session<'b> {
     fn take_signals(&mut self) {
         let pending: Vec<i32> = self.base.signals.pending().collect();
         for sig in pending {
-            if sig != SIGCHLD {
+            if sig == SIGCHLD {
+                self.reaped_since_look = true;
+            } else {
                 self.end(Reason::Stopped);
             }
         }

@@ -159,6 +159,13 @@ pub struct Tree {
     group_first: bool,
     /// What this teardown round looks at ([`Tree::terminate`]).
     round: Round,
+    /// The first signal and the pids a polite round reached, when that
+    /// round looked only at the cgroup and the `/proc` walk for members
+    /// outside it is still to come ([`Tree::terminate`]).
+    unwalked: Option<(nix::sys::signal::Signal, HashSet<i32>)>,
+    /// The helper reaped the process group's leader, its own child: the
+    /// group's id may name someone else's group from now on.
+    leader_reaped: bool,
     /// False once the tree was seen empty.
     armed: bool,
     /// What the members reaped so far used.
@@ -178,6 +185,8 @@ impl Tree {
             frozen: false,
             group_first: true,
             round: Round::Walk,
+            unwalked: None,
+            leader_reaped: false,
             armed: true,
             reaped: Reaped::default(),
         }
@@ -193,17 +202,27 @@ impl Tree {
         &mut self,
         flags: Option<nix::sys::wait::WaitPidFlag>,
     ) -> nix::Result<nix::sys::wait::WaitStatus> {
+        self.reap(-1, flags)
+    }
+
+    /// [`Tree::reap_one`] of `pid` as `wait4(2)` reads it (-1: any child).
+    fn reap(
+        &mut self,
+        pid: i32,
+        flags: Option<nix::sys::wait::WaitPidFlag>,
+    ) -> nix::Result<nix::sys::wait::WaitStatus> {
         let mut status = 0;
         // SAFETY: an all-zero rusage is valid; wait4 writes both out-params.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         let flags = flags.map_or(0, |f| f.bits());
         // SAFETY: wait4 with pointers to locals we own.
-        let pid = unsafe { libc::wait4(-1, &mut status, flags, &mut usage) };
+        let pid = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
         match pid {
             -1 => Err(Errno::last()),
             0 => Ok(nix::sys::wait::WaitStatus::StillAlive),
             pid => {
                 self.reaped.add(&usage);
+                self.leader_reaped |= self.pgrp == Some(pid);
                 nix::sys::wait::WaitStatus::from_raw(Pid::from_raw(pid), status)
             }
         }
@@ -261,8 +280,11 @@ impl Tree {
         (found, in_group)
     }
 
-    /// True when no live member is left.
+    /// True when no live member is left. The first look after a polite
+    /// round that read only the cgroup also signals the members it missed
+    /// ([`Tree::terminate`]).
     pub fn is_empty(&mut self) -> bool {
+        self.walk_for_escapees();
         let empty = self.members().is_empty();
         self.armed = !empty;
         empty

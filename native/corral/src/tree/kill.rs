@@ -23,10 +23,12 @@ impl Tree {
     ///
     /// With a cgroup, the round looks only at `cgroup.procs`, one read
     /// where the `/proc` walk reads two files per member, so the signal
-    /// goes out sooner; the walk comes after it, for members the cgroup
-    /// does not list (moved out by a privileged member). Should it find
-    /// any, a second round stops and signals them, and only them: not the
-    /// group, nor anyone the first round reached.
+    /// goes out sooner. The walk comes at the tree's next look
+    /// ([`Tree::is_empty`]), once the members that die of the signal had
+    /// the CPU to do so, for members the cgroup does not list (moved out
+    /// by a privileged member). Should it find any, a second round stops
+    /// and signals them, and only them: not the group, nor anyone the
+    /// first round reached.
     pub fn terminate(&mut self, first: Signal, group_first: bool) {
         self.group_first = group_first;
         let cgroup_only = group_first && self.group.is_some();
@@ -35,24 +37,34 @@ impl Tree {
         }
         let found = teardown::signal_stopped(self, first).unwrap_or_default();
         self.round = Round::Walk;
-        if cgroup_only {
-            let (members, in_cgroup) = self.live_members();
-            let escaped = members.iter().any(|p| {
-                !found.contains(&p.pid) && !in_cgroup.contains(&p.pid) && may_signal(p.pid)
-            });
-            if escaped {
-                self.round = Round::Escapees(found.into_iter().collect());
-                let _ = teardown::signal_stopped(self, first);
-                self.round = Round::Walk;
-            }
-        }
         self.group_first = true;
+        if cgroup_only {
+            self.unwalked = Some((first, found.into_iter().collect()));
+        }
+    }
+
+    /// The walk that [`Tree::terminate`] left for later, if it did: the
+    /// second round, for the members its first round did not reach.
+    pub(super) fn walk_for_escapees(&mut self) {
+        let Some((first, reached)) = self.unwalked.take() else {
+            return;
+        };
+        let (members, in_cgroup) = self.live_members();
+        let escaped = members
+            .iter()
+            .any(|p| !reached.contains(&p.pid) && !in_cgroup.contains(&p.pid) && may_signal(p.pid));
+        if escaped {
+            self.round = Round::Escapees(reached);
+            let _ = teardown::signal_stopped(self, first);
+            self.round = Round::Walk;
+        }
     }
 
     /// SIGKILL every member: rounds of stop, SIGKILL (with `cgroup.kill`
     /// and `killpg(2)` too) and let go, until a scan finds nobody
     /// ([`teardown::kill`]). Zombies are left for the caller to reap.
     pub fn kill_all(&mut self) {
+        self.unwalked = None;
         if let Ok(left) = teardown::kill(self, KILL_PATIENCE) {
             self.armed = !left.is_empty();
         }
@@ -89,17 +101,18 @@ impl Tree {
     /// one lock, and a fork racing with it fails (`copy_process` checks
     /// for a pending group signal), so a fork bomb that stays in its group
     /// cannot outrun it, as it can outrun a `/proc` scan. Only while the
-    /// group is provably ours: its leader, our own child, is still there
-    /// (alive or not yet reaped), so the id cannot have been reused.
-    /// Returns whether every signal was sent.
+    /// group is provably ours: its leader is the helper's own child, and
+    /// while the helper has not reaped it (alive or a zombie) its pid, and
+    /// so the group's id, cannot be reused. Known without a look at
+    /// `/proc`, whose first read of a process costs tens of microseconds
+    /// before the first signal. Returns whether every signal was sent.
     fn signal_group(&self, sigs: &[Signal]) -> bool {
         // A second round of a terminate leaves the group to the first.
         let escapees = matches!(self.round, Round::Escapees(_));
-        let Some(g) = self.pgrp.filter(|_| !escapees) else {
+        let Some(g) = self.pgrp.filter(|_| !escapees && !self.leader_reaped) else {
             return false;
         };
-        let ours = stat_of(g).is_some_and(|p| p.pgrp == g && p.ppid == self.root);
-        ours && may_signal(g)
+        may_signal(g)
             && g != nix::unistd::getpgrp().as_raw()
             && sigs
                 .iter()
@@ -299,5 +312,31 @@ mod tests {
         assert!(may_signal(pid), "a child of ours must be signallable");
         signal(pid, Signal::SIGKILL);
         child.wait().expect("reaped");
+    }
+
+    #[test]
+    // The tree reaps the child, as the helper's does: not `Child::wait`.
+    #[allow(clippy::zombie_processes)]
+    fn the_group_is_signalled_until_the_helper_reaps_its_leader() {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("100")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let mut tree = Tree::new(Some(Pid::from_raw(pid)), None);
+        assert!(tree.signal_group(&[Signal::SIGKILL]), "the leader is ours");
+        // Dead but not reaped: the id still cannot be anyone else's.
+        assert!(tree.signal_group(&[Signal::SIGCONT]));
+        let status = tree.reap(pid, None).expect("reaped");
+        assert!(matches!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)
+        ));
+        // Reaped: the id may be reused, and killpg(2) would still succeed
+        // for whoever leads a group of that id now.
+        assert!(!tree.signal_group(&[Signal::SIGCONT]));
+        tree.armed = false;
     }
 }
