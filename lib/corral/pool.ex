@@ -16,7 +16,8 @@ defmodule Corral.Pool do
   # which unlinks the port. checkin/1 hands a port back the same way.
   #
   # The pool watches the helpers it handed out: one that closes instead of
-  # coming back is replaced. How many wait is sized to demand unless
+  # coming back is replaced, once that helper has had time to end its
+  # run's tree. How many wait is sized to demand unless
   # `config :corral, pool_size: n` fixes it:
   #
   #   * it starts at 2 (`:pool_min`);
@@ -44,6 +45,8 @@ defmodule Corral.Pool do
   @default_min 2
   @default_max 32
   @default_idle_ms 10_000
+  # How long the replacement for a helper that closed waits (see :DOWN).
+  @refill_after_ms 20
 
   @doc """
   Starts the pool. `:size` (or `config :corral, pool_size: n`) fixes how
@@ -272,10 +275,18 @@ defmodule Corral.Pool do
 
   def handle_info({:idle, _stale}, s), do: {:noreply, s}
 
-  # A helper that was out closed instead of coming back.
+  # A helper that was out closed instead of coming back: its caller died
+  # or gave up on the run, and the helper is ending the run's tree now.
+  # The replacement waits @refill_after_ms: a helper's start (the VM's
+  # fork, the helper's execve and setup) takes about 1.5 ms of CPU, and on
+  # a machine of 1 or 2 cores it would take that from the teardown, the
+  # dying processes and whoever waits on their death.
   def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
-    {:noreply, %{s | out: Map.delete(s.out, port)}, {:continue, :fill}}
+    Process.send_after(self(), :refill, @refill_after_ms)
+    {:noreply, %{s | out: Map.delete(s.out, port)}}
   end
+
+  def handle_info(:refill, s), do: {:noreply, s, {:continue, :fill}}
 
   # A waiting helper exited (killed from outside): forget it. A checkout
   # that finds none asks for a replacement; starting one here could spin
