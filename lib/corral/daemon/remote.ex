@@ -65,6 +65,11 @@ defmodule Corral.Daemon.Remote do
     with {:ok, node, proxy, p} <- Corral.Remote.start_owned(command, args, common, r.opts) do
       case Proc.started(p) do
         %{} = started ->
+          # A lost connection ends the run there (the proxy watches the
+          # daemon). The read on its way tells of it, unless the daemon
+          # sent its next read after the loss: that read connects again,
+          # and finds the process gone (`:noproc`) on a node that is up.
+          Node.monitor(node, true)
           helper = started.helper_os_pid && {node, started.helper_os_pid}
           r = %{r | node: node, proxy: proxy, process: p, helper: helper}
           {:ok, read(r), started}
@@ -87,6 +92,9 @@ defmodule Corral.Daemon.Remote do
   remote updated, or `:unknown`.
   """
   @spec handle(t(), term()) :: {list(), t()} | :unknown
+  def handle(%__MODULE__{node: node} = r, {:nodedown, node}),
+    do: {[{:error, {:nodedown, node}, nil}], %{r | process: nil}}
+
   def handle(%__MODULE__{read: read} = r, message) when read != nil do
     case Proc.check_read_reply(message, read) do
       :no_reply -> call_reply(r, message)
