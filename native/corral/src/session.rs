@@ -3,8 +3,9 @@
 //!
 //! Nothing here polls while the child runs without limits: the loop sleeps
 //! in `epoll_wait` with no timeout until a pipe, a signal or the BEAM has
-//! something. Only while the tree is being ended does it tick (every
-//! [`TEARDOWN_TICK`]) to see whether the last member has gone.
+//! something. Only while the tree is being ended does it look at the tree,
+//! when a SIGCHLD comes or a [`TEARDOWN_TICK`] passes, to see whether the
+//! last member has gone.
 //!
 //! This file holds the loop, the limits and the teardown's steps;
 //! `beam.rs` the control channel's frames, stdin and output; `finish.rs`
