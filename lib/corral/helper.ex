@@ -112,6 +112,43 @@ defmodule Corral.Helper do
 
   defp utf8_size(chars), do: byte_size(:unicode.characters_to_binary(chars))
 
+  @doc """
+  The `:cd` to give a helper that started before this run (a pooled one):
+  `cd` itself when absolute, else `cd` (or, when nil, nothing more) in the
+  VM's working directory of now, as a helper started now would inherit it.
+
+  On Linux that directory is named `/proc/<VM pid>/cwd`, which the child's
+  chdir(2) follows to wherever the VM is when the run starts, deleted or
+  renamed included. Asking the VM (`File.cwd!/0`) is a dirty I/O call
+  whose scheduler then spins on a core for a while: on 2 cores it cost a
+  quarter of the CPU time of `Corral.cmd("true", [])`. Elsewhere the VM is
+  asked.
+  """
+  @spec working_dir(Path.t() | nil) :: Path.t()
+  def working_dir(cd) do
+    cond do
+      cd != nil and Path.type(cd) == :absolute -> cd
+      cd != nil -> Path.join(vm_cwd(), cd)
+      true -> vm_cwd()
+    end
+  end
+
+  defp vm_cwd do
+    case :persistent_term.get({__MODULE__, :vm_cwd}, nil) do
+      nil ->
+        link = "/proc/#{System.pid()}/cwd"
+        found = if :os.type() == {:unix, :linux} and File.dir?(link), do: link, else: :ask
+        :persistent_term.put({__MODULE__, :vm_cwd}, found)
+        vm_cwd()
+
+      :ask ->
+        File.cwd!()
+
+      link ->
+        link
+    end
+  end
+
   # Read once: the stack rlimit is the VM's, inherited by every helper.
   defp arg_space do
     case :persistent_term.get({__MODULE__, :arg_space}, nil) do

@@ -298,13 +298,14 @@ defmodule Corral.Runner do
 
   # A helper the pool started ahead, given its command line in an R frame.
   # It was started in the VM's working directory of that moment, so the
-  # current one is passed along, as a fresh helper would inherit it.
+  # current one is passed along, as a fresh helper would inherit it
+  # (Helper.working_dir/1).
   #
   # A command line too long for execve(2) goes the fresh way, which refuses
   # it before any helper starts, so both ways fail alike.
   defp pooled(program, args, %Options{parallelism: nil} = options) do
     helper = Helper.helper_path()
-    options = %{options | cd: options.cd || File.cwd!()}
+    options = %{options | cd: Helper.working_dir(options.cd)}
 
     {hash, _} = env = Helper.environment()
 

@@ -148,6 +148,28 @@ defmodule Corral.PoolTest do
            )
   end
 
+  # A pooled helper started in the VM's working directory of its own start;
+  # each run gets the VM's of now, as System.cmd/3's child does.
+  test "a pooled helper's run starts in the VM's working directory of now" do
+    assert OSProc.wait_until(&settled/0, 5000)
+    before = helper_pids()
+    dir = OSProc.tmp_path("pool-cwd")
+    File.mkdir_p!(Path.join(dir, "sub"))
+    old = File.cwd!()
+
+    try do
+      File.cd!(dir)
+      assert Corral.cmd("pwd", []) == System.cmd("pwd", [])
+      assert Corral.cmd("pwd", []) == {dir <> "\n", 0}
+      assert Corral.cmd("pwd", [], cd: "sub") == {Path.join(dir, "sub") <> "\n", 0}
+      # The helpers that ran them were started before the cd.
+      assert helper_pids() -- before == []
+    after
+      File.cd!(old)
+      File.rm_rf!(dir)
+    end
+  end
+
   test "a caller that wants another helper gets none from the pool" do
     assert Pool.checkout(self(), "/somewhere/else/corral") == :none
   end
