@@ -168,6 +168,12 @@ defmodule Corral.Pool do
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
+    # Every message here is a few microseconds of bookkeeping (Port.open/2
+    # runs elsewhere, fill/1), and callers depend on it: a helper coming
+    # back is not in the table until its checkin is read. At normal
+    # priority, behind 16 busy callers on 2 schedulers, checkins waited
+    # long enough for callers to find none waiting.
+    Process.flag(:priority, :high)
 
     env = fn key, default ->
       Keyword.get(opts, key, Application.get_env(:corral, :"pool_#{key}", default))
@@ -202,6 +208,7 @@ defmodule Corral.Pool do
       timer: nil,
       table: table,
       next: 0,
+      opening: nil,
       out: %{}
     }
 
@@ -209,18 +216,37 @@ defmodule Corral.Pool do
   end
 
   @impl true
-  def handle_continue(:fill, s) do
-    if count(s) >= s.size do
-      {:noreply, s}
-    else
-      [{:helper, helper, _}] = :ets.lookup(s.table, :helper)
-      env = env_hash()
+  def handle_continue(:fill, s), do: {:noreply, fill(s)}
 
-      case open(helper) do
-        {:ok, port} -> {:noreply, put(s, port, env), {:continue, :fill}}
-        :error -> {:noreply, s}
-      end
+  # Opens helpers while fewer than the target wait, one at a time, each in
+  # a short-lived process of its own that hands the port over. Port.open/2
+  # blocks its caller for half a millisecond or more, far more on a loaded
+  # machine (erl_child_setup forks for everyone in turn), and a pool blocked
+  # in it left the helpers coming back unread in its mailbox: callers found
+  # none waiting, opened helpers of their own and asked for yet more (16
+  # callers on 2 cores: 263 of 500 calls, with 884 messages queued).
+  defp fill(%{opening: nil} = s) do
+    if count(s) < s.size do
+      [{:helper, helper, _}] = :ets.lookup(s.table, :helper)
+      pool = self()
+      env = env_hash()
+      %{s | opening: spawn_link(fn -> send(pool, {:opened, open_for(helper, pool), env}) end)}
+    else
+      s
     end
+  end
+
+  defp fill(s), do: s
+
+  defp open_for(helper, pool) do
+    with {:ok, port} <- open(helper) do
+      Port.connect(port, pool)
+      Process.unlink(port)
+      {:ok, port}
+    end
+  rescue
+    # The helper died at once (connect), or the pool did.
+    ArgumentError -> :error
   end
 
   @impl true
@@ -256,11 +282,11 @@ defmodule Corral.Pool do
 
   def handle_info({:stale, port}, s) do
     Helper.close(port)
-    {:noreply, s, {:continue, :fill}}
+    {:noreply, fill(s)}
   end
 
   # A caller found none waiting: demand is above the target.
-  def handle_info(:fill, s), do: {:noreply, grow(s), {:continue, :fill}}
+  def handle_info(:fill, s), do: {:noreply, s |> grow() |> fill()}
 
   # No miss for idle_ms: back to the minimum.
   def handle_info({:idle, ref}, %{timer: {ref, _}} = s) do
@@ -286,7 +312,27 @@ defmodule Corral.Pool do
     {:noreply, %{s | out: Map.delete(s.out, port)}}
   end
 
-  def handle_info(:refill, s), do: {:noreply, s, {:continue, :fill}}
+  def handle_info(:refill, s), do: {:noreply, fill(s)}
+
+  # A helper fill/1 opened, now owned by the pool; kept while fewer than
+  # the target wait (the target may have dropped meanwhile).
+  def handle_info({:opened, {:ok, port}, env}, s) do
+    s = %{s | opening: nil}
+
+    if count(s) < s.size do
+      Process.link(port)
+      {:noreply, fill(put(s, port, env))}
+    else
+      Helper.close(port)
+      {:noreply, s}
+    end
+  end
+
+  # No helper could be opened: the next miss or replacement tries again.
+  def handle_info({:opened, :error, _env}, s), do: {:noreply, %{s | opening: nil}}
+
+  def handle_info({:EXIT, pid, reason}, %{opening: pid} = s) when reason != :normal,
+    do: {:noreply, %{s | opening: nil}}
 
   # A waiting helper exited (killed from outside): forget it. A checkout
   # that finds none asks for a replacement; starting one here could spin
