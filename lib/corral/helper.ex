@@ -114,24 +114,31 @@ defmodule Corral.Helper do
 
   @doc """
   The `:cd` to give a helper that started before this run (a pooled one):
-  `cd` itself when absolute, else `cd` (or, when nil, nothing more) in the
-  VM's working directory of now, as a helper started now would inherit it.
+  the `:cd` of `options` when absolute, else that `:cd` (or, when nil,
+  nothing more) in the VM's working directory of now, as a helper started
+  now would inherit it.
 
   On Linux that directory is named `/proc/<VM pid>/cwd`, which the child's
   chdir(2) follows to wherever the VM is when the run starts, deleted or
   renamed included. Asking the VM (`File.cwd!/0`) is a dirty I/O call
   whose scheduler then spins on a core for a while: on 2 cores it cost a
-  quarter of the CPU time of `Corral.cmd("true", [])`. Elsewhere the VM is
-  asked.
+  quarter of the CPU time of `Corral.cmd("true", [])`. The VM is still
+  asked elsewhere, and for a run under another `:uid`, `:gid` or
+  `:groups`: the child changes its credentials before chdir(2), and the
+  link is the VM's user's alone.
   """
-  @spec working_dir(Path.t() | nil) :: Path.t()
-  def working_dir(cd) do
-    cond do
-      cd != nil and Path.type(cd) == :absolute -> cd
-      cd != nil -> Path.join(vm_cwd(), cd)
-      true -> vm_cwd()
+  @spec working_dir(Options.t()) :: Path.t()
+  def working_dir(%Options{cd: cd} = options) do
+    if cd != nil and Path.type(cd) == :absolute do
+      cd
+    else
+      base = if own_credentials?(options), do: vm_cwd(), else: File.cwd!()
+      if cd == nil, do: base, else: Path.join(base, cd)
     end
   end
+
+  defp own_credentials?(%Options{uid: nil, gid: nil, groups: []}), do: true
+  defp own_credentials?(%Options{}), do: false
 
   defp vm_cwd do
     case :persistent_term.get({__MODULE__, :vm_cwd}, nil) do

@@ -109,7 +109,10 @@ defmodule Corral.Pool do
   @spec target(GenServer.server()) :: {non_neg_integer(), boolean()}
   def target(pool \\ __MODULE__), do: GenServer.call(pool, :target)
 
-  @doc "Drops `pool` back to its minimum now, as idle time would."
+  @doc """
+  Drops `pool` back to its minimum now, as idle time would, and opens the
+  replacements still owed for helpers that closed at once.
+  """
   @spec shrink(GenServer.server()) :: :ok
   def shrink(pool \\ __MODULE__), do: GenServer.call(pool, :shrink)
 
@@ -209,6 +212,7 @@ defmodule Corral.Pool do
       table: table,
       next: 0,
       opening: nil,
+      refill: nil,
       out: %{}
     }
 
@@ -253,9 +257,11 @@ defmodule Corral.Pool do
   def handle_call(:waiting, _from, s), do: {:reply, count(s), s}
   def handle_call(:target, _from, s), do: {:reply, {s.size, s.timer != nil}, s}
 
+  # Replacements owed are opened now rather than after their delay.
   def handle_call(:shrink, _from, s) do
     with {_ref, timer} <- s.timer, do: Process.cancel_timer(timer)
-    {:reply, :ok, drop_extra(%{s | timer: nil})}
+    if s.refill, do: Process.cancel_timer(s.refill)
+    {:reply, :ok, %{s | timer: nil, refill: nil} |> drop_extra() |> fill()}
   end
 
   # A caller took `port`: it is the caller's now. No replacement yet:
@@ -306,13 +312,14 @@ defmodule Corral.Pool do
   # The replacement waits @refill_after_ms: a helper's start (the VM's
   # fork, the helper's execve and setup) takes about 1.5 ms of CPU, and on
   # a machine of 1 or 2 cores it would take that from the teardown, the
-  # dying processes and whoever waits on their death.
+  # dying processes and whoever waits on their death. One timer covers
+  # every helper that closed meanwhile: fill/1 opens up to the target.
   def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
-    Process.send_after(self(), :refill, @refill_after_ms)
-    {:noreply, %{s | out: Map.delete(s.out, port)}}
+    refill = s.refill || Process.send_after(self(), :refill, @refill_after_ms)
+    {:noreply, %{s | out: Map.delete(s.out, port), refill: refill}}
   end
 
-  def handle_info(:refill, s), do: {:noreply, fill(s)}
+  def handle_info(:refill, s), do: {:noreply, fill(%{s | refill: nil})}
 
   # A helper fill/1 opened, now owned by the pool; kept while fewer than
   # the target wait (the target may have dropped meanwhile).

@@ -305,7 +305,7 @@ defmodule Corral.Runner do
   # it before any helper starts, so both ways fail alike.
   defp pooled(program, args, %Options{parallelism: nil} = options) do
     helper = Helper.helper_path()
-    options = %{options | cd: Helper.working_dir(options.cd)}
+    options = %{options | cd: Helper.working_dir(options)}
 
     {hash, _} = env = Helper.environment()
 
