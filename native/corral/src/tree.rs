@@ -284,8 +284,8 @@ impl Tree {
     /// round that read only the cgroup also signals the members it missed
     /// ([`Tree::terminate`]).
     pub fn is_empty(&mut self) -> bool {
-        self.walk_for_escapees();
-        let empty = self.members().is_empty();
+        let members = self.walk_for_escapees().unwrap_or_else(|| self.members());
+        let empty = members.is_empty();
         self.armed = !empty;
         empty
     }

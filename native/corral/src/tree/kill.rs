@@ -45,19 +45,21 @@ impl Tree {
 
     /// The walk that [`Tree::terminate`] left for later, if it did: the
     /// second round, for the members its first round did not reach.
-    pub(super) fn walk_for_escapees(&mut self) {
-        let Some((first, reached)) = self.unwalked.take() else {
-            return;
-        };
+    /// Returns the walk's live members when it sent nothing, as they still
+    /// are; `None` when there was no walk to make or it signalled.
+    pub(super) fn walk_for_escapees(&mut self) -> Option<Vec<super::ProcStat>> {
+        let (first, reached) = self.unwalked.take()?;
         let (members, in_cgroup) = self.live_members();
         let escaped = members
             .iter()
             .any(|p| !reached.contains(&p.pid) && !in_cgroup.contains(&p.pid) && may_signal(p.pid));
-        if escaped {
-            self.round = Round::Escapees(reached);
-            let _ = teardown::signal_stopped(self, first);
-            self.round = Round::Walk;
+        if !escaped {
+            return Some(members);
         }
+        self.round = Round::Escapees(reached);
+        let _ = teardown::signal_stopped(self, first);
+        self.round = Round::Walk;
+        None
     }
 
     /// SIGKILL every member: rounds of stop, SIGKILL (with `cgroup.kill`
