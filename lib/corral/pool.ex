@@ -9,22 +9,26 @@ defmodule Corral.Pool do
   # has a helper of its own while it runs.
   #
   # The waiting ports sit in a public ETS table, and checkout/2 takes one
-  # in the caller's own process: asking the pool would make every spawn wait
-  # for whatever the pool is doing, such as Port.open/2 for a new helper,
-  # which blocks it for about half a millisecond. The caller makes itself
-  # the owner with Port.connect/2 (any process may) and tells the pool,
-  # which unlinks the port. checkin/1 hands a port back the same way.
+  # in the caller's own process, which makes itself the owner with
+  # Port.connect/2 (any process may); checkin/2 hands it back the same way,
+  # making the pool the owner and putting the port in the table itself.
+  # Neither waits for the pool: each leaves it a note (for its links and
+  # its count, see :taken and :checked_in) that it reads when it can. A
+  # pool that had to read each checkin before the port was in the table
+  # fell behind at 16 callers on 2 cores (its scheduler preempted, or it
+  # sat in Port.open/2), and callers found none waiting.
   #
-  # The pool watches the helpers it handed out: one that closes instead of
-  # coming back is replaced, once that helper has had time to end its
-  # run's tree. How many wait is sized to demand unless
+  # The pool monitors each helper it opens for the helper's whole life.
+  # When one closes while out (its caller died, or gave up on the run) it
+  # is replaced, once that helper has had time to end its run's tree. How
+  # many wait is sized to demand unless
   # `config :corral, pool_size: n` fixes it:
   #
   #   * it starts at 2 (`:pool_min`);
   #   * each caller that finds none waiting (and so pays for a helper of its
   #     own) raises the target by one, up to `:pool_max` (default 32), and
   #     the pool opens helpers up to it; helpers that come back are kept
-  #     while fewer than the target wait;
+  #     while no more than the target wait;
   #   * after `:pool_idle_ms` (default 10 s) without such a miss, the target
   #     falls back to the minimum and the extra helpers are closed.
   #
@@ -37,7 +41,8 @@ defmodule Corral.Pool do
   # the new variable.
   #
   # While they wait the pool owns the ports and is linked to them, so they
-  # close (and their helpers exit) with it.
+  # close (and their helpers exit) with it; it unlinks those in use when it
+  # reads the caller's note (see :taken).
   use GenServer
 
   alias Corral.Helper
@@ -76,30 +81,30 @@ defmodule Corral.Pool do
   Hands back a port from checkout/2 whose run ended with an X frame, from
   its owner's process, with the `env` checkout/2 gave. Messages the port
   sent the owner are dropped. Returns false (and closes the port) when
-  there is no pool to take it.
+  there is no pool to take it. A pool that has as many as it aims for
+  waiting closes the port when it reads the note (see :checked_in).
   """
   @spec checkin(port(), term()) :: boolean()
   def checkin(port, env) do
-    case Process.whereis(__MODULE__) do
-      nil ->
+    with table when table != :undefined <- :ets.whereis(__MODULE__),
+         [{:helper, _, pool}] <- :ets.lookup(table, :helper) do
+      Port.connect(port, pool)
+      Process.unlink(port)
+      :ets.insert(table, {key(), port, env})
+      send(pool, {:checked_in, port})
+      true
+    else
+      _ ->
         Helper.close(port)
         false
-
-      pool ->
-        try do
-          Port.connect(port, pool)
-          Process.unlink(port)
-          send(pool, {:checkin, port, env})
-          true
-        rescue
-          # The helper died after its X frame, or the pool just did.
-          ArgumentError ->
-            Helper.close(port)
-            false
-        after
-          Helper.flush(port)
-        end
     end
+  rescue
+    # The helper died after its X frame, or the pool just did.
+    ArgumentError ->
+      Helper.close(port)
+      false
+  after
+    Helper.flush(port)
   end
 
   @doc """
@@ -121,9 +126,10 @@ defmodule Corral.Pool do
   def waiting(pool \\ __MODULE__), do: GenServer.call(pool, :waiting)
 
   # Rows: {:helper, path, pool} once, and {n, port, env} for each waiting
-  # helper, `env` the hash of the environment it started with. Integers
-  # sort before atoms, so :ets.first/1 is a port's row while there is
-  # one, and :helper when there is none.
+  # helper, `env` the hash of the environment it started
+  # with and `n` a unique integer. Integers sort before atoms, so
+  # :ets.first/1 is a port's row while there is one, and :helper when
+  # there is none.
   defp checkout(table, owner, helper, env) do
     case :ets.lookup(table, :helper) do
       [{:helper, ^helper, pool}] -> take(table, owner, pool, env)
@@ -141,9 +147,7 @@ defmodule Corral.Pool do
         Port.connect(port, owner)
       catch
         # The helper died while it waited: try the next one.
-        :error, _ ->
-          send(pool, {:taken, port})
-          take(table, owner, pool, env)
+        :error, _ -> take(table, owner, pool, env)
       else
         true ->
           send(pool, {:taken, port})
@@ -168,15 +172,14 @@ defmodule Corral.Pool do
 
   defp env_hash, do: elem(Helper.environment(), 0)
 
+  defp key, do: :erlang.unique_integer([:monotonic, :positive])
+
+  # The table's rows but :helper.
+  defp in_table(table), do: :ets.info(table, :size) - 1
+
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    # Every message here is a few microseconds of bookkeeping (Port.open/2
-    # runs elsewhere, fill/1), and callers depend on it: a helper coming
-    # back is not in the table until its checkin is read. At normal
-    # priority, behind 16 busy callers on 2 schedulers, checkins waited
-    # long enough for callers to find none waiting.
-    Process.flag(:priority, :high)
 
     env = fn key, default ->
       Keyword.get(opts, key, Application.get_env(:corral, :"pool_#{key}", default))
@@ -210,10 +213,9 @@ defmodule Corral.Pool do
       missed_at: nil,
       timer: nil,
       table: table,
-      next: 0,
       opening: nil,
       refill: nil,
-      out: %{}
+      monitors: %{}
     }
 
     {:ok, s, {:continue, :fill}}
@@ -233,8 +235,7 @@ defmodule Corral.Pool do
     if count(s) < s.size do
       [{:helper, helper, _}] = :ets.lookup(s.table, :helper)
       pool = self()
-      env = env_hash()
-      %{s | opening: spawn_link(fn -> send(pool, {:opened, open_for(helper, pool), env}) end)}
+      %{s | opening: spawn_link(fn -> send(pool, open_for(helper, pool)) end)}
     else
       s
     end
@@ -242,15 +243,21 @@ defmodule Corral.Pool do
 
   defp fill(s), do: s
 
+  # {:opened, {:ok, port} | :error, env}, `env` the hash of the
+  # environment the helper was started with.
   defp open_for(helper, pool) do
+    env = env_hash()
+
     with {:ok, port} <- open(helper) do
       Port.connect(port, pool)
       Process.unlink(port)
-      {:ok, port}
+      {:opened, {:ok, port}, env}
+    else
+      :error -> {:opened, :error, env}
     end
   rescue
     # The helper died at once (connect), or the pool did.
-    ArgumentError -> :error
+    ArgumentError -> {:opened, :error, nil}
   end
 
   @impl true
@@ -264,32 +271,29 @@ defmodule Corral.Pool do
     {:reply, :ok, %{s | timer: nil, refill: nil} |> drop_extra() |> fill()}
   end
 
-  # A caller took `port`: it is the caller's now. No replacement yet:
-  # most come back, and a caller that finds none asks for more (:fill).
+  # The pool is linked to the helpers that wait, so they close with it
+  # (a port closes when its owner exits only through their link), and not
+  # to those in use, which should not. Port.connect/2 links the new owner:
+  # checkout/3 links the caller and checkin/2 the pool, and each tells the
+  # pool, which may read the two notes of one port in either order, or
+  # after the port moved on again: each note sets the link as the table
+  # says now.
   @impl true
   def handle_info({:taken, port}, s) do
-    Process.unlink(port)
-    {:noreply, %{s | out: Map.put(s.out, port, Port.monitor(port))}}
+    unless waits?(s, port), do: Process.unlink(port)
+    {:noreply, s}
   end
 
-  # A run ended and its caller handed the helper back (now linked to us).
-  def handle_info({:checkin, port, env}, s) do
-    {ref, out} = Map.pop(s.out, port)
-    if ref, do: Port.demonitor(ref, [:flush])
-    s = %{s | out: out}
-
-    if count(s) < s.size and Port.info(port) != nil do
-      {:noreply, put(s, port, env)}
-    else
-      Helper.close(port)
-      {:noreply, s}
+  # One more than the target waits: the one just back is closed.
+  def handle_info({:checked_in, port}, s) do
+    cond do
+      not waits?(s, port) -> {:noreply, s}
+      count(s) > s.size -> {:noreply, retire_waiting(s, port)}
+      true -> {:noreply, link(s, port)}
     end
   end
 
-  def handle_info({:stale, port}, s) do
-    Helper.close(port)
-    {:noreply, fill(s)}
-  end
+  def handle_info({:stale, port}, s), do: {:noreply, s |> retire(port) |> fill()}
 
   # A caller found none waiting: demand is above the target.
   def handle_info(:fill, s), do: {:noreply, s |> grow() |> fill()}
@@ -307,31 +311,49 @@ defmodule Corral.Pool do
 
   def handle_info({:idle, _stale}, s), do: {:noreply, s}
 
-  # A helper that was out closed instead of coming back: its caller died
-  # or gave up on the run, and the helper is ending the run's tree now.
-  # The replacement waits @refill_after_ms: a helper's start (the VM's
-  # fork, the helper's execve and setup) takes about 1.5 ms of CPU, and on
-  # a machine of 1 or 2 cores it would take that from the teardown, the
-  # dying processes and whoever waits on their death. One timer covers
-  # every helper that closed meanwhile: fill/1 opens up to the target.
+  # A helper closed. One that waited (killed from outside) is forgotten: a
+  # checkout that finds none asks for a replacement, and starting one here
+  # could spin if helpers died as they started. One that was out closed
+  # instead of coming back: its caller died or gave up on the run, and the
+  # helper is ending the run's tree now. Its replacement waits
+  # @refill_after_ms: a helper's start (the VM's fork, the helper's execve
+  # and setup) takes about 1.5 ms of CPU, and on a machine of 1 or 2 cores
+  # it would take that from the teardown, the dying processes and whoever
+  # waits on their death. One timer covers every helper that closed
+  # meanwhile: fill/1 opens up to the target.
+  # (The pool's own closes, retire/2, come with no :DOWN.)
   def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
-    refill = s.refill || Process.send_after(self(), :refill, @refill_after_ms)
-    {:noreply, %{s | out: Map.delete(s.out, port), refill: refill}}
+    s = %{s | monitors: Map.delete(s.monitors, port)}
+
+    if :ets.select_delete(s.table, [{{:_, port, :_}, [], [true]}]) > 0 do
+      {:noreply, s}
+    else
+      refill = s.refill || Process.send_after(self(), :refill, @refill_after_ms)
+      {:noreply, %{s | refill: refill}}
+    end
   end
 
   def handle_info(:refill, s), do: {:noreply, fill(%{s | refill: nil})}
 
-  # A helper fill/1 opened, now owned by the pool; kept while fewer than
-  # the target wait (the target may have dropped meanwhile).
+  # A helper fill/1 opened, now owned by the pool and watched for life;
+  # kept while fewer than the target wait (the target may have dropped
+  # meanwhile), and only if the environment is still the one it started
+  # with (System.put_env/2 may have come while it started).
   def handle_info({:opened, {:ok, port}, env}, s) do
     s = %{s | opening: nil}
 
-    if count(s) < s.size do
-      Process.link(port)
-      {:noreply, fill(put(s, port, env))}
-    else
-      Helper.close(port)
-      {:noreply, s}
+    cond do
+      env != env_hash() ->
+        Helper.close(port)
+        {:noreply, fill(s)}
+
+      count(s) < s.size ->
+        s = %{s | monitors: Map.put(s.monitors, port, Port.monitor(port))}
+        {:noreply, fill(put(s, port, env))}
+
+      true ->
+        Helper.close(port)
+        {:noreply, s}
     end
   end
 
@@ -341,16 +363,12 @@ defmodule Corral.Pool do
   def handle_info({:EXIT, pid, reason}, %{opening: pid} = s) when reason != :normal,
     do: {:noreply, %{s | opening: nil}}
 
-  # A waiting helper exited (killed from outside): forget it. A checkout
-  # that finds none asks for a replacement; starting one here could spin
-  # if helpers died as they started.
-  def handle_info({port, {:exit_status, _}}, s) when is_port(port), do: forget(port, s)
-  def handle_info({:EXIT, port, _}, s) when is_port(port), do: forget(port, s)
-  # A waiting helper sends nothing before R; anything else is dropped.
+  # A waiting helper sends nothing before R; anything else (the exit
+  # status of one that died, which its :DOWN follows) is dropped.
   def handle_info(_other, s), do: {:noreply, s}
 
   defp grow(s) do
-    s = %{s | size: min(s.size + 1, s.max), missed_at: System.monotonic_time(:millisecond)}
+    s = %{target(s, min(s.size + 1, s.max)) | missed_at: System.monotonic_time(:millisecond)}
     if s.size > s.min and s.timer == nil, do: arm(s, s.idle_ms), else: s
   end
 
@@ -369,26 +387,48 @@ defmodule Corral.Pool do
       end
       |> Enum.sort(:desc)
       |> Enum.take(extra)
-      |> Enum.each(fn {n, port} ->
-        :ets.delete(s.table, n)
-        Helper.close(port)
-      end)
+      |> Enum.reduce(s, fn {_n, port}, s -> retire_waiting(s, port) end)
+      |> target(s.min)
+    else
+      target(s, s.min)
     end
-
-    %{s | size: s.min}
   end
+
+  # Takes a waiting helper out of the table and closes it, unless a caller
+  # took it first (the table's delete decides).
+  defp retire_waiting(s, port) do
+    if :ets.select_delete(s.table, [{{:_, port, :_}, [], [true]}]) > 0,
+      do: retire(s, port),
+      else: s
+  end
+
+  # Closes a helper of the pool's that nobody else holds, unwatched first,
+  # so its close is not taken for one that needs replacing.
+  defp retire(s, port) do
+    {ref, monitors} = Map.pop(s.monitors, port)
+    if ref, do: Port.demonitor(ref, [:flush])
+    Helper.close(port)
+    %{s | monitors: monitors}
+  end
+
+  defp target(s, n), do: %{s | size: n}
 
   defp put(s, port, env) do
-    :ets.insert(s.table, {s.next, port, env})
-    %{s | next: s.next + 1}
+    :ets.insert(s.table, {key(), port, env})
+    s
   end
 
-  defp forget(port, s) do
-    :ets.match_delete(s.table, {:_, port, :_})
-    {:noreply, s}
-  end
+  defp count(s), do: in_table(s.table)
 
-  defp count(s), do: :ets.info(s.table, :size) - 1
+  defp waits?(s, port), do: :ets.select_count(s.table, [{{:_, port, :_}, [], [true]}]) > 0
+
+  defp link(s, port) do
+    Process.link(port)
+    s
+  rescue
+    # Closed meanwhile: its :DOWN tells.
+    ArgumentError -> s
+  end
 
   defp open(helper) do
     case Helper.open(helper, Helper.pool_argv() ++ ["--pooled"]) do
