@@ -174,9 +174,6 @@ defmodule Corral.Pool do
 
   defp key, do: :erlang.unique_integer([:monotonic, :positive])
 
-  # The table's rows but :helper.
-  defp in_table(table), do: :ets.info(table, :size) - 1
-
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
@@ -325,7 +322,7 @@ defmodule Corral.Pool do
   def handle_info({:DOWN, _ref, :port, port, _reason}, s) do
     s = %{s | monitors: Map.delete(s.monitors, port)}
 
-    if :ets.select_delete(s.table, [{{:_, port, :_}, [], [true]}]) > 0 do
+    if unlist(s, port) do
       {:noreply, s}
     else
       refill = s.refill || Process.send_after(self(), :refill, @refill_after_ms)
@@ -368,7 +365,7 @@ defmodule Corral.Pool do
   def handle_info(_other, s), do: {:noreply, s}
 
   defp grow(s) do
-    s = %{target(s, min(s.size + 1, s.max)) | missed_at: System.monotonic_time(:millisecond)}
+    s = %{s | size: min(s.size + 1, s.max), missed_at: System.monotonic_time(:millisecond)}
     if s.size > s.min and s.timer == nil, do: arm(s, s.idle_ms), else: s
   end
 
@@ -381,25 +378,25 @@ defmodule Corral.Pool do
   defp drop_extra(s) do
     extra = count(s) - s.min
 
-    if extra > 0 do
-      for {n, port, _env} <- :ets.tab2list(s.table), is_integer(n) do
-        {n, port}
+    s =
+      if extra > 0 do
+        for {n, port, _env} <- :ets.tab2list(s.table), is_integer(n) do
+          {n, port}
+        end
+        |> Enum.sort(:desc)
+        |> Enum.take(extra)
+        |> Enum.reduce(s, fn {_n, port}, s -> retire_waiting(s, port) end)
+      else
+        s
       end
-      |> Enum.sort(:desc)
-      |> Enum.take(extra)
-      |> Enum.reduce(s, fn {_n, port}, s -> retire_waiting(s, port) end)
-      |> target(s.min)
-    else
-      target(s, s.min)
-    end
+
+    %{s | size: s.min}
   end
 
   # Takes a waiting helper out of the table and closes it, unless a caller
   # took it first (the table's delete decides).
   defp retire_waiting(s, port) do
-    if :ets.select_delete(s.table, [{{:_, port, :_}, [], [true]}]) > 0,
-      do: retire(s, port),
-      else: s
+    if unlist(s, port), do: retire(s, port), else: s
   end
 
   # Closes a helper of the pool's that nobody else holds, unwatched first,
@@ -411,16 +408,22 @@ defmodule Corral.Pool do
     %{s | monitors: monitors}
   end
 
-  defp target(s, n), do: %{s | size: n}
-
   defp put(s, port, env) do
     :ets.insert(s.table, {key(), port, env})
     s
   end
 
-  defp count(s), do: in_table(s.table)
+  # The table's rows but :helper.
+  defp count(s), do: :ets.info(s.table, :size) - 1
 
-  defp waits?(s, port), do: :ets.select_count(s.table, [{{:_, port, :_}, [], [true]}]) > 0
+  # Whether `port` has a row: it waits.
+  defp waits?(s, port), do: :ets.select_count(s.table, row(port)) > 0
+
+  # Deletes `port`'s row; whether there was one, which only one process
+  # can find (a caller's :ets.take/2 or this).
+  defp unlist(s, port), do: :ets.select_delete(s.table, row(port)) > 0
+
+  defp row(port), do: [{{:_, port, :_}, [], [true]}]
 
   defp link(s, port) do
     Process.link(port)

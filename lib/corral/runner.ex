@@ -307,15 +307,10 @@ defmodule Corral.Runner do
     helper = Helper.helper_path()
     options = %{options | cd: Helper.working_dir(options)}
 
-    {hash, _} = env = Helper.environment()
+    run_args = Helper.run_args(program, args, options)
+    {hash, _} = environment = Helper.environment()
 
-    with true <-
-           Helper.exec_fits?(
-             helper,
-             Helper.pool_argv() ++ Helper.run_args(program, args, options),
-             env
-           ) ||
-             :none,
+    with true <- Helper.exec_fits?(helper, Helper.pool_argv() ++ run_args, environment) || :none,
          {:ok, port, env} <- Corral.Pool.checkout(self(), helper, hash) do
       # Port.connect/2 linked the port to the caller. A helper that died
       # while it waited fails the R frame's write with EPIPE, and the port
@@ -326,7 +321,7 @@ defmodule Corral.Runner do
       try do
         Port.command(
           port,
-          Corral.Protocol.encode({:run, Helper.run_args(program, args, options)})
+          Corral.Protocol.encode({:run, run_args})
         )
 
         {:ok, port, env}
