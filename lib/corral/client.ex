@@ -6,7 +6,12 @@ defmodule Corral.Client do
   # It owns the start handshake (S or F first, the version), the output acks
   # (consumed/2: when and how much), stdin credit and the queue of writes
   # waiting for it (write/3, close_input/2), the exit report, and what a
-  # dead helper leaves to clean up (gone/2). It does no I/O: each driver
+  # dead helper leaves to clean up (gone/2).
+  #
+  # It also reads the output a helper leaves in the child's pipe for the VM
+  # (P frames, docs/protocol.md "Direct output"): the one I/O it does,
+  # through the pipe_* NIFs, in the driver's process. Otherwise it does no
+  # I/O: each driver
   # (Corral.Runner for cmd/run, Corral.Process, Corral.Daemon) performs the
   # events it returns:
   #
@@ -20,6 +25,7 @@ defmodule Corral.Client do
   #   {:error, reason, details} - the last event of a run that failed, with
   #                             Corral.Error's reason and details
 
+  alias Corral.Native
   alias Corral.Protocol
 
   defstruct window: 1_048_576,
@@ -29,7 +35,8 @@ defmodule Corral.Client do
             unacked: 0,
             credit: 1_048_576,
             stdin: :closed,
-            queue: {[], []}
+            queue: {[], []},
+            pipes: %{}
 
   @type from :: term()
 
@@ -50,7 +57,8 @@ defmodule Corral.Client do
           unacked: non_neg_integer(),
           credit: integer(),
           stdin: :open | :closed,
-          queue: :queue.queue({from(), binary() | :close})
+          queue: :queue.queue({from(), binary() | :close}),
+          pipes: %{optional(:stdout | :stderr) => reference() | :refused}
         }
 
   @doc """
@@ -120,6 +128,28 @@ defmodule Corral.Client do
   defp frame(%{phase: :running} = c, {stream, data}) when stream in [:stdout, :stderr],
     do: {[{:output, stream, data}], c}
 
+  # The next `bytes` of `stream` wait in the child's pipe: read them from
+  # there (one binary, as much as the pipe held), or say they cannot be
+  # and the helper relays them. Either way it waits for the answer.
+  defp frame(%{phase: :running} = c, {:pipe, stream, pid, fd, bytes}) do
+    case pipe(c, stream, pid, fd) do
+      {:ok, pipe, c} ->
+        case Native.pipe_read(pipe, bytes) do
+          {:ok, data} when byte_size(data) == bytes ->
+            {[{:output, stream, data}, {:send, {:pipe_done, stream, :read}}], c}
+
+          {:ok, data} ->
+            fail(c, {:protocol, {:short_pipe, stream, byte_size(data), bytes}})
+
+          {:error, reason} ->
+            fail(c, {:output_pipe, reason})
+        end
+
+      {:refused, c} ->
+        {[{:send, {:pipe_done, stream, :refused}}], c}
+    end
+  end
+
   defp frame(%{phase: :running} = c, {:stdin_written, bytes}),
     do: feed(%{c | credit: c.credit + bytes})
 
@@ -135,6 +165,69 @@ defmodule Corral.Client do
   end
 
   defp frame(c, frame), do: fail(c, {:protocol, {:unexpected_frame, frame}})
+
+  # The stream's pipe, opened at its first P frame and kept for the run.
+  defp pipe(%{pipes: pipes} = c, stream, pid, fd) do
+    case Map.get(pipes, stream) do
+      nil ->
+        pipe = open_pipe(pid, fd)
+        c = %{c | pipes: Map.put(pipes, stream, pipe)}
+        if pipe == :refused, do: {:refused, c}, else: {:ok, pipe, c}
+
+      :refused ->
+        {:refused, c}
+
+      pipe ->
+        {:ok, pipe, c}
+    end
+  end
+
+  defp open_pipe(pid, fd) do
+    case Native.pipe_open(pid, fd) do
+      {:ok, pipe} -> pipe
+      {:error, _} -> :refused
+    end
+  rescue
+    # The NIF is not loaded: a helper offers pipes only to a VM that says
+    # it can read them (direct_output?/0), so this is a VM that lost it.
+    ErlangError -> :refused
+  end
+
+  @doc """
+  Whether this VM reads output from the child's pipe itself, so helpers
+  may leave it there (`--direct-output`): Linux, with the NIF loaded.
+  Asked once per VM.
+  """
+  @spec direct_output?() :: boolean()
+  def direct_output? do
+    case :persistent_term.get({__MODULE__, :direct_output}, nil) do
+      nil ->
+        available =
+          try do
+            Native.pipe_available() == true
+          rescue
+            ErlangError -> false
+          end
+
+        :persistent_term.put({__MODULE__, :direct_output}, available)
+        available
+
+      available ->
+        available
+    end
+  end
+
+  @doc """
+  Closes the pipes opened for P frames: at the end of a run, or for a
+  driver that gives up on one (its helper closed at once).
+  """
+  @spec close_pipes(t()) :: t()
+  def close_pipes(%__MODULE__{pipes: pipes} = c) when map_size(pipes) == 0, do: c
+
+  def close_pipes(%__MODULE__{} = c) do
+    for {_, pipe} <- c.pipes, pipe != :refused, do: Native.pipe_close(pipe)
+    %{c | pipes: %{}}
+  end
 
   defp exit_status(%{exit_status: status}) when is_integer(status), do: status
   defp exit_status(%{signal: signal}) when is_integer(signal), do: 128 + signal
@@ -238,8 +331,11 @@ defmodule Corral.Client do
     {replies ++ [{:error, reason, details}], %{c | phase: :done}}
   end
 
-  # The run is over: writes still waiting will never be sent.
+  # The run is over: writes still waiting will never be sent, and pipes
+  # still open will not be read.
   defp drop_queue(c) do
+    c = close_pipes(c)
+
     replies =
       for {from, _} <- :queue.to_list(c.queue), from != nil, do: {:reply, from, {:error, :closed}}
 

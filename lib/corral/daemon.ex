@@ -1123,6 +1123,7 @@ defmodule Corral.Daemon do
       System.monotonic_time(:millisecond) + s.options.common.delay_to_sigkill + @stop_margin
 
     s = drain(s, deadline)
+    if s.client, do: Client.close_pipes(s.client)
     if s.port, do: Helper.close(s.port)
   end
 

@@ -284,6 +284,9 @@ defmodule Corral.Helper do
       opt("stdout", Atom.to_string(stdout)),
       opt("stderr", Atom.to_string(stderr)),
       opt("stdio-window", Integer.to_string(o.stdio_window)),
+      # This VM reads output from the child's pipe itself once it is fast
+      # (docs/protocol.md, "Direct output").
+      if(Corral.Client.direct_output?(), do: ["--direct-output"], else: []),
       opt("grace", ms(o.delay_to_sigkill)),
       if(o.kill_signal, do: opt("kill-signal", o.kill_signal), else: []),
       if(o.nice, do: opt("nice", Integer.to_string(o.nice)), else: []),

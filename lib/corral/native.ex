@@ -1,9 +1,10 @@
 defmodule Corral.Native do
   @moduledoc false
-  # NIF stubs for native/corral_nif (thin bindings over corral_cgroup) and
-  # the @on_load hook that loads priv/libcorral_nif.so. Corral.Cgroup (and
-  # Corral.Orphans for process_group_kill) call them and translate what
-  # they return.
+  # NIF stubs for native/corral_nif (thin bindings over corral_cgroup, and
+  # the output pipes the VM reads itself) and the @on_load hook that loads
+  # priv/libcorral_nif.so. Corral.Cgroup (Corral.Orphans for
+  # process_group_kill, Corral.Client for pipe_*) call them and translate
+  # what they return.
 
   @on_load :load_nif
 
@@ -72,4 +73,8 @@ defmodule Corral.Native do
   def cgroup_kill(_group), do: nif_not_loaded()
   def cgroup_delete(_group, _kill), do: nif_not_loaded()
   def process_group_kill(_pgid), do: nif_not_loaded()
+  def pipe_available, do: nif_not_loaded()
+  def pipe_open(_os_pid, _fd), do: nif_not_loaded()
+  def pipe_read(_pipe, _bytes), do: nif_not_loaded()
+  def pipe_close(_pipe), do: nif_not_loaded()
 end

@@ -71,6 +71,8 @@ defmodule Corral.Protocol do
           | :stop
           | {:run, [String.t()]}
           | {:resize, 0..65_535, 0..65_535}
+          | {:pipe, :stdout | :stderr, non_neg_integer(), non_neg_integer(), pos_integer()}
+          | {:pipe_done, :stdout | :stderr, :refused | :read}
 
   @type containment ::
           :none
@@ -130,6 +132,12 @@ defmodule Corral.Protocol do
 
   def encode({:resize, cols, rows}) when cols in 0..0xFFFF and rows in 0..0xFFFF,
     do: <<?T, cols::16, rows::16>>
+
+  def encode({:pipe_done, stream, state}),
+    do: <<?D, stream_tag(stream), if(state == :read, do: 1, else: 0)>>
+
+  def encode({:pipe, stream, pid, fd, bytes}),
+    do: <<?P, stream_tag(stream), pid::32, fd::32, bytes::32>>
 
   def encode({:started, %{} = s}) do
     [
@@ -200,12 +208,24 @@ defmodule Corral.Protocol do
   def decode(<<?R>>), do: {:ok, {:run, []}}
   def decode(<<?R, args::binary>>), do: {:ok, {:run, :binary.split(args, <<0>>, [:global])}}
   def decode(<<?T, cols::16, rows::16>>), do: {:ok, {:resize, cols, rows}}
+
+  def decode(<<?P, tag, pid::32, fd::32, bytes::32>>) when tag in ~c"OE" and bytes > 0,
+    do: {:ok, {:pipe, stream(tag), pid, fd, bytes}}
+
+  def decode(<<?D, tag, state>>) when tag in ~c"OE" and state in [0, 1],
+    do: {:ok, {:pipe_done, stream(tag), if(state == 1, do: :read, else: :refused)}}
+
   def decode(<<>>), do: {:error, :empty_frame}
 
-  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFWAIKCQRT",
+  def decode(<<tag, _::binary>> = body) when tag in ~c"SXFWAIKCQRTPD",
     do: {:error, {:bad_frame, body}}
 
   def decode(<<tag, _::binary>>), do: {:error, {:unknown_tag, tag}}
+
+  defp stream(?O), do: :stdout
+  defp stream(?E), do: :stderr
+  defp stream_tag(:stdout), do: ?O
+  defp stream_tag(:stderr), do: ?E
 
   # Reads the whole key/length/value list, keeping the keys `spec` knows, so
   # every known name is in the result (nil when absent).

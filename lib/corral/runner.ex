@@ -162,6 +162,7 @@ defmodule Corral.Runner do
   catch
     # The enumerable that raised has halted itself (Input.pull/1).
     kind, reason ->
+      Client.close_pipes(run.client)
       close_session(run.session)
       :erlang.raise(kind, reason, __STACKTRACE__)
   end
@@ -244,8 +245,9 @@ defmodule Corral.Runner do
 
   @doc "Closes the run's helper at once, which ends the tree."
   @spec close(t()) :: :ok
-  def close(%__MODULE__{session: session, input: input}) do
+  def close(%__MODULE__{session: session, input: input, client: client}) do
     Input.halt(input)
+    Client.close_pipes(client)
     close_session(session)
     :ok
   end

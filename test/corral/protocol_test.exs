@@ -82,7 +82,10 @@ defmodule Corral.ProtocolTest do
     "signal.hex" => {:signal, "SIGHUP"},
     "stop.hex" => :stop,
     "run.hex" => {:run, ["--cd", "/tmp", "--", "/bin/echo", "hi"]},
-    "resize.hex" => {:resize, 100, 40}
+    "resize.hex" => {:resize, 100, 40},
+    "pipe.hex" => {:pipe, :stdout, 4242, 9, 1_048_576},
+    "pipe_read.hex" => {:pipe_done, :stdout, :read},
+    "pipe_refused.hex" => {:pipe_done, :stderr, :refused}
   }
 
   test "every golden vector has an expected frame here" do
@@ -138,21 +141,28 @@ defmodule Corral.ProtocolTest do
     end
   end
 
+  # A VM that reads output pipes itself says so to every helper.
+  @direct if Corral.Client.direct_output?(), do: ["--direct-output"], else: []
+
   describe "argv/3" do
     test "defaults: no stdin, stdout piped, stderr inherited" do
-      assert Helper.argv("/bin/echo", ["hi"], %Options{}) == [
-               "--port",
-               "--protocol",
-               "1",
-               "--stdin=null",
-               "--stdout=pipe",
-               "--stderr=inherit",
-               "--stdio-window=1048576",
-               "--grace=500ms",
-               "--",
-               "/bin/echo",
-               "hi"
-             ]
+      assert Helper.argv("/bin/echo", ["hi"], %Options{}) ==
+               [
+                 "--port",
+                 "--protocol",
+                 "1",
+                 "--stdin=null",
+                 "--stdout=pipe",
+                 "--stderr=inherit",
+                 "--stdio-window=1048576"
+               ] ++
+                 @direct ++
+                 [
+                   "--grace=500ms",
+                   "--",
+                   "/bin/echo",
+                   "hi"
+                 ]
     end
 
     test "every option" do
@@ -174,8 +184,8 @@ defmodule Corral.ProtocolTest do
       assert Helper.argv("/bin/cat", ["-"], opts) ==
                ~w(--port --protocol 1 --cd=/tmp --env=A=1 --unset=B --arg0=zero
                   --uid=nobody --gid=65534 --group=1 --group=adm --stdin=pipe
-                  --stdout=pipe --stderr=stdout --stdio-window=4096
-                  --grace=50ms --timeout=1000ms -- /bin/cat -)
+                  --stdout=pipe --stderr=stdout --stdio-window=4096) ++
+                 @direct ++ ~w(--grace=50ms --timeout=1000ms -- /bin/cat -)
     end
 
     test "cgroup options become --cgroup-* flags, limits in the helper's order" do

@@ -358,6 +358,12 @@ pub struct Args {
     #[arg(long, hide = true, requires = "port")]
     pub pooled: bool,
 
+    /// The BEAM can read the child's output pipes itself: when one holds
+    /// more than a frame, tell it to (a `P` frame) instead of relaying
+    /// (docs/protocol.md, "Direct output").
+    #[arg(long, hide = true, requires = "port")]
+    pub direct_output: bool,
+
     /// Most unacknowledged output bytes in flight to the BEAM.
     /// At most `u32::MAX`, what one ack frame can give back.
     #[arg(

@@ -223,6 +223,7 @@ pub fn run(args: &Args, mode: &dyn Mode, ready: &mut Ready) -> Ran {
         serve_again: ready.pooled,
         watch_oom,
         kill_signal: args.kill_signal,
+        direct_output: args.direct_output,
     };
     let session = match Session::new(cfg, child, tree, &mut ready.base, started, forks) {
         Ok(s) => s,

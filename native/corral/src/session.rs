@@ -65,6 +65,8 @@ pub struct Config {
     pub watch_oom: bool,
     /// The first signal of the teardown (`--kill-signal`).
     pub kill_signal: nix::sys::signal::Signal,
+    /// Hand a fast child's output pipe to the BEAM (`--direct-output`).
+    pub direct_output: bool,
 }
 
 /// The state of one run, on the helper's [`Base`], which it borrows.
@@ -88,8 +90,6 @@ pub struct Session<'b> {
     /// The tree's forks and exits as they happen, for `max_processes`
     /// without a cgroup; `None` where the helper polls instead.
     forks: Option<Forks>,
-    /// The output pipes are out of the event loop while the window is full.
-    parked: bool,
     /// The pseudo-terminal's master (`--pty`), for `T` frames.
     terminal: Option<std::os::fd::OwnedFd>,
     /// A SIGCHLD came since the teardown last looked at the tree.
@@ -171,7 +171,6 @@ impl<'b> Session<'b> {
             watch: Watch::new(polled, cfg.cgroup_pids, started),
             oom,
             forks,
-            parked: false,
             terminal: child.terminal,
             reaped_since_look: false,
             looked: started,
@@ -359,7 +358,7 @@ impl<'b> Session<'b> {
 
     fn finished(&self) -> bool {
         self.phase
-            .finished(self.outputs.iter().flatten().all(|o| o.eof))
+            .finished(self.outputs.iter().flatten().all(Output::done))
     }
 
     fn take_signals(&mut self) {

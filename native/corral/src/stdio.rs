@@ -7,7 +7,9 @@ use nix::errno::Errno;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+mod direct;
 mod sink;
+use direct::{Direct, Pumped};
 pub use sink::Sink;
 
 /// The most bytes one data frame carries: as many as the BEAM takes in one
@@ -54,6 +56,13 @@ pub struct Output {
     /// Whether its bytes go out in `O` frames, or as they are to a
     /// person's stdout (`--pty` without `--port`).
     framed: bool,
+    /// Registered in the event loop (out of it while the window has no
+    /// room for it).
+    pub watched: bool,
+    /// Its bytes go to the BEAM through a data pipe (`--direct-output`).
+    direct: Option<Direct>,
+    /// The BEAM refused a data pipe once: frames to the end.
+    relayed: bool,
 }
 
 impl Output {
@@ -68,6 +77,9 @@ impl Output {
             eof: false,
             splice: true,
             framed: true,
+            watched: true,
+            direct: None,
+            relayed: false,
         }
     }
 
@@ -83,6 +95,9 @@ impl Output {
             eof: false,
             splice: false,
             framed,
+            watched: true,
+            direct: None,
+            relayed: false,
         }
     }
 
@@ -92,12 +107,52 @@ impl Output {
     /// When the pipe says how much it holds, the frame header is written
     /// first and the payload spliced after it; otherwise one `read(2)` tells
     /// EOF from data.
-    pub fn pump_once(&mut self, buf: &mut [u8], room: usize, sink: &mut Sink) -> usize {
+    ///
+    /// With `direct`, once the pipe holds more than a frame (a child that
+    /// writes faster than frames go out), its bytes go through a data pipe
+    /// the BEAM reads itself ([`Direct`]), and this returns the bytes a
+    /// `P` frame named.
+    pub fn pump_once(
+        &mut self,
+        buf: &mut [u8],
+        room: usize,
+        sink: &mut Sink,
+        direct: bool,
+    ) -> usize {
+        if let Some(d) = self.direct.as_mut() {
+            let from = self.fd.as_raw_fd();
+            match d.pump(
+                from,
+                self.tag,
+                &mut self.readable,
+                &mut self.eof,
+                room,
+                sink,
+                buf,
+            ) {
+                Pumped::Sent(n) => return n,
+                Pumped::Done => {
+                    self.direct = None;
+                    self.relayed = true;
+                }
+            }
+        }
         if self.eof || !self.readable || room == 0 {
             return 0;
         }
         let fd = self.fd.as_raw_fd();
-        let ready = ready_bytes(fd).min(room).min(MAX_CHUNK);
+        let held = ready_bytes(fd);
+        if direct && held > MAX_CHUNK && sink.splice && self.splice && self.framed && !self.relayed
+        {
+            match Direct::new() {
+                Some(d) => {
+                    self.direct = Some(d);
+                    return self.pump_once(buf, room, sink, direct);
+                }
+                None => self.relayed = true,
+            }
+        }
+        let ready = held.min(room).min(MAX_CHUNK);
         if ready > 0 && sink.splice && self.splice {
             let mut head = [0u8; HEADER + 1];
             head[..HEADER].copy_from_slice(&corral_proto::header(ready + 1));
@@ -136,8 +191,10 @@ impl Output {
         }
     }
 
-    /// Reads and discards what is buffered (when nobody listens any more).
+    /// Reads and discards what is buffered (when nobody listens any more),
+    /// with what waits for the BEAM in a data pipe.
     pub fn discard(&mut self, buf: &mut [u8]) {
+        self.direct = None;
         while !self.eof && self.readable {
             match nix::unistd::read(self.fd.as_raw_fd(), buf) {
                 Ok(0) => self.eof = true,
@@ -151,17 +208,20 @@ impl Output {
 
 /// Reads the child's output pipes in turn while the window has room.
 /// Returns true if anything was sent.
+/// With `direct`, a pipe a fast child keeps full is handed to the BEAM
+/// ([`Output::pump_once`]).
 pub fn pump(
     outputs: &mut [Option<Output>; 2],
     window: &mut Window,
     buf: &mut [u8],
     sink: &mut Sink,
+    direct: bool,
 ) -> bool {
     let mut sent_any = false;
     loop {
         let mut progressed = false;
         for out in outputs.iter_mut().flatten() {
-            let n = out.pump_once(buf, window.room(), sink);
+            let n = out.pump_once(buf, window.room(), sink, direct);
             if n > 0 {
                 window.sent(n);
                 if !out.framed {

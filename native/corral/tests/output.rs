@@ -81,20 +81,35 @@ fn a_small_frame_reaches_the_beam_whole() {
     );
 }
 
+/// The helper's flag for output the BEAM reads itself.
+const DIRECT: &[&str] = &["--direct-output"];
+
+/// Runs `print_lots n` behind a reader that acks a quarter window at a
+/// time after `delay` (so the child fills its pipe), with `direct` for
+/// `P` frames; checks every byte and the exit.
+fn slow_reader(opts: &[&str], n: u64, delay: Duration, direct: Direct) -> Helper {
+    let bin = testbin("print_lots");
+    let count = n.to_string();
+    let mut h = Helper::port(opts, &[&bin, &count]);
+    h.ack = Ack::Batch(DEFAULT_WINDOW / 4);
+    h.ack_delay = delay;
+    h.direct = direct;
+    h.started();
+    let (reason, _) = h.finish(Duration::from_secs(30));
+    assert_eq!(reason, Reason::Exit);
+    assert_pattern(&h.out, n);
+    h
+}
+
 #[test]
 fn no_frame_is_bigger_than_what_the_beam_reads_at_once() {
     // A slow reader lets the child fill its pipe (1 MiB) while the window
     // is full, so each ack finds far more than 64 KiB ready. The BEAM's
     // port driver reads 64 KiB per wake-up: a bigger frame would be
-    // gathered over several and copied twice.
-    let bin = testbin("print_lots");
-    let mut h = Helper::port(&[], &[&bin, "4000000"]);
-    h.ack = Ack::Batch(DEFAULT_WINDOW / 4);
-    h.ack_delay = Duration::from_millis(30);
-    h.started();
-    let (reason, _) = h.finish(Duration::from_secs(20));
-    assert_eq!(reason, Reason::Exit);
-    assert_pattern(&h.out, 4_000_000);
+    // gathered over several and copied twice. Without --direct-output
+    // nothing is left in a pipe for the BEAM.
+    let h = slow_reader(&[], 4_000_000, Duration::from_millis(30), Direct::Read);
+    assert!(!h.tags.contains(&b'P'), "a P frame");
     assert_eq!(h.largest, corral_proto::MAX_DATA, "the largest payload");
     assert_eq!(
         corral_proto::HEADER + 1 + h.largest,
@@ -195,4 +210,23 @@ fn output_of_a_child_that_exits_at_once_is_kept() {
         assert_eq!(h.out.len(), 20_000);
         assert_eq!(h.exit_code(SOON), 0);
     }
+}
+
+#[test]
+fn a_fast_child_s_output_is_read_by_the_beam_from_the_pipe() {
+    // Past a frame's worth in its pipe, the helper tells the BEAM to read
+    // the child's output (P) instead of relaying it, and counts it in the
+    // window (the harness checks that on every P it reads).
+    let h = slow_reader(DIRECT, 20_000_000, Duration::from_millis(5), Direct::Read);
+    assert!(h.tags.contains(&b'P'), "no P frame");
+    assert!(h.read_directly > 0);
+    assert_eq!(h.tags.last(), Some(&b'X'));
+    assert_eq!(h.after_last, 0);
+}
+
+#[test]
+fn refused_output_is_relayed_to_the_end() {
+    let h = slow_reader(DIRECT, 4_000_000, Duration::from_millis(30), Direct::Refuse);
+    assert_eq!(h.tags.iter().filter(|t| **t == b'P').count(), 1, "one P");
+    assert_eq!(h.read_directly, 0);
 }

@@ -6,9 +6,12 @@
 //! # Functions
 //!
 //! Every NIF is named `cgroup_<verb>` (or `process_<verb>` for the one
-//! that is about processes), as are the Elixir stubs in `Corral.Native`. All of them touch cgroupfs or `/proc`, so all run on
+//! that is about processes, `pipe_<verb>` for the output pipes the VM
+//! reads itself, [`pipe`]), as are the Elixir stubs in `Corral.Native`.
+//! The cgroup and process ones touch cgroupfs or `/proc`, so they run on
 //! dirty IO schedulers (`erl_nif(3)`, "Dirty NIF"): a slow sysfs write or
 //! the bounded waits of kill and freeze never block a normal scheduler.
+//! The pipe ones never wait and run on normal schedulers.
 //!
 //! # Handles
 //!
@@ -35,6 +38,7 @@ mod encode;
 mod error;
 mod group;
 mod handle;
+mod pipe;
 mod process;
 mod system;
 

@@ -76,6 +76,15 @@ fn helper_to_beam() {
     up("stderr", Up::Stderr(b"oops".to_vec()));
     up("written", Up::Written(65536));
     up(
+        "pipe",
+        Up::Pipe {
+            stream: b'O',
+            pid: 4242,
+            fd: 9,
+            bytes: 1 << 20,
+        },
+    );
+    up(
         "exit_code",
         Up::Exit {
             reason: Reason::Exit,
@@ -138,6 +147,20 @@ fn beam_to_helper() {
         Down::Resize {
             cols: 100,
             rows: 40,
+        },
+    );
+    down(
+        "pipe_read",
+        Down::Pipe {
+            stream: b'O',
+            state: crate::PipeState::Read,
+        },
+    );
+    down(
+        "pipe_refused",
+        Down::Pipe {
+            stream: b'E',
+            state: crate::PipeState::Refused,
         },
     );
 }

@@ -18,6 +18,8 @@
 //! | BEAM → helper | `Q` | [`Down::Stop`] | none |
 //! | BEAM → helper | `R` | [`Down::Run`] | the command line, NUL-separated |
 //! | BEAM → helper | `T` | [`Down::Resize`] | `cols:u16, rows:u16` |
+//! | helper → BEAM | `P` | [`Up::Pipe`] | `stream:u8, pid:u32, fd:u32, bytes:u32` |
+//! | BEAM → helper | `D` | [`Down::Pipe`] | `stream:u8, state:u8` |
 //!
 //! # Flow control
 //! [`Window`] does the ack arithmetic: the helper never has more than
@@ -77,6 +79,21 @@ pub mod tag {
     pub const RUN: u8 = b'R';
     /// The window size of the child's pseudo-terminal (`--pty`).
     pub const RESIZE: u8 = b'T';
+    /// Output for the BEAM to read from the pipe itself (`--direct-output`).
+    pub const PIPE: u8 = b'P';
+    /// The BEAM read it, or could not.
+    pub const PIPE_DONE: u8 = b'D';
+}
+
+/// The BEAM's answer to a [`Up::Pipe`] frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PipeState {
+    /// It could not open the pipe: the helper relays those bytes and the
+    /// rest of the stream in `O`/`E` frames, as without `--direct-output`.
+    Refused = 0,
+    /// It read the bytes: the pipe is the helper's again.
+    Read = 1,
 }
 
 /// Why the child ended, as carried in the `X` frame.
@@ -170,6 +187,20 @@ pub enum Up {
     /// This many bytes of `I` payload reached the child's stdin pipe: the
     /// BEAM may send that much more.
     Written(u32),
+    /// The next `bytes` of stream `stream` (`O` or `E`) wait in the pipe
+    /// `/proc/<pid>/fd/<fd>`: the BEAM reads them itself (they count
+    /// against the window as `O` and `E` payload does), and the helper
+    /// leaves the pipe alone until it answers with `D`.
+    Pipe {
+        /// `O` or `E`.
+        stream: u8,
+        /// The helper's pid.
+        pid: u32,
+        /// The helper's descriptor of the pipe's read end.
+        fd: u32,
+        /// How many bytes to read.
+        bytes: u32,
+    },
 }
 
 /// A frame from the BEAM to the helper.
@@ -196,6 +227,13 @@ pub enum Down {
         cols: u16,
         /// Rows.
         rows: u16,
+    },
+    /// The answer to the `P` frame of stream `stream`.
+    Pipe {
+        /// `O` or `E`.
+        stream: u8,
+        /// Read, or refused.
+        state: PipeState,
     },
 }
 
@@ -285,6 +323,20 @@ impl Up {
             Up::Failed { version, fields } => frame(tag::FAILED, &[&[*version], &fields.encode()]),
             Up::Exit { reason, fields } => frame(tag::EXIT, &[&[*reason as u8], &fields.encode()]),
             Up::Written(n) => frame(tag::WRITTEN, &[&n.to_be_bytes()]),
+            Up::Pipe {
+                stream,
+                pid,
+                fd,
+                bytes,
+            } => frame(
+                tag::PIPE,
+                &[
+                    &[*stream],
+                    &pid.to_be_bytes(),
+                    &fd.to_be_bytes(),
+                    &bytes.to_be_bytes(),
+                ],
+            ),
         }
     }
 
@@ -332,6 +384,15 @@ impl Up {
                 let b: [u8; 4] = p.try_into().map_err(|_| DecodeError::Truncated(t))?;
                 Ok(Up::Written(u32::from_be_bytes(b)))
             }
+            tag::PIPE => {
+                let b: [u8; 13] = p.try_into().map_err(|_| DecodeError::Truncated(t))?;
+                Ok(Up::Pipe {
+                    stream: b[0],
+                    pid: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+                    fd: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
+                    bytes: u32::from_be_bytes([b[9], b[10], b[11], b[12]]),
+                })
+            }
             other => Err(DecodeError::UnknownTag(other)),
         }
     }
@@ -350,6 +411,7 @@ impl Down {
             Down::Resize { cols, rows } => {
                 frame(tag::RESIZE, &[&cols.to_be_bytes(), &rows.to_be_bytes()])
             }
+            Down::Pipe { stream, state } => frame(tag::PIPE_DONE, &[&[*stream, *state as u8]]),
         }
     }
 
@@ -379,6 +441,17 @@ impl Down {
                     rows: u16::from_be_bytes([b[2], b[3]]),
                 })
             }
+            tag::PIPE_DONE => match p {
+                [stream, 0] => Ok(Down::Pipe {
+                    stream: *stream,
+                    state: PipeState::Refused,
+                }),
+                [stream, 1] => Ok(Down::Pipe {
+                    stream: *stream,
+                    state: PipeState::Read,
+                }),
+                _ => Err(DecodeError::Truncated(t)),
+            },
             other => Err(DecodeError::UnknownTag(other)),
         }
     }

@@ -3,7 +3,7 @@
 
 use super::{Session, OUTPUT};
 use crate::stdio;
-use corral_proto::{Down, Reason};
+use corral_proto::{Down, PipeState, Reason};
 use mio::unix::SourceFd;
 use mio::Interest;
 use std::os::fd::AsRawFd;
@@ -93,6 +93,7 @@ impl Session<'_> {
                     let _ = crate::pty::resize(t, crate::pty::Size { cols, rows });
                 }
             }
+            Down::Pipe { stream, state } => self.pipe_answer(stream, state),
             Down::Run(_) => {
                 self.phase
                     .break_protocol("R after the child started".into());
@@ -139,6 +140,7 @@ impl Session<'_> {
             &mut self.window,
             &mut self.base.buf,
             &mut self.base.sink,
+            self.cfg.direct_output,
         ) {
             self.watch.output_seen(Instant::now());
         }
@@ -151,25 +153,45 @@ impl Session<'_> {
     /// Registering again reports a pipe that filled meanwhile (epoll checks
     /// readiness on `EPOLL_CTL_ADD`), so nothing is missed.
     pub(super) fn park_outputs(&mut self) {
-        let full = self.window.room() == 0;
-        if full == self.parked {
-            return;
-        }
+        let room = self.window.room();
         let registry = self.base.poll.registry();
         for (i, out) in self.outputs.iter_mut().enumerate() {
             let Some(out) = out.as_mut().filter(|o| !o.eof) else {
                 continue;
             };
+            let watch = out.wants(room);
+            if watch == out.watched {
+                continue;
+            }
             let mut fd = SourceFd(&out.fd.as_raw_fd());
-            if full {
+            if !watch {
                 let _ = registry.deregister(&mut fd);
+                out.watched = false;
             } else if registry
                 .register(&mut fd, OUTPUT[i], Interest::READABLE)
                 .is_ok()
             {
                 out.readable = true;
+                out.watched = true;
             }
         }
-        self.parked = full;
+    }
+
+    /// The BEAM's answer to a `P` frame: it read the bytes, or could not
+    /// (they and the rest of the stream are relayed, and count against the
+    /// window again as they go).
+    fn pipe_answer(&mut self, stream: u8, state: PipeState) {
+        let answer = self
+            .outputs
+            .iter_mut()
+            .flatten()
+            .filter(|o| o.tag == stream)
+            .find_map(|o| o.answered(state == PipeState::Read));
+        match answer {
+            Some(back) => self.window.acked(back as u32),
+            None => self
+                .phase
+                .break_protocol(format!("D for stream {stream}, which has no P out")),
+        }
     }
 }

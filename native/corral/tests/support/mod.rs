@@ -134,6 +134,16 @@ pub enum Ack {
     Never,
 }
 
+/// What the harness does with a pipe the helper hands over (`P`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    /// Read the bytes through `/proc/<pid>/fd/<fd>`, as the BEAM does,
+    /// then say so (`D` read).
+    Read,
+    /// Refuse it (`D` refused): the helper must relay it again.
+    Refuse,
+}
+
 /// What the reader thread saw on the helper's stdout.
 enum Event {
     Frame(Up),
@@ -189,6 +199,10 @@ pub struct Helper {
     pub stdin_written: u64,
     /// Pids from the `ready` line, killed on drop if the test panicked.
     pub reported_pids: Vec<i32>,
+    /// The policy for `P` frames.
+    pub direct: Direct,
+    /// Bytes read from handed-over pipes (also in `out` and `err`).
+    pub read_directly: u64,
 }
 
 impl Helper {
@@ -326,6 +340,8 @@ impl Helper {
             after_last: 0,
             stdin_written: 0,
             reported_pids: Vec::new(),
+            direct: Direct::Read,
+            read_directly: 0,
         }
     }
 
@@ -382,9 +398,14 @@ impl Helper {
         }
         let data_len = match &frame {
             Up::Stdout(d) | Up::Stderr(d) => d.len() as u64,
+            // Read bytes count against the window; refused ones are the
+            // helper's to relay and count then.
+            Up::Pipe { bytes, .. } if self.direct == Direct::Read => u64::from(*bytes),
             _ => 0,
         };
-        self.largest = self.largest.max(data_len as usize);
+        if !matches!(frame, Up::Pipe { .. }) {
+            self.largest = self.largest.max(data_len as usize);
+        }
         match frame {
             Up::Started {
                 version,
@@ -419,6 +440,34 @@ impl Helper {
                 self.exit = Some((reason, fields));
             }
             Up::Written(n) => self.stdin_written += u64::from(n),
+            Up::Pipe {
+                stream,
+                pid,
+                fd,
+                bytes,
+            } => {
+                self.tags.push(b'P');
+                assert_eq!(pid as i32, self.pid, "P names the helper");
+                assert!(bytes > 0, "P of no bytes");
+                let state = match self.direct {
+                    Direct::Refuse => corral_proto::PipeState::Refused,
+                    Direct::Read => {
+                        let path = format!("/proc/{pid}/fd/{fd}");
+                        let mut data = vec![0; bytes as usize];
+                        std::fs::File::open(&path)
+                            .and_then(|mut f| f.read_exact(&mut data))
+                            .expect("read the bytes P names");
+                        self.read_directly += u64::from(bytes);
+                        match stream {
+                            b'O' => self.out.extend_from_slice(&data),
+                            b'E' => self.err.extend_from_slice(&data),
+                            other => panic!("P for stream {other}"),
+                        }
+                        corral_proto::PipeState::Read
+                    }
+                };
+                self.send(&Down::Pipe { stream, state });
+            }
         }
         if data_len == 0 {
             return;
