@@ -22,6 +22,11 @@ use rustler::{Binary, Env, OwnedBinary, Resource, ResourceArc};
 
 use crate::error::{Done, Reason};
 
+/// The most one `read(2)` takes: the pipe's lock is held for the whole
+/// copy, and the helper splicing the next bytes in waits on it (spinning,
+/// on a busy machine, on the CPU the child needs).
+const READ_STEP: usize = 64 << 10;
+
 /// One open read end; `None` once closed.
 pub(crate) struct Pipe {
     fd: Mutex<Option<OwnedFd>>,
@@ -71,7 +76,8 @@ fn pipe_read<'a>(env: Env<'a>, pipe: ResourceArc<Pipe>, n: usize) -> Result<Bina
     let mut bin = OwnedBinary::new(n);
     let mut got = 0;
     while got < n {
-        match nix::unistd::read(fd.as_raw_fd(), &mut bin.as_mut_slice()[got..]) {
+        let end = n.min(got + READ_STEP);
+        match nix::unistd::read(fd.as_raw_fd(), &mut bin.as_mut_slice()[got..end]) {
             Ok(0) | Err(Errno::EAGAIN) => break,
             Ok(k) => got += k,
             Err(Errno::EINTR) => {}
