@@ -8,8 +8,8 @@ defmodule Corral.Client do
   # waiting for it (write/3, close_input/2), the exit report, and what a
   # dead helper leaves to clean up (gone/2).
   #
-  # It also reads the output a helper leaves in the child's pipe for the VM
-  # (P frames, docs/protocol.md "Direct output"): the one I/O it does,
+  # It also reads the output a helper leaves in a pipe for the VM (P
+  # frames, docs/protocol.md "Direct output"): the one I/O it does,
   # through the pipe_* NIFs, in the driver's process. Otherwise it does no
   # I/O: each driver
   # (Corral.Runner for cmd/run, Corral.Process, Corral.Daemon) performs the
@@ -128,9 +128,9 @@ defmodule Corral.Client do
   defp frame(%{phase: :running} = c, {stream, data}) when stream in [:stdout, :stderr],
     do: {[{:output, stream, data}], c}
 
-  # The next `bytes` of `stream` wait in the child's pipe: read them from
-  # there (one binary, as much as the pipe held), or say they cannot be
-  # and the helper relays them. Either way it waits for the answer.
+  # The next `bytes` of `stream` wait in the helper's data pipe: read them
+  # from there in one binary, or say they cannot be and the helper relays
+  # them. Either way the helper waits for the answer.
   defp frame(%{phase: :running} = c, {:pipe, stream, pid, fd, bytes}) do
     case pipe(c, stream, pid, fd) do
       {:ok, pipe, c} ->
@@ -138,11 +138,12 @@ defmodule Corral.Client do
           {:ok, data} when byte_size(data) == bytes ->
             {[{:output, stream, data}, {:send, {:pipe_done, stream, :read}}], c}
 
+          # The P frame's promise broken: fewer bytes there, or none to read.
           {:ok, data} ->
-            fail(c, {:protocol, {:short_pipe, stream, byte_size(data), bytes}})
+            fail(c, {:protocol, {:pipe, stream, {:short, byte_size(data), bytes}}})
 
           {:error, reason} ->
-            fail(c, {:output_pipe, reason})
+            fail(c, {:protocol, {:pipe, stream, reason}})
         end
 
       {:refused, c} ->
@@ -194,7 +195,7 @@ defmodule Corral.Client do
   end
 
   @doc """
-  Whether this VM reads output from the child's pipe itself, so helpers
+  Whether this VM reads output from a helper's pipe itself, so helpers
   may leave it there (`--direct-output`): Linux, with the NIF loaded.
   Asked once per VM.
   """

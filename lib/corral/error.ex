@@ -30,8 +30,9 @@ defmodule Corral.Error do
       exit status or report (for example `:epipe` when the helper died);
       cleaned up as above.
     * `{:protocol, detail}` - the helper sent something protocol version 1
-      does not allow: `{:version, v}`, `{:unexpected_frame, frame}` or a
-      decoding error.
+      does not allow: `{:version, v}`, `{:unexpected_frame, frame}`,
+      `{:pipe, stream, why}` (the output a `P` frame named could not be
+      read) or a decoding error.
     * `{:exit, status, reason}` - raised by `Corral.stream!/3` at the end
       of a run that did not exit with status 0 (unless its `:on_exit` says
       otherwise): `status` is the exit status, `reason` the

@@ -135,7 +135,7 @@ defmodule Corral.DirectOutputTest do
       :ok = File.write(write, "short")
 
       {events, c} = Client.handle(c, encode({:pipe, :stdout, pid, fd, 10}))
-      assert [{:error, {:protocol, {:short_pipe, :stdout, 5, 10}}, nil}] = events
+      assert [{:error, {:protocol, {:pipe, :stdout, {:short, 5, 10}}}, nil}] = events
       assert Client.done?(c)
     end
   end
