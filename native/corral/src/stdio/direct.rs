@@ -152,9 +152,15 @@ impl Output {
     }
 
     /// Whether the event loop should watch the pipe with `room` left in
-    /// the window: bytes gathered in a data pipe take their share of it.
+    /// the window: bytes gathered in a data pipe take their share of it,
+    /// and while a `P` is out the child's pipe gathers what comes (one
+    /// splice takes it all at the answer) instead of waking the helper
+    /// at every write of the child.
     pub fn wants(&self, room: usize) -> bool {
-        self.direct.as_ref().map_or(room, |d| d.room(room)) > 0
+        match &self.direct {
+            Some(d) => d.handed == 0 && d.room(room) > 0,
+            None => room > 0,
+        }
     }
 
     /// The BEAM's answer to this stream's `P` frame; returns the bytes to
