@@ -510,7 +510,16 @@ defmodule Corral.MixProject do
   end
 
   defp docs do
-    [main: "Corral", extras: ["README.md", "docs/protocol.md", "docs/helper.md", "CHANGELOG.md"]]
+    [
+      main: "Corral",
+      extras: [
+        "README.md",
+        "docs/migrating.md",
+        "docs/protocol.md",
+        "docs/helper.md",
+        "CHANGELOG.md"
+      ]
+    ]
   end
 
   def application do
