@@ -62,6 +62,7 @@ man:
 bench: export MIX_ENV = dev
 bench: build
 	mix run bench/throughput.exs
+	mix run bench/producer.exs
 	mix run bench/spawn.exs
 	mix run bench/teardown.exs
 	mix run bench/cpu_overshoot.exs
