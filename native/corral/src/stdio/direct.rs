@@ -92,9 +92,14 @@ impl Direct {
                 // BEAM's next read makes room; the answer pumps again).
                 Err(Errno::EAGAIN) => *readable = ready_bytes(from) > 0,
                 Err(Errno::EINTR) => {}
-                // The kernel refuses to splice here: what is in the data
-                // pipe still goes to the BEAM, the rest as frames.
-                Err(_) => *eof = true,
+                // The kernel refuses to splice here: once the P that is
+                // out is answered, what the data pipe holds is relayed,
+                // then the rest of the stream in frames, as after a
+                // refusal.
+                Err(_) => {
+                    self.refused = true;
+                    return self.relay(tag, room, sink, buf);
+                }
             }
         }
         if self.handed > 0 || self.unreported == 0 {
@@ -126,7 +131,13 @@ impl Direct {
         std::mem::take(&mut self.handed)
     }
 
+    /// Relays what the data pipe holds in frames, once no `P` waits for
+    /// its answer (the BEAM reads its bytes from the front of the pipe);
+    /// done when the pipe is empty.
     fn relay(&mut self, tag: u8, room: usize, sink: &mut Sink, buf: &mut [u8]) -> Pumped {
+        if self.handed > 0 {
+            return Pumped::Sent(0);
+        }
         if self.unreported == 0 {
             return Pumped::Done;
         }
