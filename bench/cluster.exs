@@ -17,7 +17,9 @@
 
 unless Node.alive?() do
   {_, 0} = System.cmd("epmd", ["-daemon"])
-  {:ok, _} = :net_kernel.start([:"corral_bench_#{System.unique_integer([:positive])}", :shortnames])
+
+  {:ok, _} =
+    :net_kernel.start([:"corral_bench_#{System.unique_integer([:positive])}", :shortnames])
 end
 
 paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
@@ -104,12 +106,21 @@ for _ <- 1..20, do: {time.([]), time.(node: node)}
 
 IO.puts("#{bytes} bytes from head -c, #{runs} runs each, median MB/s: this node | node:")
 
-for {label, {l, r}} <- [{"stream!/3, counted ", streams.stream}, {"cmd/3 into /dev/null", streams.cmd}] do
+for {label, {l, r}} <- [
+      {"stream!/3, counted ", streams.stream},
+      {"cmd/3 into /dev/null", streams.cmd}
+    ] do
   {l, r} = {median.(l), median.(r)}
   IO.puts("  #{label}  #{round(l)} | #{round(r)}  (#{Float.round(r / l, 2)}x)")
 end
 
-IO.puts("  caller's memory peak during the remote runs: #{div(streams.peak, 1024)} KiB above the start")
+IO.puts(
+  "  caller's memory peak during the remote runs: #{div(streams.peak, 1024)} KiB above the start"
+)
+
 IO.puts("spawn of `true` with cmd/3, #{spawns} runs each (microseconds)")
 IO.puts("  this node   median #{median.(local)}  p95 #{p95.(local)}")
-IO.puts("  node:       median #{median.(remote)}  p95 #{p95.(remote)}  (#{Float.round(median.(remote) / median.(local), 2)}x)")
+
+IO.puts(
+  "  node:       median #{median.(remote)}  p95 #{p95.(remote)}  (#{Float.round(median.(remote) / median.(local), 2)}x)"
+)

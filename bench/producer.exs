@@ -8,12 +8,9 @@
 #
 # Usage: MIX_ENV=dev mix run bench/producer.exs [runs] [bytes]
 
-{runs, bytes} =
-  case System.argv() do
-    [r, b] -> {String.to_integer(r), String.to_integer(b)}
-    [r] -> {String.to_integer(r), 1_000_000_000}
-    [] -> {5, 1_000_000_000}
-  end
+Code.require_file("support/count.exs", __DIR__)
+
+{runs, bytes} = Bench.Count.runs_and_bytes(5)
 
 time = "/usr/bin/time"
 
@@ -22,34 +19,13 @@ unless File.exists?(time) do
   System.halt(0)
 end
 
-# As in bench/throughput.exs: a collectable defined in a script needs
-# Elixir's own, unconsolidated Collectable.
-Code.delete_path(Mix.Project.consolidation_path())
-:code.purge(Collectable)
-:code.delete(Collectable)
-
-defmodule Bench.ProducerCount do
-  defstruct n: 0
-
-  defimpl Collectable do
-    def into(c) do
-      {c,
-       fn
-         acc, {:cont, data} -> %{acc | n: acc.n + byte_size(data)}
-         acc, :done -> acc
-         _acc, :halt -> :ok
-       end}
-    end
-  end
-end
-
 out = Path.join(System.tmp_dir!(), "corral-producer-#{System.pid()}.time")
 args = ["-o", out, "-f", "%e %U %S", "head", "-c", Integer.to_string(bytes), "/dev/zero"]
 
 run = fn mod ->
   :erlang.garbage_collect()
   {cpu0, _} = :erlang.statistics(:runtime)
-  {us, {%{n: n}, 0}} = :timer.tc(fn -> mod.cmd(time, args, into: struct(Bench.ProducerCount)) end)
+  {us, {%{n: n}, 0}} = :timer.tc(fn -> mod.cmd(time, args, into: struct(Bench.Count)) end)
   {cpu1, _} = :erlang.statistics(:runtime)
   if n != bytes, do: raise("#{inspect(mod)} delivered #{n} of #{bytes} bytes")
   [wall, user, sys] = out |> File.read!() |> String.split() |> Enum.map(&String.to_float/1)

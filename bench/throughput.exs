@@ -15,36 +15,9 @@
 
 Code.require_file("support/results.exs", __DIR__)
 Code.require_file("support/muontrap.exs", __DIR__)
+Code.require_file("support/count.exs", __DIR__)
 
-{runs, bytes} =
-  case System.argv() do
-    [r, b] -> {String.to_integer(r), String.to_integer(b)}
-    [r] -> {String.to_integer(r), 1_000_000_000}
-    [] -> {3, 1_000_000_000}
-  end
-
-# `mix run` loads consolidated protocols, which know no implementation
-# defined in a script: go back to Elixir's own Collectable, which
-# dispatches to any.
-Code.delete_path(Mix.Project.consolidation_path())
-:code.purge(Collectable)
-:code.delete(Collectable)
-
-defmodule Bench.Count do
-  # A collectable that only counts bytes.
-  defstruct n: 0
-
-  defimpl Collectable do
-    def into(c) do
-      {c,
-       fn
-         acc, {:cont, data} -> %{acc | n: acc.n + byte_size(data)}
-         acc, :done -> acc
-         _acc, :halt -> :ok
-       end}
-    end
-  end
-end
+{runs, bytes} = Bench.Count.runs_and_bytes(3)
 
 args = ["-c", Integer.to_string(bytes), "/dev/zero"]
 
