@@ -86,26 +86,6 @@ defmodule Corral.DirectOutputTest do
     assert_receive {:DOWN, ^ref, :process, ^d, _}, 10_000
   end
 
-  test "no descriptor of a pipe stays open in the VM after the runs" do
-    fds = fn -> length(File.ls!("/proc/self/fd")) end
-    before = fds.()
-
-    for _ <- 1..5 do
-      n =
-        Corral.stream!("head", ["-c", "20000000", "/dev/zero"])
-        |> slowly()
-        |> Enum.reduce(0, &(byte_size(&1) + &2))
-
-      assert n == 20_000_000
-    end
-
-    # Halted early: the pipe of a run that is stopped is closed too.
-    assert [_] =
-             Corral.stream!("head", ["-c", "20000000", "/dev/zero"]) |> slowly() |> Enum.take(1)
-
-    assert fds.() <= before
-  end
-
   describe "the client" do
     test "reads the bytes a P frame names and says so" do
       {c, pid, fd, write} = client_with_pipe()
@@ -128,6 +108,26 @@ defmodule Corral.DirectOutputTest do
       # The next P of that stream is refused at once.
       {events, _c} = Client.handle(c, encode({:pipe, :stderr, 0, 9, 100}))
       assert events == [{:send, {:pipe_done, :stderr, :refused}}]
+    end
+
+    test "closes its pipes at the exit report, and when it gives a run up" do
+      exit =
+        {:exit,
+         %{reason: :exit, exit_status: 0, exit_code: 0, signal: nil, signal_name: nil, usage: %{}}}
+
+      {c, pid, fd, write} = client_with_pipe()
+      :ok = File.write(write, "ab")
+      {_, c} = Client.handle(c, encode({:pipe, :stdout, pid, fd, 2}))
+      pipe = c.pipes.stdout
+      {[{:exit, _}], _c} = Client.handle(c, encode(exit))
+      assert Corral.Native.pipe_read(pipe, 1) == {:error, :ebadf}
+
+      {c, pid, fd, write} = client_with_pipe()
+      :ok = File.write(write, "ab")
+      {_, c} = Client.handle(c, encode({:pipe, :stdout, pid, fd, 2}))
+      pipe = c.pipes.stdout
+      assert Client.close_pipes(c).pipes == %{}
+      assert Corral.Native.pipe_read(pipe, 1) == {:error, :ebadf}
     end
 
     test "fails the run when the pipe holds fewer bytes than P names" do
