@@ -4,6 +4,8 @@ defmodule Corral.DirectOutputFdTest do
   # the VM holds.
   use ExUnit.Case, async: false
 
+  import Corral.Test.Slowly
+
   # Pipes the VM holds one end of and no other process holds at all: what
   # a data pipe the VM forgot to close becomes once its helper dropped it.
   # A port's pipe is shared with its helper, the VM's own pipes hold both
@@ -37,14 +39,6 @@ defmodule Corral.DirectOutputFdTest do
       {:error, _} ->
         []
     end
-  end
-
-  # A consumer slower than head at first, so its pipe fills past a frame.
-  defp slowly(chunks) do
-    Stream.transform(chunks, 0, fn chunk, n ->
-      if n < 20, do: Process.sleep(5)
-      {[chunk], n + 1}
-    end)
   end
 
   defp head(bytes), do: Corral.stream!("head", ["-c", Integer.to_string(bytes), "/dev/zero"])

@@ -5,6 +5,8 @@ defmodule Corral.DirectOutputTest do
   # in one binary. Each test checks every byte, in order.
   use ExUnit.Case, async: true
 
+  import Corral.Test.Slowly
+
   alias Corral.Client
   alias Corral.Protocol
 
@@ -18,14 +20,6 @@ defmodule Corral.DirectOutputTest do
 
   # A frame's most payload: a chunk bigger than this came from the pipe.
   @max_frame_payload 65_531
-
-  # A consumer slower than seq at first, so its pipe fills past a frame.
-  defp slowly(chunks) do
-    Stream.transform(chunks, 0, fn chunk, n ->
-      if n < 20, do: Process.sleep(5)
-      {[chunk], n + 1}
-    end)
-  end
 
   test "stream!/3: a fast child's output comes whole and in order, in reads bigger than a frame",
        %{expected: expected} do
