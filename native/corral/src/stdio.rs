@@ -154,10 +154,7 @@ impl Output {
         }
         let ready = held.min(room).min(MAX_CHUNK);
         if ready > 0 && sink.splice && self.splice {
-            let mut head = [0u8; HEADER + 1];
-            head[..HEADER].copy_from_slice(&corral_proto::header(ready + 1));
-            head[HEADER] = self.tag;
-            sink.send_spliced(&head, fd, ready, buf);
+            sink.send_spliced(&data_head(self.tag, ready), fd, ready, buf);
             return ready;
         }
         let start = HEADER + 1;
@@ -173,8 +170,7 @@ impl Output {
                     return n;
                 }
                 Ok(n) => {
-                    buf[..HEADER].copy_from_slice(&corral_proto::header(n + 1));
-                    buf[HEADER] = self.tag;
+                    buf[..start].copy_from_slice(&data_head(self.tag, n));
                     sink.send(&buf[..start + n]);
                     return n;
                 }
@@ -204,6 +200,13 @@ impl Output {
             }
         }
     }
+}
+
+/// The length prefix and tag of an `O` or `E` frame of `n` payload bytes.
+fn data_head(tag: u8, n: usize) -> [u8; HEADER + 1] {
+    let mut head = [tag; HEADER + 1];
+    head[..HEADER].copy_from_slice(&corral_proto::header(n + 1));
+    head
 }
 
 /// Reads the child's output pipes in turn while the window has room.

@@ -10,17 +10,19 @@
 //! lock for a moment only: a BEAM copying a megabyte out of it would hold
 //! it that long against every write of the child.
 
-use corral_proto::{Up, HEADER};
+use corral_proto::Up;
 use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::{ready_bytes, Output, Sink, MAX_CHUNK, OUTPUT_PIPE_SIZE};
+use super::{data_head, ready_bytes, Output, Sink, MAX_CHUNK, OUTPUT_PIPE_SIZE};
 
 /// The most bytes one `P` frame names: what one read of a grown pipe gives.
 pub const MAX_HANDED: usize = OUTPUT_PIPE_SIZE as usize;
 
 /// One output stream's data pipe and what the BEAM knows of it.
 pub struct Direct {
+    /// The helper's pid, which `P` names (`getpid(2)` once, not per frame).
+    pid: u32,
     read: OwnedFd,
     write: OwnedFd,
     /// Bytes in the data pipe not yet named in a `P` frame.
@@ -47,6 +49,7 @@ impl Direct {
         super::set_nonblocking(write.as_raw_fd()).ok()?;
         crate::sys::grow_pipe(write.as_raw_fd(), OUTPUT_PIPE_SIZE);
         Some(Direct {
+            pid: std::process::id(),
             read,
             write,
             unreported: 0,
@@ -108,7 +111,7 @@ impl Direct {
         let n = self.unreported.min(room).min(MAX_HANDED);
         sink.send_up(&Up::Pipe {
             stream: tag,
-            pid: std::process::id(),
+            pid: self.pid,
             fd: self.read.as_raw_fd() as u32,
             bytes: n as u32,
         });
@@ -145,10 +148,7 @@ impl Direct {
         if n == 0 {
             return Pumped::Sent(0);
         }
-        let mut head = [0u8; HEADER + 1];
-        head[..HEADER].copy_from_slice(&corral_proto::header(n + 1));
-        head[HEADER] = tag;
-        sink.send_spliced(&head, self.read.as_raw_fd(), n, buf);
+        sink.send_spliced(&data_head(tag, n), self.read.as_raw_fd(), n, buf);
         self.unreported -= n;
         Pumped::Sent(n)
     }
