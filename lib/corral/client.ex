@@ -190,32 +190,9 @@ defmodule Corral.Client do
     end
   rescue
     # The NIF is not loaded: a helper offers pipes only to a VM that says
-    # it can read them (direct_output?/0), so this is a VM that lost it.
+    # it can read them (Corral.Helper.direct_output?/0), so this is a VM
+    # that lost it.
     ErlangError -> :refused
-  end
-
-  @doc """
-  Whether this VM reads output from a helper's pipe itself, so helpers
-  may leave it there (`--direct-output`): Linux, with the NIF loaded.
-  Asked once per VM.
-  """
-  @spec direct_output?() :: boolean()
-  def direct_output? do
-    case :persistent_term.get({__MODULE__, :direct_output}, nil) do
-      nil ->
-        available =
-          try do
-            Native.pipe_available() == true
-          rescue
-            ErlangError -> false
-          end
-
-        :persistent_term.put({__MODULE__, :direct_output}, available)
-        available
-
-      available ->
-        available
-    end
   end
 
   @doc """

@@ -141,31 +141,51 @@ defmodule Corral.Helper do
   defp own_credentials?(%Options{}), do: false
 
   defp vm_cwd do
-    case :persistent_term.get({__MODULE__, :vm_cwd}, nil) do
-      nil ->
+    found =
+      once(:vm_cwd, fn ->
         link = "/proc/#{System.pid()}/cwd"
-        found = if :os.type() == {:unix, :linux} and File.dir?(link), do: link, else: :ask
-        :persistent_term.put({__MODULE__, :vm_cwd}, found)
-        vm_cwd()
+        if :os.type() == {:unix, :linux} and File.dir?(link), do: link, else: :ask
+      end)
 
-      :ask ->
-        File.cwd!()
-
-      link ->
-        link
-    end
+    if found == :ask, do: File.cwd!(), else: found
   end
 
   # Read once: the stack rlimit is the VM's, inherited by every helper.
   defp arg_space do
-    case :persistent_term.get({__MODULE__, :arg_space}, nil) do
-      nil ->
-        space = stack_limit() |> div(4) |> min(@max_arg_space) |> max(@min_arg_space)
-        :persistent_term.put({__MODULE__, :arg_space}, space)
-        space
+    once(:arg_space, fn ->
+      stack_limit() |> div(4) |> min(@max_arg_space) |> max(@min_arg_space)
+    end)
+  end
 
-      space ->
-        space
+  @doc """
+  Whether this VM reads output from a helper's data pipe itself, so
+  helpers may leave it there (`--direct-output`, docs/protocol.md "Direct
+  output"): Linux, with the NIF loaded. Asked once per VM.
+  """
+  @spec direct_output?() :: boolean()
+  def direct_output? do
+    once(:direct_output, fn ->
+      try do
+        Corral.Native.pipe_available() == true
+      rescue
+        ErlangError -> false
+      end
+    end)
+  end
+
+  # `compute`'s value, computed at the first call in this VM and kept in
+  # :persistent_term for the later ones (it never changes while the VM runs).
+  defp once(name, compute) do
+    key = {__MODULE__, name}
+
+    case :persistent_term.get(key, nil) do
+      nil ->
+        value = compute.()
+        :persistent_term.put(key, value)
+        value
+
+      value ->
+        value
     end
   end
 
@@ -284,9 +304,7 @@ defmodule Corral.Helper do
       opt("stdout", Atom.to_string(stdout)),
       opt("stderr", Atom.to_string(stderr)),
       opt("stdio-window", Integer.to_string(o.stdio_window)),
-      # This VM reads output from the child's pipe itself once it is fast
-      # (docs/protocol.md, "Direct output").
-      if(Corral.Client.direct_output?(), do: ["--direct-output"], else: []),
+      if(direct_output?(), do: ["--direct-output"], else: []),
       opt("grace", ms(o.delay_to_sigkill)),
       if(o.kill_signal, do: opt("kill-signal", o.kill_signal), else: []),
       if(o.nice, do: opt("nice", Integer.to_string(o.nice)), else: []),

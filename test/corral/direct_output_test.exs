@@ -28,7 +28,7 @@ defmodule Corral.DirectOutputTest do
     assert IO.iodata_to_binary(chunks) == expected
 
     # The forced-portable helper (make portable) relays everything.
-    if Client.direct_output?() and System.get_env("CORRAL_TEST_PORTABLE", "0") == "0" do
+    if Corral.Helper.direct_output?() and System.get_env("CORRAL_TEST_PORTABLE", "0") == "0" do
       assert Enum.max(Enum.map(chunks, &byte_size/1)) > @max_frame_payload
     end
   end

@@ -142,7 +142,7 @@ defmodule Corral.ProtocolTest do
   end
 
   # A VM that reads output pipes itself says so to every helper.
-  @direct if Corral.Client.direct_output?(), do: ["--direct-output"], else: []
+  @direct if Corral.Helper.direct_output?(), do: ["--direct-output"], else: []
 
   describe "argv/3" do
     test "defaults: no stdin, stdout piped, stderr inherited" do
