@@ -76,6 +76,12 @@ impl Tree {
     /// ([`Tree::terminate`]): SIGSTOPs each process `cgroup.procs` lists
     /// and reads it again until it names nobody new (a process stopped
     /// after the read may have forked before). Returns the pids stopped.
+    ///
+    /// A process still in the group that [`Tree::signal_held`] stopped
+    /// (`getpgid(2)`, no `/proc` read) was stopped before the read, so it
+    /// needs no SIGSTOP of its own and no read after it: a tree that stayed
+    /// in its group is read once, and its child's signal is not kept
+    /// waiting behind a second read.
     fn stop_cgroup(&self) -> Vec<i32> {
         let mut stopped = HashSet::new();
         if let Some(g) = &self.group {
@@ -86,16 +92,29 @@ impl Tree {
                     .into_iter()
                     .filter(|p| !stopped.contains(p) && may_signal(*p))
                     .collect();
-                if fresh.is_empty() {
-                    break;
-                }
+                let mut outside = false;
                 for pid in fresh {
-                    signal(pid, Signal::SIGSTOP);
+                    if !self.held_by_group(pid) {
+                        signal(pid, Signal::SIGSTOP);
+                        outside = true;
+                    }
                     stopped.insert(pid);
+                }
+                if !outside {
+                    break;
                 }
             }
         }
         stopped.into_iter().collect()
+    }
+
+    /// Whether `pid` is in the process group that this round's
+    /// [`Tree::signal_held`] stopped.
+    fn held_by_group(&self, pid: i32) -> bool {
+        self.held
+            && self.pgrp.is_some_and(|g| {
+                nix::unistd::getpgid(Some(Pid::from_raw(pid))).is_ok_and(|p| p.as_raw() == g)
+            })
     }
 
     /// Signals the child's process group with one `killpg(2)` for each of
