@@ -7,6 +7,8 @@
 # Usage: MIX_ENV=dev mix run bench/cluster.exs [runs] [bytes] [spawns]
 # (defaults 3 runs of 10^9 bytes, 300 spawns)
 
+Code.require_file("support/stats.exs", __DIR__)
+
 {runs, bytes, spawns} =
   case Enum.map(System.argv(), &String.to_integer/1) do
     [r, b, s] -> {r, b, s}
@@ -67,8 +69,8 @@ with_peak = fn fun ->
   end
 end
 
-median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
-p95 = fn l -> l |> Enum.sort() |> Enum.at(div(length(l) * 95, 100)) end
+median = &Bench.Stats.median/1
+p95 = &Bench.Stats.percentile(&1, 95)
 
 rate = fn fun, opts ->
   {us, ^bytes} = :timer.tc(fn -> fun.(opts) end)

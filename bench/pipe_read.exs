@@ -7,6 +7,8 @@
 #
 # Usage: elixir bench/pipe_read.exs [bytes]
 
+Code.require_file("support/stats.exs", __DIR__)
+
 bytes =
   case System.argv() do
     [b] -> String.to_integer(b)
@@ -39,7 +41,7 @@ read_all = fn size ->
 end
 
 sizes = [65_536, 262_144, 1_048_576]
-median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
+median = &Bench.Stats.median/1
 
 try do
   # Five rounds, the sizes alternating within each: the median of each.

@@ -11,6 +11,7 @@
 # Usage: MIX_ENV=dev mix run bench/producer.exs [runs] [bytes]
 
 Code.require_file("support/count.exs", __DIR__)
+Code.require_file("support/stats.exs", __DIR__)
 
 {runs, bytes} = Bench.Count.runs_and_bytes(5)
 
@@ -44,7 +45,7 @@ run = fn mod ->
   %{mbs: n / us, head_busy: (user + sys) / wall, vm_ms_per_gb: (cpu1 - cpu0) * 1.0e9 / bytes}
 end
 
-median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
+median = &Bench.Stats.median/1
 
 samples =
   Enum.reduce(1..runs, %{System => [], Corral => []}, fn _, acc ->

@@ -16,6 +16,7 @@
 
 Code.require_file("support/results.exs", __DIR__)
 Code.require_file("support/muontrap.exs", __DIR__)
+Code.require_file("support/stats.exs", __DIR__)
 
 runs =
   case System.argv() do
@@ -41,8 +42,8 @@ tools =
 # Warm up every path (code loading, executable lookup caches).
 for _ <- 1..20, {_, f} <- tools, do: f.()
 
-median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
-p95 = fn l -> l |> Enum.sort() |> Enum.at(div(length(l) * 95, 100)) end
+median = &round(Bench.Stats.median(&1))
+p95 = &Bench.Stats.percentile(&1, 95)
 x = fn a, b -> "#{Float.round(a / b, 2)}x" end
 
 show = fn samples ->

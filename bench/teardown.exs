@@ -28,6 +28,7 @@
 
 Code.require_file("support/results.exs", __DIR__)
 Code.require_file("support/muontrap.exs", __DIR__)
+Code.require_file("support/stats.exs", __DIR__)
 
 runs =
   case System.argv() do
@@ -113,11 +114,7 @@ defmodule Bench.Teardown do
     end
   end
 
-  def stats(us) do
-    s = Enum.sort(us)
-    at = fn q -> Enum.at(s, min(length(s) - 1, trunc(length(s) * q))) end
-    {at.(0.5), at.(0.99), List.last(s)}
-  end
+  def stats(us), do: {Bench.Stats.median(us), Bench.Stats.percentile(us, 99), Enum.max(us)}
 end
 
 alias Bench.Teardown
