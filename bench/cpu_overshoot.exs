@@ -6,6 +6,8 @@
 # of the GIL, so it uses two cores).
 # Usage: MIX_ENV=dev mix run bench/cpu_overshoot.exs [runs]
 
+Code.require_file("support/stats.exs", __DIR__)
+
 runs =
   case System.argv() do
     [r] -> String.to_integer(r)
@@ -36,7 +38,7 @@ loops = [
 modes = [{"cgroups", []}, {"no_cgroup", [no_cgroup: true]}]
 
 # Nearest rank: the smallest value with at least p% of the runs at or below it.
-percentile = fn sorted, p -> Enum.at(sorted, max(ceil(length(sorted) * p / 100) - 1, 0)) end
+percentile = &Bench.Stats.percentile/2
 
 IO.puts("CPU-time overshoot of a #{limit_ms} ms :cpu_time limit, #{runs} runs each (ms)")
 IO.puts("load average before: #{File.read!("/proc/loadavg") |> String.trim()}")

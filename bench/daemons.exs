@@ -2,6 +2,8 @@
 # each helper costs the machine, and whether idle helpers wake up.
 # Usage: mix run bench/daemons.exs [n]
 
+Code.require_file("support/stats.exs", __DIR__)
+
 n =
   case System.argv() do
     [count] -> String.to_integer(count)
@@ -29,11 +31,8 @@ switches = fn pid ->
 end
 
 summary = fn list ->
-  sorted = Enum.sort(list)
-  count = length(sorted)
-
-  "median #{Enum.at(sorted, div(count, 2))}, p95 #{Enum.at(sorted, div(count * 95, 100))}, " <>
-    "max #{List.last(sorted)}"
+  "median #{Bench.Stats.percentile(list, 50)}, p95 #{Bench.Stats.percentile(list, 95)}, " <>
+    "max #{Enum.max(list)}"
 end
 
 # Warm up: code loading, the helper binary in the page cache.

@@ -14,6 +14,8 @@
 # second VM's threads) minus the peak of the same VM running `true`.
 # Usage: MIX_ENV=dev mix run bench/nproc_overshoot.exs [runs]
 
+Code.require_file("support/stats.exs", __DIR__)
+
 runs =
   case System.argv() do
     [r] -> String.to_integer(r)
@@ -48,7 +50,7 @@ in_vm = fn program, args, events ->
   end
 end
 
-percentile = fn sorted, p -> Enum.at(sorted, max(ceil(length(sorted) * p / 100) - 1, 0)) end
+percentile = &Bench.Stats.percentile/2
 
 IO.puts("bash fork bomb under max_processes: #{limit}, no cgroup, #{runs} runs each")
 IO.puts("load average before: #{File.read!("/proc/loadavg") |> String.trim()}")
