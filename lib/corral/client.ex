@@ -11,9 +11,8 @@ defmodule Corral.Client do
   # It also reads the output a helper leaves in a pipe for the VM (P
   # frames, docs/protocol.md "Direct output"): the one I/O it does,
   # through the pipe_* NIFs, in the driver's process. Otherwise it does no
-  # I/O: each driver
-  # (Corral.Runner for cmd/run, Corral.Process, Corral.Daemon) performs the
-  # events it returns:
+  # I/O: each driver (Corral.Runner for cmd/run, Corral.Process,
+  # Corral.Daemon) performs the events it returns:
   #
   #   {:send, frame}          - Corral.Helper.send_frame(port, frame)
   #   {:cleanup, started}     - Corral.Helper.cleanup_after_death(started)
